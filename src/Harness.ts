@@ -4,11 +4,21 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
+import type { Readable } from "node:stream"
 import type { Step } from "./Domain.js"
-import type { HarnessError } from "./GroveError.js"
+import { HarnessError } from "./GroveError.js"
+import * as Mask from "./internal/mask.js"
+import * as ProcessTree from "./internal/processTree.js"
+import * as Tail from "./internal/tail.js"
 
 /**
  * @since 0.1.0
@@ -32,6 +42,8 @@ export interface AttemptSpec {
   /** covers the steps only; measured with Effect's Clock */
   readonly timeout: Duration.Duration
   readonly killGrace: Duration.Duration
+  /** when it completes, the grace period is cut short: SIGKILL at once (a second Ctrl-C) */
+  readonly hurry?: Effect.Effect<void>
   /** called once the process group exists (for the store's reaper) */
   readonly onSpawn?: (info: { readonly pgid: number; readonly startTime: string }) => Effect.Effect<void>
 }
@@ -45,7 +57,10 @@ export interface AttemptOutcome {
   /** the failing step's exit code, 0 when all passed, null when killed by a signal or timed out */
   readonly exitCode: number | null
   readonly signal: string | null
-  /** 0-based index of the step that failed, when one did */
+  /**
+   * 0-based index of the step that failed, when one did; for TimedOut, the step that
+   * was running when the timeout hit
+   */
   readonly failedStep: number | undefined
   /** last `tailBytes` of output, masked, decoded as UTF-8 */
   readonly tail: string
@@ -63,3 +78,603 @@ export interface AttemptOutcome {
 export class Harness extends Context.Tag("grove/Harness")<Harness, {
   readonly run: (spec: AttemptSpec) => Effect.Effect<AttemptOutcome, HarnessError>
 }>() {}
+
+// ---------------------------------------------------------------------------
+// output: masked, capped log + bounded tail (shared by the real and the fake)
+// ---------------------------------------------------------------------------
+
+/**
+ * The line appended to a log that reached its cap.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const droppedMarker = (logCap: number, dropped: number): string =>
+  `\n[grove] log capped at ${logCap} bytes: ${dropped} more bytes were dropped\n`
+
+interface Output {
+  /** raw bytes of one source (0: stdout, 1: stderr) */
+  readonly write: (source: 0 | 1, chunk: Uint8Array) => void
+  /** flushes the maskers and writes the dropped marker; call once, at the end */
+  readonly finish: () => void
+  /** raw bytes written by the steps */
+  readonly bytes: () => number
+  readonly tail: () => string
+  /** the first error of `sink`, if any (the log is not written any further after it) */
+  readonly error: () => unknown
+}
+
+/**
+ * Masks each source with its own masker (so a secret split across two writes of one
+ * stream is still found; the wrapper merges stderr into stdout, so in practice there
+ * is one ordered stream), keeps the tail, and hands at most `logCap` bytes to `sink`,
+ * then counts the rest. Nothing is split into lines or decoded on the way.
+ */
+const makeOutput = (options: {
+  readonly secrets: ReadonlyArray<string>
+  readonly logCap: number
+  readonly tailBytes: number
+  readonly sink: (bytes: Uint8Array) => void
+}): Output => {
+  const maskers = [Mask.makeMasker(options.secrets), Mask.makeMasker(options.secrets)] as const
+  const tail = Tail.makeTail(options.tailBytes)
+  const cap = Math.max(0, Math.floor(options.logCap))
+  let raw = 0
+  let logged = 0
+  let dropped = 0
+  let error: unknown = undefined
+  const sink = (bytes: Uint8Array): void => {
+    if (error !== undefined || bytes.length === 0) return
+    try {
+      options.sink(bytes)
+    } catch (e) {
+      error = e
+    }
+  }
+  const emit = (masked: Uint8Array): void => {
+    if (masked.length === 0) return
+    tail.push(masked)
+    const room = cap - logged
+    if (room >= masked.length) {
+      logged += masked.length
+      sink(masked)
+    } else {
+      if (room > 0) {
+        logged += room
+        sink(masked.subarray(0, room))
+      }
+      dropped += masked.length - Math.max(0, room)
+    }
+  }
+  return {
+    write: (source, chunk) => {
+      raw += chunk.length
+      emit(maskers[source].push(chunk))
+    },
+    finish: () => {
+      emit(maskers[0].flush())
+      emit(maskers[1].flush())
+      if (dropped > 0) sink(Buffer.from(droppedMarker(cap, dropped), "utf8"))
+    },
+    bytes: () => raw,
+    tail: () => tail.text(),
+    error: () => error
+  }
+}
+
+// ---------------------------------------------------------------------------
+// layerShell
+// ---------------------------------------------------------------------------
+
+/**
+ * Why a wrapper: every step of an attempt must live in ONE process group (so the
+ * group, and what `setsid` lets escape it, can be terminated as a whole), yet each
+ * step runs in its own shell so `cd`/`export` do not carry over. Node can only put
+ * a child in a new group (`detached: true`), not in an existing one, so grove spawns
+ * one detached bash that becomes the group leader and runs the steps as its children,
+ * in order, stopping at the first failing one and exiting with its code.
+ * Before step i starts it writes `i` on fd 3 (a pipe only the wrapper holds: steps
+ * get fd 3 closed), so grove knows which step failed or was running at a timeout.
+ * `exec 2>&1` merges stderr into stdout: one ordered byte stream, as a terminal shows it.
+ * Arguments: pairs of (shell, script).
+ */
+const WRAPPER = `exec 2>&1
+i=0
+while [ "$#" -gt 1 ]; do
+  printf '%s\\n' "$i" >&3
+  if [ "$1" = bash ]; then
+    bash -eo pipefail -c "$2" bash 3>&-
+  else
+    sh -e -c "$2" sh 3>&-
+  fi
+  rc=$?
+  if [ "$rc" -ne 0 ]; then exit "$rc"; fi
+  shift 2
+  i=$((i + 1))
+done
+exit 0
+`
+
+/**
+ * how long to wait, once the tree is gone, for the pipes to close and the exit to be
+ * seen; only a pipe holder out of grove's reach (no token, not a descendant) makes
+ * this wait the full time
+ */
+const DRAIN_MILLIS = 500
+/** fd 3 carries only step numbers; more than this is not the wrapper talking */
+const MARKER_CAP = 64 * 1024
+
+interface ExitInfo {
+  readonly code: number | null
+  readonly signal: string | null
+}
+
+interface Leader {
+  readonly pid: number
+  readonly startTime: string
+  /** the wrapper's exit (not the end of its output) */
+  readonly exit: Effect.Effect<ExitInfo>
+  readonly exitNow: () => ExitInfo | undefined
+  /** the last step the wrapper started, if any */
+  readonly lastStarted: () => number | undefined
+  /**
+   * waits up to `millis` (real time) for every pipe to close and the exit to be seen,
+   * then closes grove's ends of the pipes
+   */
+  readonly drain: (millis: number) => Effect.Effect<void>
+  readonly destroy: () => void
+}
+
+const spawnError = (detail: string, cause?: unknown) =>
+  new HarnessError(cause === undefined ? { reason: "Spawn", detail } : { reason: "Spawn", detail, cause })
+
+const childEnv = (spec: AttemptSpec): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
+  Object.assign(env, spec.env)
+  env.GROVE_ATTEMPT_ID = spec.attemptKey
+  return env
+}
+
+const checkCwd = (cwd: string): Effect.Effect<void, HarnessError> =>
+  Effect.try({
+    try: () => Fs.statSync(cwd),
+    catch: (cause) =>
+      spawnError(`the test's folder ${cwd} does not exist or cannot be read: check the test's cwd`, cause)
+  }).pipe(Effect.flatMap((stat) =>
+    stat.isDirectory()
+      ? Effect.void
+      : Effect.fail(spawnError(`the test's folder ${cwd} is not a folder: check the test's cwd`))
+  ))
+
+const openLog = (path: string): Effect.Effect<number, HarnessError> =>
+  Effect.try({
+    try: () => {
+      Fs.mkdirSync(NodePath.dirname(path), { recursive: true })
+      return Fs.openSync(path, "w")
+    },
+    catch: (cause) =>
+      new HarnessError({
+        reason: "Log",
+        detail: `${path}: ${(cause as Error).message ?? String(cause)}; check that its folder is writable`,
+        cause
+      })
+  })
+
+const writeAll = (fd: number) => (bytes: Uint8Array): void => {
+  let off = 0
+  while (off < bytes.length) off += Fs.writeSync(fd, bytes, off, bytes.length - off)
+}
+
+const spawnLeader = (spec: AttemptSpec, output: Output): Effect.Effect<Leader, HarnessError> =>
+  Effect.suspend(() => {
+    const args = ["-c", WRAPPER, "grove-attempt"]
+    for (const step of spec.steps) args.push(step.shell, step.script)
+    let child: ChildProcess.ChildProcess
+    try {
+      child = ChildProcess.spawn("bash", args, {
+        cwd: spec.cwd,
+        env: childEnv(spec),
+        detached: true, // setsid: the wrapper leads a new session and process group
+        stdio: ["ignore", "pipe", "pipe", "pipe"] // stdin is /dev/null
+      })
+    } catch (cause) {
+      return Effect.fail(spawnError(`bash in ${spec.cwd}: ${(cause as Error).message}`, cause))
+    }
+    let spawnFailure: unknown = undefined
+    let onSpawnFailure: ((e: unknown) => void) | undefined
+    child.on("error", (e) => {
+      spawnFailure ??= e
+      onSpawnFailure?.(e)
+    })
+    const pid = child.pid
+    if (pid === undefined) {
+      // the failure (ENOENT, EACCES, …) arrives as an event on a later tick
+      return Effect.async<never, HarnessError>((resume) => {
+        const fail = (e: unknown) =>
+          resume(Effect.fail(spawnError(`bash in ${spec.cwd}: ${(e as Error).message ?? String(e)}; is bash on PATH?`, e)))
+        if (spawnFailure !== undefined) fail(spawnFailure)
+        else onSpawnFailure = fail
+      })
+    }
+    // read now, synchronously: the child cannot have been reaped yet (at worst a zombie)
+    const startTime = ProcessTree.startTime(pid) ?? ""
+
+    let exitInfo: ExitInfo | undefined
+    const waiting: Array<(info: ExitInfo) => void> = []
+    const streams: Array<Readable> = []
+    let open = 0 // streams not closed yet
+    const settledWaiters: Array<() => void> = []
+    const settled = () => open === 0 && exitInfo !== undefined
+    const checkSettled = () => {
+      if (settled()) for (const w of settledWaiters.splice(0)) w()
+    }
+    child.on("exit", (code, sig) => {
+      exitInfo = { code, signal: sig }
+      for (const w of waiting.splice(0)) w(exitInfo)
+      checkSettled()
+    })
+
+    const track = (stream: Readable | null | undefined, onData: (chunk: Buffer) => void) => {
+      if (stream === null || stream === undefined) return
+      streams.push(stream)
+      open++
+      stream.on("data", onData)
+      stream.on("error", () => {}) // EPIPE/ECONNRESET once destroyed: nothing to do
+      stream.on("close", () => {
+        open--
+        checkSettled()
+      })
+    }
+    track(child.stdout, (chunk) => output.write(0, chunk))
+    track(child.stderr, (chunk) => output.write(1, chunk))
+    let markers = ""
+    track(child.stdio[3] as Readable | null, (chunk) => {
+      if (markers.length < MARKER_CAP) markers += chunk.toString("latin1")
+    })
+
+    const destroy = () => {
+      for (const s of streams) s.destroy()
+    }
+    const leader: Leader = {
+      pid,
+      startTime,
+      exit: Effect.async<ExitInfo>((resume) => {
+        if (exitInfo !== undefined) return resume(Effect.succeed(exitInfo))
+        const w = (info: ExitInfo) => resume(Effect.succeed(info))
+        waiting.push(w)
+        return Effect.sync(() => {
+          const i = waiting.indexOf(w)
+          if (i >= 0) waiting.splice(i, 1)
+        })
+      }),
+      exitNow: () => exitInfo,
+      lastStarted: () => {
+        const lines = markers.split("\n").filter((l) => /^\d+$/.test(l))
+        return lines.length === 0 ? undefined : Number(lines[lines.length - 1])
+      },
+      drain: (millis) =>
+        Effect.async<void>((resume) => {
+          if (settled()) return resume(Effect.void)
+          const forget = () => {
+            clearTimeout(timer)
+            const i = settledWaiters.indexOf(done)
+            if (i >= 0) settledWaiters.splice(i, 1)
+          }
+          const done = () => {
+            forget()
+            resume(Effect.void)
+          }
+          const timer = setTimeout(done, millis)
+          settledWaiters.push(done)
+          return Effect.sync(forget)
+        }).pipe(Effect.ensuring(Effect.sync(destroy))),
+      destroy
+    }
+    return Effect.succeed(leader)
+  })
+
+const runShell = (spec: AttemptSpec): Effect.Effect<AttemptOutcome, HarnessError> =>
+  Effect.scoped(Effect.gen(function*() {
+    yield* checkCwd(spec.cwd)
+    let logOpen = false
+    const fd = yield* Effect.acquireRelease(
+      openLog(spec.logPath).pipe(Effect.tap(() =>
+        Effect.sync(() => {
+          logOpen = true
+        })
+      )),
+      (fd) =>
+        Effect.sync(() => {
+          logOpen = false // a late write must never reach a reused fd number
+          Fs.closeSync(fd)
+        }).pipe(Effect.ignore)
+    )
+    const write = writeAll(fd)
+    const output = makeOutput({
+      secrets: spec.secrets,
+      logCap: spec.logCap,
+      tailBytes: spec.tailBytes,
+      sink: (bytes) => {
+        if (logOpen) write(bytes)
+      }
+    })
+
+    // Termination is the release of the leader, so it runs however `run` ends (pass,
+    // fail, timeout, interruption), uninterruptibly, within about killGrace.
+    let terminated = false
+    let hurried = false
+    if (spec.hurry !== undefined) {
+      yield* Effect.forkScoped(Effect.andThen(spec.hurry, Effect.sync(() => (hurried = true))))
+    }
+    const terminate = (leader: Leader) =>
+      Effect.suspend(() => {
+        if (terminated) return Effect.void
+        terminated = true
+        return ProcessTree.terminate({
+          pgid: leader.pid,
+          startTime: leader.startTime === "" ? undefined : leader.startTime,
+          envEntry: `GROVE_ATTEMPT_ID=${spec.attemptKey}`
+        }, spec.killGrace, () => hurried)
+      }).pipe(Effect.asVoid, Effect.uninterruptible)
+    const leader = yield* Effect.acquireRelease(
+      spawnLeader(spec, output),
+      (leader) => terminate(leader).pipe(Effect.zipRight(Effect.sync(leader.destroy)))
+    )
+    const spawnedAt = yield* Clock.currentTimeMillis
+    if (spec.onSpawn !== undefined) yield* spec.onSpawn({ pgid: leader.pid, startTime: leader.startTime })
+    // the timeout counts from the spawn (time spent in onSpawn included), on Effect's Clock
+    const remaining = Duration.toMillis(spec.timeout) - ((yield* Clock.currentTimeMillis) - spawnedAt)
+
+    // completion is the wrapper's exit, not the end of its output
+    const exited = yield* Effect.timeoutOption(leader.exit, Duration.millis(Math.max(0, remaining)))
+    yield* terminate(leader)
+    yield* leader.drain(DRAIN_MILLIS)
+    output.finish()
+    const logError = output.error()
+    if (logError !== undefined) {
+      return yield* Effect.fail(
+        new HarnessError({
+          reason: "Log",
+          detail: `${spec.logPath}: ${(logError as Error).message ?? String(logError)}; check free space and permissions`,
+          cause: logError
+        })
+      )
+    }
+    const tail = output.tail()
+    const bytes = output.bytes()
+    if (Option.isNone(exited)) {
+      return {
+        _tag: "TimedOut",
+        exitCode: null,
+        signal: leader.exitNow()?.signal ?? null,
+        failedStep: leader.lastStarted(),
+        tail,
+        bytes
+      } satisfies AttemptOutcome
+    }
+    const { code, signal } = exited.value
+    const passed = code === 0 && signal === null
+    return {
+      _tag: "Exited",
+      exitCode: signal === null ? code : null,
+      signal,
+      failedStep: passed ? undefined : leader.lastStarted(),
+      tail,
+      bytes
+    } satisfies AttemptOutcome
+  }))
+
+/**
+ * The real Harness: bash wrapper per attempt as a process-group leader, output
+ * streamed as bytes to the log, whole tree terminated through /proc at the end.
+ * Needs nothing from the context (it uses Node's `child_process` and `fs` directly:
+ * the platform CommandExecutor waits without deadline for a child that ignores
+ * SIGTERM, and ties completion to the end of output).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeShell: Effect.Effect<Harness["Type"]> = Effect.succeed(Harness.of({ run: runShell }))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerShell: Layer.Layer<Harness> = Layer.effect(Harness, makeShell)
+
+// ---------------------------------------------------------------------------
+// layerMemory: the scripted fake
+// ---------------------------------------------------------------------------
+
+/**
+ * What a scripted attempt does.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Scripted {
+  /** the exit code (ignored when `signal` is set) */
+  readonly exitCode: number
+  /** a death by this signal, e.g. "SIGSEGV" (exitCode is then null) */
+  readonly signal?: string
+  /** how long the steps run, on Effect's Clock; default 0. At or past the timeout: TimedOut at the timeout */
+  readonly durationMs?: number
+  /** what the steps print (masked, capped and tailed as the real harness does) */
+  readonly output?: string
+  /** the failing step; default: the last step, when exitCode ≠ 0 or signal is set */
+  readonly failedStep?: number
+}
+
+/**
+ * A script for the fake: what each attempt does. It may itself take Clock time (e.g.
+ * wait on a Deferred the test controls); that time counts against the timeout.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Script = (spec: AttemptSpec) => Effect.Effect<Scripted, HarnessError>
+
+/**
+ * The data form of a script: per test id, one entry per attempt (the last repeats);
+ * tests not listed pass at once with no output (or get `fallback`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const scriptTable = (
+  table: Readonly<Record<string, ReadonlyArray<Scripted>>>,
+  fallback: Scripted = { exitCode: 0 }
+): Script =>
+(spec) => {
+  const list = Object.prototype.hasOwnProperty.call(table, spec.testId) ? table[spec.testId]! : []
+  if (list.length === 0) return Effect.succeed(fallback)
+  return Effect.succeed(list[Math.min(spec.attempt, list.length) - 1] ?? list[0]!)
+}
+
+/**
+ * One call of the fake's `run`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecordedRun {
+  readonly spec: AttemptSpec
+  /** Clock time `run` started */
+  readonly startedAt: number
+  /** Clock time it ended (undefined while running) */
+  readonly endedAt: number | undefined
+  readonly outcome: AttemptOutcome | undefined
+  readonly error: HarnessError | undefined
+  readonly interrupted: boolean
+  /** what the real harness would have written to the log (masked, capped, marker included) */
+  readonly log: string
+}
+
+/**
+ * The fake's control handle.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class HarnessMemory extends Context.Tag("grove/HarnessMemory")<HarnessMemory, {
+  /** every run so far, in the order they started */
+  readonly runs: Effect.Effect<ReadonlyArray<RecordedRun>>
+  /** runs started and not ended */
+  readonly running: Effect.Effect<number>
+}>() {}
+
+/**
+ * pgids the fake hands to `onSpawn`: above any possible Linux pid (pid_max ≤ 2^22),
+ * so a reaper that finds them in a store can never signal a real process.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const memoryPgidBase = 10_000_000
+
+/**
+ * Builds the scripted fake and its control handle. No real I/O and no real time:
+ * durations and the timeout go through Effect's Clock (TestClock-able; a run of
+ * `durationMs ≥ timeout` ends TimedOut exactly at the timeout).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (script: Script): Effect.Effect<{
+  readonly harness: Harness["Type"]
+  readonly control: HarnessMemory["Type"]
+}> =>
+  Effect.sync(() => {
+    const runs: Array<RecordedRun> = []
+    const update = (i: number, patch: Partial<RecordedRun>) => {
+      runs[i] = { ...runs[i]!, ...patch }
+    }
+    const run = (spec: AttemptSpec): Effect.Effect<AttemptOutcome, HarnessError> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const startedAt = yield* Clock.currentTimeMillis
+          const index = runs.length
+          runs.push({
+            spec,
+            startedAt,
+            endedAt: undefined,
+            outcome: undefined,
+            error: undefined,
+            interrupted: false,
+            log: ""
+          })
+          const body = Effect.gen(function*() {
+            if (spec.onSpawn !== undefined) {
+              yield* spec.onSpawn({ pgid: memoryPgidBase + index, startTime: "memory" })
+            }
+            const timeoutMs = Duration.toMillis(spec.timeout)
+            const scripted = yield* script(spec).pipe(Effect.timeoutOption(spec.timeout))
+            const elapsed = (yield* Clock.currentTimeMillis) - startedAt
+            const remaining = Math.max(0, timeoutMs - elapsed)
+            const s: Scripted | undefined = Option.getOrUndefined(scripted)
+            const duration = Math.max(0, s?.durationMs ?? 0)
+            const timedOut = s === undefined || duration >= remaining
+            if (s !== undefined) yield* Effect.sleep(Duration.millis(timedOut ? remaining : duration))
+
+            const chunks: Array<Uint8Array> = []
+            const output = makeOutput({
+              secrets: spec.secrets,
+              logCap: spec.logCap,
+              tailBytes: spec.tailBytes,
+              sink: (b) => chunks.push(Uint8Array.from(b))
+            })
+            if (s?.output !== undefined) output.write(0, Buffer.from(s.output, "utf8"))
+            output.finish()
+            update(index, { log: Buffer.concat(chunks).toString("utf8") })
+            const lastStep = Math.max(0, spec.steps.length - 1)
+            if (timedOut) {
+              return {
+                _tag: "TimedOut",
+                exitCode: null,
+                signal: null,
+                failedStep: s?.failedStep ?? lastStep,
+                tail: output.tail(),
+                bytes: output.bytes()
+              } satisfies AttemptOutcome
+            }
+            const signal = s.signal ?? null
+            const passed = signal === null && s.exitCode === 0
+            return {
+              _tag: "Exited",
+              exitCode: signal === null ? s.exitCode : null,
+              signal,
+              failedStep: passed ? undefined : s.failedStep ?? lastStep,
+              tail: output.tail(),
+              bytes: output.bytes()
+            } satisfies AttemptOutcome
+          })
+          const end = Clock.currentTimeMillis
+          return yield* restore(body).pipe(
+            Effect.tap((outcome) => end.pipe(Effect.map((endedAt) => update(index, { endedAt, outcome })))),
+            Effect.tapError((error) => end.pipe(Effect.map((endedAt) => update(index, { endedAt, error })))),
+            Effect.onInterrupt(() => end.pipe(Effect.map((endedAt) => update(index, { endedAt, interrupted: true }))))
+          )
+        })
+      )
+    return {
+      harness: Harness.of({ run }),
+      control: HarnessMemory.of({
+        runs: Effect.sync(() => runs.slice()),
+        running: Effect.sync(() => runs.filter((r) => r.endedAt === undefined).length)
+      })
+    }
+  })
+
+/**
+ * The scripted fake as a layer, with its control handle.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (script: Script): Layer.Layer<Harness | HarnessMemory> =>
+  Layer.effectContext(
+    makeMemory(script).pipe(
+      Effect.map(({ control, harness }) => Context.make(Harness, harness).pipe(Context.add(HarnessMemory, control)))
+    )
+  )
