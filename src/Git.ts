@@ -2,11 +2,22 @@
  * Git as a service: the real layer over the git CLI and an in-memory layer with the
  * same semantics (and failures on demand) for tests of the logic above it.
  *
+ * Every command grove runs has hooks off (`-c core.hooksPath=/dev/null`),
+ * `GIT_LFS_SKIP_SMUDGE=1` and `GIT_TERMINAL_PROMPT=0`, and every destructive one
+ * first checks that the folder it names is the top level of a linked worktree,
+ * never the main checkout (SPEC §4). Needs git 2.31 or later.
+ *
  * @since 0.1.0
  */
+import * as Command from "@effect/platform/Command"
+import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
-import type { GitError } from "./GroveError.js"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import { GitError } from "./GroveError.js"
 
 /**
  * @since 0.1.0
@@ -67,3 +78,725 @@ export class Git extends Context.Tag("grove/Git")<Git, {
   /** moves a grove worktree to `sha` detached and removes every change, untracked and ignored file outside `keep` */
   readonly checkoutClean: (worktree: string, sha: string, keep: ReadonlyArray<string>) => Effect.Effect<void, GitError>
 }>() {}
+
+// ---------------------------------------------------------------------------
+// make: every operation derived from one primitive, `exec`
+// ---------------------------------------------------------------------------
+
+/**
+ * What one git process returned.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExecResult {
+  readonly exitCode: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * The primitives the Git service is derived from. `exec` runs `git <args>` in `cwd`
+ * with `env` added to the environment and reports the exit code (it fails only when
+ * git could not be started). `removeTree` (`rm -rf`) and `realPath` are used only
+ * when git cannot remove a worktree itself; they default to node:fs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Primitives {
+  readonly exec: (
+    args: ReadonlyArray<string>,
+    options: { readonly cwd: string; readonly env?: Readonly<Record<string, string>> }
+  ) => Effect.Effect<ExecResult, GitError>
+  readonly removeTree?: (path: string) => Effect.Effect<void, GitError>
+  /** the canonical path of `path`, undefined when it does not exist */
+  readonly realPath?: (path: string) => Effect.Effect<string | undefined, GitError>
+}
+
+/**
+ * Options every grove git command starts with: no hooks.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const baseArgs: ReadonlyArray<string> = ["-c", "core.hooksPath=/dev/null"]
+
+/**
+ * Environment every grove git command runs with: no LFS downloads, no prompts.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const baseEnv: Readonly<Record<string, string>> = { GIT_LFS_SKIP_SMUDGE: "1", GIT_TERMINAL_PROMPT: "0" }
+
+const defaultRemoveTree = (path: string): Effect.Effect<void, GitError> =>
+  Effect.try({
+    try: () => NodeFs.rmSync(path, { recursive: true, force: true }),
+    catch: (cause) => new GitError({ reason: "CommandFailed", subject: `rm -rf ${path}`, cause })
+  })
+
+const defaultRealPath = (path: string): Effect.Effect<string | undefined, GitError> =>
+  Effect.try({
+    try: () => NodeFs.existsSync(path) ? NodeFs.realpathSync(path) : undefined,
+    catch: (cause) => new GitError({ reason: "CommandFailed", subject: `realpath ${path}`, cause })
+  })
+
+/** `child` is `parent` or inside it (absolute, normalised paths) */
+const within = (child: string, parent: string): boolean =>
+  child === parent || child.startsWith(parent.endsWith(NodePath.sep) ? parent : parent + NodePath.sep)
+
+const lines = (text: string): Array<string> => text.split("\n").map((l) => l.replace(/\r$/, ""))
+
+/** refs and SHAs go after options; one that looks like an option is refused */
+const looksLikeOption = (arg: string): boolean => arg.startsWith("-")
+
+/**
+ * Parses `git worktree list --porcelain`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const parseWorktreeList = (text: string): Array<WorktreeEntry> => {
+  const out: Array<WorktreeEntry> = []
+  let current: { path: string; head: string | undefined; locked: string | undefined; prunable: boolean } | undefined
+  const flush = () => {
+    if (current !== undefined) out.push(current)
+    current = undefined
+  }
+  for (const line of lines(text)) {
+    if (line.startsWith("worktree ")) {
+      flush()
+      current = { path: line.slice("worktree ".length), head: undefined, locked: undefined, prunable: false }
+    } else if (current === undefined) {
+      continue
+    } else if (line.startsWith("HEAD ")) {
+      current.head = line.slice("HEAD ".length)
+    } else if (line === "locked" || line.startsWith("locked ")) {
+      current.locked = line === "locked" ? "" : line.slice("locked ".length)
+    } else if (line === "prunable" || line.startsWith("prunable ")) {
+      current.prunable = true
+    } else if (line === "") {
+      flush()
+    }
+  }
+  flush()
+  return out
+}
+
+/**
+ * Builds the Git service from its primitives. Every command gets hooks off and the
+ * LFS / prompt environment; exit codes are checked here, not by `exec`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (primitives: Primitives): Git["Type"] => {
+  const removeTree = primitives.removeTree ?? defaultRemoveTree
+  const realPath = primitives.realPath ?? defaultRealPath
+
+  /** runs git; the exit code is the caller's to judge */
+  const run = (cwd: string, args: ReadonlyArray<string>) =>
+    primitives.exec([...baseArgs, ...args], { cwd, env: baseEnv })
+
+  const commandFailed = (cwd: string, args: ReadonlyArray<string>, result: ExecResult) =>
+    new GitError({
+      reason: "CommandFailed",
+      subject: `git ${args.join(" ")} (in ${cwd})`,
+      exitCode: result.exitCode,
+      stderr: result.stderr
+    })
+
+  /** runs git and fails with CommandFailed on a non-zero exit */
+  const runOk = (cwd: string, args: ReadonlyArray<string>) =>
+    Effect.flatMap(run(cwd, args), (result) =>
+      result.exitCode === 0 ? Effect.succeed(result.stdout) : Effect.fail(commandFailed(cwd, args, result)))
+
+  const unsafe = (worktree: string, topLevel: string, cause?: unknown) =>
+    new GitError({ reason: "UnsafeWorktree", subject: worktree, stderr: topLevel, ...(cause === undefined ? {} : { cause }) })
+
+  /**
+   * The safety check of every destructive command: `worktree` must be the top level
+   * of a linked worktree. A folder git climbs out of (a plain folder, a worktree whose
+   * `.git` file is gone) or the main checkout is refused.
+   */
+  const ensureLinkedWorktree = (worktree: string, withHead = false): Effect.Effect<string, GitError> =>
+    Effect.gen(function*() {
+      if (!NodePath.isAbsolute(worktree)) return yield* Effect.fail(unsafe(worktree, "none: the path is not absolute"))
+      const args = ["rev-parse", "--show-prefix", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir"]
+      const result = yield* run(worktree, withHead ? [...args, "HEAD"] : args).pipe(
+        Effect.mapError((cause) => unsafe(worktree, "none: the folder cannot be entered", cause))
+      )
+      if (result.exitCode !== 0) {
+        // HEAD may be what failed: ask again without it to tell which
+        if (withHead) {
+          yield* ensureLinkedWorktree(worktree, false)
+          return yield* Effect.fail(commandFailed(worktree, [...args, "HEAD"], result))
+        }
+        return yield* Effect.fail(unsafe(worktree, `none: not inside a git worktree (${result.stderr.trim()})`))
+      }
+      const [prefix = "", topLevel = "", gitDir = "", commonDir = "", head = ""] = lines(result.stdout)
+      if (prefix !== "") return yield* Effect.fail(unsafe(worktree, topLevel))
+      if (gitDir === commonDir) return yield* Effect.fail(unsafe(worktree, `${topLevel}, the main worktree`))
+      return head
+    })
+
+  const repoInfo = (dir: string): Effect.Effect<RepoInfo, GitError> =>
+    Effect.gen(function*() {
+      const notARepo = (stderr: string, cause?: unknown) =>
+        new GitError({ reason: "NotARepository", subject: dir, stderr, ...(cause === undefined ? {} : { cause }) })
+      const result = yield* run(dir, ["rev-parse", "--path-format=absolute", "--git-common-dir", "--is-bare-repository"]).pipe(
+        Effect.mapError((e) => notARepo(e.stderr ?? "", e))
+      )
+      if (result.exitCode !== 0) return yield* Effect.fail(notARepo(result.stderr))
+      const [commonDir = "", bare = ""] = lines(result.stdout)
+      let root: string
+      if (bare === "true") {
+        root = commonDir
+      } else if (NodePath.basename(commonDir) === ".git") {
+        root = NodePath.dirname(commonDir)
+      } else {
+        // a separate git dir: git's own answer for the main worktree comes first
+        const main = parseWorktreeList(yield* runOk(dir, ["worktree", "list", "--porcelain"]))[0]
+        if (main === undefined) return yield* Effect.fail(notARepo("no main worktree"))
+        root = main.path
+      }
+      return { root, commonDir, name: NodePath.basename(root) }
+    })
+
+  const resolveRef = (repo: RepoInfo, ref: string): Effect.Effect<string, GitError> =>
+    Effect.gen(function*() {
+      const unknown = (stderr?: string) =>
+        new GitError({ reason: "UnknownRef", subject: ref, ...(stderr ? { stderr } : {}) })
+      if (ref.trim() === "" || looksLikeOption(ref)) return yield* Effect.fail(unknown())
+      const result = yield* run(repo.root, ["rev-parse", "--verify", "--quiet", `${ref}^{commit}`])
+      const sha = lines(result.stdout)[0] ?? ""
+      if (result.exitCode !== 0 || sha === "") return yield* Effect.fail(unknown(result.stderr))
+      return sha
+    })
+
+  const pathExistsAt = (repo: RepoInfo, sha: string, path: string): Effect.Effect<boolean, GitError> =>
+    Effect.gen(function*() {
+      if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
+      const normal = NodePath.posix.normalize(path.replaceAll("\\", "/")).replace(/^\.\/?/, "").replace(/\/+$/, "")
+      const object = normal === "" || normal === "." ? `${sha}^{tree}` : `${sha}:${normal}`
+      const result = yield* run(repo.root, ["cat-file", "-e", object])
+      return result.exitCode === 0
+    })
+
+  const changedBetween = (repo: RepoInfo, from: string, to: string, paths: ReadonlyArray<string>): Effect.Effect<boolean, GitError> =>
+    Effect.gen(function*() {
+      if (paths.length === 0 || from === to) return false
+      if (looksLikeOption(from)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: from }))
+      if (looksLikeOption(to)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: to }))
+      const args = ["diff", "--quiet", "--no-ext-diff", "--no-textconv", from, to, "--", ...paths]
+      const result = yield* run(repo.root, args)
+      if (result.exitCode === 0) return false
+      if (result.exitCode === 1) return true
+      return yield* Effect.fail(commandFailed(repo.root, args, result))
+    })
+
+  const worktreeList = (repo: RepoInfo): Effect.Effect<ReadonlyArray<WorktreeEntry>, GitError> =>
+    Effect.map(runOk(repo.root, ["worktree", "list", "--porcelain"]), parseWorktreeList)
+
+  const prune = (repo: RepoInfo): Effect.Effect<void, GitError> =>
+    Effect.asVoid(runOk(repo.root, ["worktree", "prune"]))
+
+  const worktreeRemove = (repo: RepoInfo, path: string): Effect.Effect<void, GitError> =>
+    Effect.gen(function*() {
+      if (!NodePath.isAbsolute(path)) return yield* Effect.fail(unsafe(path, "none: the path is not absolute"))
+      const unlock = run(repo.root, ["worktree", "unlock", path]).pipe(Effect.ignore)
+      yield* unlock
+      const removed = yield* run(repo.root, ["worktree", "remove", "--force", "--force", path])
+      if (removed.exitCode === 0) return
+      // git cannot remove it (e.g. its .git file is gone): rm -rf the folder and prune,
+      // but only a folder git has registered as a linked worktree of this repository
+      const real = yield* realPath(path)
+      const target = real ?? NodePath.resolve(path)
+      if (within(repo.root, target) || within(target, repo.root) || within(target, repo.commonDir) || within(repo.commonDir, target)) {
+        return yield* Effect.fail(unsafe(path, `${repo.root}: the folder is, holds or is inside the repository`))
+      }
+      if (real !== undefined) {
+        const entries = yield* worktreeList(repo)
+        const registered = entries.slice(1).some((e) => e.path === real || e.path === path)
+        if (!registered) {
+          return yield* Effect.fail(
+            unsafe(path, `none: not a worktree of ${repo.root} (${removed.stderr.trim()}); remove it yourself if it is not needed`)
+          )
+        }
+        yield* removeTree(real)
+      }
+      yield* unlock
+      yield* prune(repo)
+    })
+
+  const worktreeAdd = (
+    repo: RepoInfo,
+    path: string,
+    sha: string,
+    options: { readonly lockReason: string; readonly submodules?: boolean }
+  ): Effect.Effect<void, GitError> =>
+    Effect.gen(function*() {
+      if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
+      yield* runOk(repo.root, ["worktree", "add", "--detach", "--lock", "--reason", options.lockReason, path, sha])
+      if (options.submodules === true) {
+        yield* runOk(path, ["submodule", "update", "--init", "--recursive"]).pipe(
+          Effect.tapError(() => worktreeRemove(repo, path).pipe(Effect.ignore))
+        )
+      }
+    })
+
+  const state = (worktree: string, keep: ReadonlyArray<string>): Effect.Effect<WorktreeState, GitError> =>
+    Effect.gen(function*() {
+      const head = yield* ensureLinkedWorktree(worktree, true)
+      const tracked = yield* runOk(worktree, ["status", "--porcelain", "--untracked-files=no"])
+      if (tracked.trim() !== "") return { head, clean: false }
+      // untracked and ignored files outside keep: exactly what checkoutClean's clean would remove
+      const untracked = yield* runOk(worktree, ["clean", "-n", "-ffdx", ...keep.map((p) => `--exclude=${p}`)])
+      return { head, clean: untracked.trim() === "" }
+    })
+
+  const checkoutClean = (worktree: string, sha: string, keep: ReadonlyArray<string>): Effect.Effect<void, GitError> =>
+    Effect.gen(function*() {
+      if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
+      yield* ensureLinkedWorktree(worktree)
+      yield* runOk(worktree, ["checkout", "--quiet", "--force", "--detach", sha, "--"])
+      yield* runOk(worktree, ["reset", "--quiet", "--hard"])
+      yield* runOk(worktree, ["clean", "-q", "-ffdx", ...keep.map((p) => `--exclude=${p}`)])
+    })
+
+  return {
+    repoInfo,
+    resolveRef,
+    pathExistsAt,
+    changedBetween,
+    worktreeAdd,
+    worktreeRemove,
+    worktreeList,
+    prune,
+    state,
+    checkoutClean
+  }
+}
+
+// ---------------------------------------------------------------------------
+// layer: the git CLI through @effect/platform's Command
+// ---------------------------------------------------------------------------
+
+/** variables that would point git at another repository, index or work tree */
+const redirectingEnv = [
+  "GIT_DIR",
+  "GIT_WORK_TREE",
+  "GIT_INDEX_FILE",
+  "GIT_COMMON_DIR",
+  "GIT_OBJECT_DIRECTORY",
+  "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+  "GIT_NAMESPACE",
+  "GIT_PREFIX",
+  "GIT_QUARANTINE_PATH"
+]
+
+const collect = <E>(stream: Stream.Stream<Uint8Array, E>): Effect.Effect<string, E> =>
+  stream.pipe(Stream.decodeText(), Stream.mkString)
+
+/**
+ * `exec` over the `git` binary: both pipes are read to the end, stdin is empty, and
+ * variables that would redirect git (`GIT_DIR`, `GIT_WORK_TREE`, `GIT_INDEX_FILE`, …,
+ * e.g. when grove runs from a git hook) are removed from the environment.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const execCli = (executor: CommandExecutor.CommandExecutor): Primitives["exec"] => (args, options) => {
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env }
+  for (const name of redirectingEnv) delete env[name]
+  const command = Command.make("git", ...args).pipe(
+    Command.workingDirectory(options.cwd),
+    Command.env(env, { extendEnv: false }),
+    Command.stdin(Stream.empty)
+  )
+  return Effect.scoped(
+    Effect.gen(function*() {
+      const proc = yield* Command.start(command)
+      const [stdout, stderr, exitCode] = yield* Effect.all(
+        [collect(proc.stdout), collect(proc.stderr), proc.exitCode],
+        { concurrency: "unbounded" }
+      )
+      return { exitCode: Number(exitCode), stdout, stderr }
+    })
+  ).pipe(
+    Effect.provideService(CommandExecutor.CommandExecutor, executor),
+    Effect.mapError((cause) =>
+      new GitError({
+        reason: "CommandFailed",
+        subject: `git ${args.join(" ")} (in ${options.cwd})`,
+        stderr: cause.message,
+        cause
+      })
+    )
+  )
+}
+
+/**
+ * The real Git: the `git` CLI (2.31 or later) spawned through `CommandExecutor`
+ * (provide `NodeContext.layer`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Git, never, CommandExecutor.CommandExecutor> = Layer.effect(
+  Git,
+  Effect.map(CommandExecutor.CommandExecutor, (executor) => make({ exec: execCli(executor) }))
+)
+
+// ---------------------------------------------------------------------------
+// layerMemory: the same semantics in memory, with failures on demand
+// ---------------------------------------------------------------------------
+
+/**
+ * A repository of the in-memory Git.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryRepo {
+  /** top level of the main worktree, e.g. "/repo" */
+  readonly root: string
+  /** default `<root>/.git` */
+  readonly commonDir?: string
+  /** ref name → commit SHA, e.g. `{ main: "sha1", v1: "sha0" }`; `HEAD` defaults to main, master or the first ref */
+  readonly refs: Readonly<Record<string, string>>
+  /** per commit SHA, its files (path → content); a known commit not listed has none */
+  readonly files?: Readonly<Record<string, Readonly<Record<string, string>>>>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  readonly repos: ReadonlyArray<MemoryRepo>
+}
+
+/**
+ * The name of one operation of the Git service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Operation = keyof Git["Type"]
+
+/**
+ * A worktree of the in-memory Git, for assertions.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryWorktree {
+  readonly path: string
+  /** root of the repository it belongs to */
+  readonly repo: string
+  readonly head: string
+  readonly dirty: boolean
+  readonly locked: string | undefined
+  /** broken with `breakWorktree`: state and checkoutClean fail there, as after its `.git` file was deleted */
+  readonly broken: boolean
+}
+
+/**
+ * The handle tests use to steer and inspect the in-memory Git.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryControl {
+  /** the next call of `operation` (on `path` when given: the worktree, or the repository root) fails with `error`, default CommandFailed; calls stack */
+  readonly failNext: (operation: Operation, path?: string, error?: GitError) => Effect.Effect<void>
+  /** a test wrote, changed or deleted files in the worktree */
+  readonly dirty: (path: string) => Effect.Effect<void>
+  /** as if the worktree's `.git` file were deleted: state and checkoutClean fail there; remove still works */
+  readonly breakWorktree: (path: string) => Effect.Effect<void>
+  /** points a ref at a commit (the commit becomes known), e.g. a branch moving mid-run */
+  readonly setRef: (root: string, ref: string, sha: string, files?: Readonly<Record<string, string>>) => Effect.Effect<void>
+  /** every linked worktree, in creation order */
+  readonly worktrees: Effect.Effect<ReadonlyArray<MemoryWorktree>>
+  /** how many times each operation was called (failed calls included) */
+  readonly calls: Effect.Effect<Readonly<Record<Operation, number>>>
+}
+
+/**
+ * The control handle of `layerMemory`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class GitMemory extends Context.Tag("grove/GitMemory")<GitMemory, MemoryControl>() {}
+
+interface MemRepoState {
+  readonly info: RepoInfo
+  readonly refs: Map<string, string>
+  readonly files: Map<string, Readonly<Record<string, string>>>
+}
+
+interface MemWorktreeState {
+  readonly path: string
+  readonly repo: string
+  head: string
+  dirty: boolean
+  locked: string | undefined
+  broken: boolean
+}
+
+const operations: ReadonlyArray<Operation> = [
+  "repoInfo",
+  "resolveRef",
+  "pathExistsAt",
+  "changedBetween",
+  "worktreeAdd",
+  "worktreeRemove",
+  "worktreeList",
+  "prune",
+  "state",
+  "checkoutClean"
+]
+
+const normalizePath = (p: string): string => {
+  const n = NodePath.posix.normalize(p.replaceAll("\\", "/"))
+  return n.length > 1 ? n.replace(/\/+$/, "") : n
+}
+
+const normalizeRelative = (p: string): string =>
+  normalizePath(p).replace(/^\.\/?/, "").replace(/^\/+/, "")
+
+/**
+ * Builds an in-memory Git and its control handle. Worktree paths, refs, per-commit
+ * files, dirty flags and lock reasons behave like the real ones; errors have the
+ * same types and reasons.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git: Git["Type"]; readonly control: MemoryControl }> =>
+  Effect.sync(() => {
+    const repos = new Map<string, MemRepoState>()
+    for (const r of options.repos) {
+      const root = normalizePath(r.root)
+      const refs = new Map(Object.entries(r.refs))
+      if (!refs.has("HEAD")) {
+        const head = refs.get("main") ?? refs.get("master") ?? refs.values().next().value
+        if (head !== undefined) refs.set("HEAD", head)
+      }
+      repos.set(root, {
+        info: { root, commonDir: normalizePath(r.commonDir ?? `${root}/.git`), name: NodePath.posix.basename(root) },
+        refs,
+        files: new Map(Object.entries(r.files ?? {}))
+      })
+    }
+    const worktrees = new Map<string, MemWorktreeState>()
+    const failures: Array<{ readonly operation: Operation; readonly path: string | undefined; readonly error: GitError | undefined }> = []
+    const calls = Object.fromEntries(operations.map((o) => [o, 0])) as Record<Operation, number>
+
+    /** counts the call and fails it when a failure was asked for */
+    const enter = (operation: Operation, path: string): Effect.Effect<void, GitError> =>
+      Effect.suspend(() => {
+        calls[operation]++
+        const p = normalizePath(path)
+        const i = failures.findIndex((f) => f.operation === operation && (f.path === undefined || normalizePath(f.path) === p))
+        if (i < 0) return Effect.void
+        const [f] = failures.splice(i, 1)
+        return Effect.fail(
+          f?.error ?? new GitError({ reason: "CommandFailed", subject: `git ${operation} ${p}`, exitCode: 128, stderr: "fatal: failure injected by GitMemory.failNext" })
+        )
+      })
+
+    const findRepo = (repo: RepoInfo): Effect.Effect<MemRepoState, GitError> => {
+      const r = repos.get(normalizePath(repo.root))
+      return r === undefined ? Effect.fail(new GitError({ reason: "NotARepository", subject: repo.root })) : Effect.succeed(r)
+    }
+
+    const isCommit = (r: MemRepoState, sha: string) => r.files.has(sha) || [...r.refs.values()].includes(sha)
+    const filesAt = (r: MemRepoState, sha: string) => r.files.get(sha) ?? {}
+
+    const lookup = (r: MemRepoState, ref: string): string | undefined => {
+      if (ref === "" || looksLikeOption(ref)) return undefined
+      const direct = r.refs.get(ref) ?? r.refs.get(ref.replace(/^refs\/(heads|tags)\//, ""))
+      if (direct !== undefined) return direct
+      if (isCommit(r, ref)) return ref
+      if (/^[0-9a-f]{4,}$/i.test(ref)) {
+        const all = new Set([...r.files.keys(), ...r.refs.values()])
+        const matches = [...all].filter((sha) => sha.startsWith(ref))
+        if (matches.length === 1) return matches[0]
+      }
+      return undefined
+    }
+
+    const commitOrFail = (r: MemRepoState, sha: string, command: string) =>
+      isCommit(r, sha)
+        ? Effect.succeed(sha)
+        : Effect.fail(new GitError({ reason: "CommandFailed", subject: command, exitCode: 128, stderr: `fatal: invalid reference: ${sha}` }))
+
+    /** the real safety check: a linked worktree's top level, never the main checkout or a folder git climbs out of */
+    const linked = (path: string): Effect.Effect<MemWorktreeState, GitError> => {
+      const p = normalizePath(path)
+      const wt = worktrees.get(p)
+      if (wt !== undefined && !wt.broken) return Effect.succeed(wt)
+      const owner = [...repos.values()].find((r) => within(p, r.info.root))
+      const top = owner !== undefined
+        ? (owner.info.root === p ? `${p}, the main worktree` : owner.info.root)
+        : [...worktrees.values()].find((w) => !w.broken && within(p, w.path))?.path ?? "none: not inside a git worktree"
+      return Effect.fail(new GitError({ reason: "UnsafeWorktree", subject: path, stderr: top }))
+    }
+
+    const git: Git["Type"] = {
+      repoInfo: (dir) =>
+        Effect.gen(function*() {
+          yield* enter("repoInfo", dir)
+          const p = normalizePath(dir)
+          const direct = [...repos.values()].find((r) => within(p, r.info.root))
+          if (direct !== undefined) return direct.info
+          const wt = [...worktrees.values()].find((w) => !w.broken && within(p, w.path))
+          const viaWorktree = wt === undefined ? undefined : repos.get(wt.repo)
+          if (viaWorktree !== undefined) return viaWorktree.info
+          return yield* Effect.fail(new GitError({ reason: "NotARepository", subject: dir }))
+        }),
+      resolveRef: (repo, ref) =>
+        Effect.gen(function*() {
+          yield* enter("resolveRef", repo.root)
+          const r = yield* findRepo(repo)
+          const sha = lookup(r, ref)
+          if (sha === undefined) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: ref }))
+          return sha
+        }),
+      pathExistsAt: (repo, sha, path) =>
+        Effect.gen(function*() {
+          yield* enter("pathExistsAt", repo.root)
+          const r = yield* findRepo(repo)
+          if (!isCommit(r, sha)) return false
+          const rel = normalizeRelative(path)
+          if (rel === "" || rel === ".") return true
+          return Object.keys(filesAt(r, sha)).some((f) => f === rel || f.startsWith(rel + "/"))
+        }),
+      changedBetween: (repo, from, to, paths) =>
+        Effect.gen(function*() {
+          yield* enter("changedBetween", repo.root)
+          const r = yield* findRepo(repo)
+          yield* commitOrFail(r, from, `git diff ${from} ${to}`)
+          yield* commitOrFail(r, to, `git diff ${from} ${to}`)
+          if (paths.length === 0 || from === to) return false
+          const a = filesAt(r, from)
+          const b = filesAt(r, to)
+          const under = (f: string) => paths.some((p) => {
+            const rel = normalizeRelative(p)
+            return rel === "" || rel === "." || f === rel || f.startsWith(rel + "/")
+          })
+          const names = new Set([...Object.keys(a), ...Object.keys(b)].filter(under))
+          return [...names].some((f) => a[f] !== b[f])
+        }),
+      worktreeAdd: (repo, path, sha, opts) =>
+        Effect.gen(function*() {
+          yield* enter("worktreeAdd", path)
+          const r = yield* findRepo(repo)
+          const p = normalizePath(path)
+          const command = `git worktree add --detach --lock --reason ${opts.lockReason} ${p} ${sha}`
+          yield* commitOrFail(r, sha, command)
+          if (worktrees.has(p) || within(r.info.root, p)) {
+            return yield* Effect.fail(
+              new GitError({ reason: "CommandFailed", subject: command, exitCode: 128, stderr: `fatal: '${p}' already exists` })
+            )
+          }
+          worktrees.set(p, { path: p, repo: r.info.root, head: sha, dirty: false, locked: opts.lockReason, broken: false })
+        }),
+      worktreeRemove: (repo, path) =>
+        Effect.gen(function*() {
+          yield* enter("worktreeRemove", path)
+          const r = yield* findRepo(repo)
+          const p = normalizePath(path)
+          const wt = worktrees.get(p)
+          if (wt !== undefined && wt.repo === r.info.root) {
+            worktrees.delete(p)
+            return
+          }
+          // what git cannot remove is rm -rf'd only outside the repository (as the real fallback)
+          if (within(r.info.root, p) || within(p, r.info.root)) {
+            return yield* Effect.fail(
+              new GitError({ reason: "UnsafeWorktree", subject: path, stderr: `${r.info.root}: the folder is, holds or is inside the repository` })
+            )
+          }
+        }),
+      worktreeList: (repo) =>
+        Effect.gen(function*() {
+          yield* enter("worktreeList", repo.root)
+          const r = yield* findRepo(repo)
+          const main: WorktreeEntry = { path: r.info.root, head: r.refs.get("HEAD"), locked: undefined, prunable: false }
+          return [
+            main,
+            ...[...worktrees.values()].filter((w) => w.repo === r.info.root).map((w): WorktreeEntry => ({
+              path: w.path,
+              head: w.head,
+              locked: w.locked,
+              prunable: w.broken && w.locked === undefined
+            }))
+          ]
+        }),
+      prune: (repo) =>
+        Effect.gen(function*() {
+          yield* enter("prune", repo.root)
+          const r = yield* findRepo(repo)
+          for (const w of [...worktrees.values()]) {
+            if (w.repo === r.info.root && w.broken && w.locked === undefined) worktrees.delete(w.path)
+          }
+        }),
+      state: (worktree, _keep) =>
+        Effect.gen(function*() {
+          yield* enter("state", worktree)
+          const wt = yield* linked(worktree)
+          return { head: wt.head, clean: !wt.dirty }
+        }),
+      checkoutClean: (worktree, sha, _keep) =>
+        Effect.gen(function*() {
+          yield* enter("checkoutClean", worktree)
+          const wt = yield* linked(worktree)
+          const r = repos.get(wt.repo)
+          if (r === undefined) return yield* Effect.fail(new GitError({ reason: "NotARepository", subject: worktree }))
+          yield* commitOrFail(r, sha, `git checkout --force --detach ${sha}`)
+          wt.head = sha
+          wt.dirty = false
+        })
+    }
+
+    const mark = (path: string, f: (w: MemWorktreeState) => void) =>
+      Effect.sync(() => {
+        const w = worktrees.get(normalizePath(path))
+        if (w === undefined) throw new Error(`GitMemory: no worktree at ${path}`)
+        f(w)
+      })
+
+    const control: MemoryControl = {
+      failNext: (operation, path, error) => Effect.sync(() => void failures.push({ operation, path, error })),
+      dirty: (path) => mark(path, (w) => (w.dirty = true)),
+      breakWorktree: (path) => mark(path, (w) => (w.broken = true)),
+      setRef: (root, ref, sha, files) =>
+        Effect.sync(() => {
+          const r = repos.get(normalizePath(root))
+          if (r === undefined) throw new Error(`GitMemory: no repository at ${root}`)
+          r.refs.set(ref, sha)
+          if (files !== undefined) r.files.set(sha, files)
+        }),
+      worktrees: Effect.sync(() => [...worktrees.values()].map((w) => ({ ...w }))),
+      calls: Effect.sync(() => ({ ...calls }))
+    }
+    return { git, control }
+  })
+
+/**
+ * An in-memory Git with the same semantics as the real one, plus its `GitMemory`
+ * control handle (failures on demand, dirty and broken worktrees, call counts), e.g.
+ * `Git.layerMemory({ repos: [{ root: "/repo", refs: { main: "sha1" } }] })`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options: MemoryOptions): Layer.Layer<Git | GitMemory> =>
+  Layer.effectContext(
+    Effect.map(makeMemory(options), ({ control, git }) => Context.make(Git, git).pipe(Context.add(GitMemory, control)))
+  )

@@ -1,14 +1,33 @@
 /**
  * The record of sessions, tests and attempts (SPEC §5). The Orchestrator writes every
- * event through `record` before anything that depends on it happens.
+ * event through `record` before anything that depends on it happens. This module holds
+ * the service, the row shapes and folds every backend shares, and `layerMemory`; the
+ * SQLite backend is `SqlStore`.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
-import type * as Option from "effect/Option"
-import type { Report, SessionEvent, TestId, TestRequest } from "./Domain.js"
-import type { StoreError } from "./GroveError.js"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import {
+  Attempt,
+  isSuccess,
+  isTerminal,
+  Report,
+  type SessionEvent,
+  SessionInfo,
+  type SessionStatus,
+  type TestId,
+  TestRequest,
+  TestResult,
+  type TestStatus
+} from "./Domain.js"
+import { StoreError } from "./GroveError.js"
+import { totals } from "./Report.js"
 
 /**
  * What history says of one test.
@@ -19,7 +38,7 @@ import type { StoreError } from "./GroveError.js"
 export interface TestHistory {
   /** median duration of its last 10 PASSED/FLAKY executions, in ms */
   readonly expectedMs: number | undefined
-  /** share (0..1) of recent sessions (last 20) where it ended FLAKY */
+  /** share (0..1) of its last 20 finished executions (CANCELLED ones not counted) that ended FLAKY */
   readonly flakiness: number | undefined
 }
 
@@ -58,7 +77,9 @@ export interface SessionSummary {
   readonly startedAt: number
   readonly completedAt: number | undefined
   readonly total: number
+  /** tests that ended PASSED or FLAKY */
   readonly passed: number
+  /** tests that ended FAILED, TIMED_OUT, ERROR or CANCELLED (tests still waiting or running are in neither) */
   readonly notPassed: number
   readonly repoRoot: string
   readonly pid: number
@@ -69,8 +90,13 @@ export interface SessionSummary {
  * @category tags
  */
 export class Store extends Context.Tag("grove/Store")<Store, {
-  /** write one event of a session; SessionStarted creates the session row */
-  readonly record: (sessionId: string, event: SessionEvent, meta?: { readonly repoRoot: string; readonly pid: number; readonly config: string }) => Effect.Effect<void, StoreError>
+  /**
+   * write one event of a session; SessionStarted creates the session row (again for a
+   * resumed session: status RUNNING, start and base kept), TestQueued for a test already
+   * queued updates it unless it has ended; other events of an unknown session fail with
+   * `UnknownSession`, attempts of a test never queued with `Query`
+   */
+  readonly record: (sessionId: string, event: SessionEvent, meta?: RecordMeta) => Effect.Effect<void, StoreError>
   readonly sessions: (limit: number) => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
   /** the session folded into a report (tests without a result show QUEUED/RUNNING) */
   readonly report: (sessionId: string) => Effect.Effect<Option.Option<Report>, StoreError>
@@ -81,4 +107,692 @@ export class Store extends Context.Tag("grove/Store")<Store, {
   readonly lastFailed: (repoRoot: string) => Effect.Effect<Option.Option<ReadonlyArray<TestId>>, StoreError>
   /** deletes a session with its executions and attempts */
   readonly deleteSession: (sessionId: string) => Effect.Effect<void, StoreError>
+  /** the summary of one session; fails with `StoreError({ reason: "UnknownSession" })` when there is none */
+  readonly requireSession: (sessionId: string) => Effect.Effect<SessionSummary, StoreError>
+  /**
+   * deletes every session but the newest `keep` (by start time), with their executions and
+   * attempts; returns the deleted ids, newest first (the caller removes their log folders)
+   */
+  readonly gc: (keep: number) => Effect.Effect<ReadonlyArray<string>, StoreError>
 }>() {}
+
+/**
+ * What `record` takes besides the event: facts of the process that runs the session,
+ * stored with its SessionStarted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecordMeta {
+  readonly repoRoot: string
+  readonly pid: number
+  /** the config snapshot, as JSON */
+  readonly config: string
+}
+
+// -----------------------------------------------------------------------------
+// rows: the shape of the tables (SPEC §5), shared by every backend
+// -----------------------------------------------------------------------------
+
+/**
+ * One row of `sessions`. Times are epoch millis.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionRow {
+  readonly id: string
+  readonly status: SessionStatus
+  readonly startedAt: number
+  readonly completedAt: number | null
+  readonly durationMs: number | null
+  readonly baseRef: string
+  readonly baseSha: string
+  readonly workers: number
+  readonly repoRoot: string
+  readonly pid: number
+  readonly config: string
+}
+
+/**
+ * One row of `executions`: a test of a session. `seq` is its queue order (1-based);
+ * `request` is the encoded TestRequest without secret values.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExecutionRow {
+  readonly sessionId: string
+  readonly testId: string
+  readonly seq: number
+  readonly name: string
+  readonly source: string
+  readonly refName: string
+  readonly sha: string
+  readonly status: TestStatus
+  readonly request: string | null
+  readonly priority: number
+  readonly expectedMs: number | null
+  readonly durationMs: number | null
+  readonly flakiness: number | null
+  readonly keptWorktree: string | null
+}
+
+/**
+ * One row of `attempts`, like a line of GNU parallel's joblog.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AttemptRow {
+  readonly sessionId: string
+  readonly testId: string
+  readonly n: number
+  readonly status: TestStatus
+  readonly exitCode: number | null
+  readonly signal: string | null
+  readonly worker: number
+  readonly worktree: string
+  readonly startedAt: number
+  readonly durationMs: number | null
+  readonly logPath: string
+  readonly tail: string | null
+  readonly message: string | null
+  readonly pgid: number | null
+  readonly processStartTime: string | null
+}
+
+// -----------------------------------------------------------------------------
+// pure folds shared by the backends
+// -----------------------------------------------------------------------------
+
+/**
+ * Values of the test's `secretEnv` variables that the request carries: non-empty,
+ * deduplicated, longest first.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const secretValues = (test: TestRequest): ReadonlyArray<string> => {
+  const values = new Set<string>()
+  for (const name of test.secretEnv) {
+    const value = test.env[name]
+    if (value !== undefined && value.length > 0) values.add(value)
+  }
+  return [...values].sort((a, b) => b.length - a.length)
+}
+
+/**
+ * Replaces every occurrence of a secret by `***` (longest secret first).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const maskSecrets = (text: string, secrets: ReadonlyArray<string>): string =>
+  secrets.reduce((acc, secret) => secret.length === 0 ? acc : acc.replaceAll(secret, "***"), text)
+
+const maskDeep = (value: unknown, secrets: ReadonlyArray<string>): unknown => {
+  if (typeof value === "string") return maskSecrets(value, secrets)
+  if (Array.isArray(value)) return value.map((v) => maskDeep(v, secrets))
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskDeep(v, secrets)]))
+  }
+  return value
+}
+
+/**
+ * The request as the store keeps it: encoded with the `TestRequest` schema, without
+ * the variables named in `secretEnv` (a resumed session takes them from grove's
+ * environment or the plan again), and with any secret value that appears elsewhere
+ * masked — the store never holds a secret value.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const encodeRequest = (test: TestRequest): Effect.Effect<string, ParseResult.ParseError> =>
+  Schema.encode(TestRequest)(test).pipe(
+    Effect.map((encoded) => {
+      const secretNames = new Set(test.secretEnv)
+      const env = Object.fromEntries(Object.entries(encoded.env ?? {}).filter(([name]) => !secretNames.has(name)))
+      return JSON.stringify(maskDeep({ ...encoded, env }, secretValues(test)))
+    })
+  )
+
+/**
+ * Reads back a request stored by `encodeRequest`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const decodeRequest = (json: string): Effect.Effect<TestRequest, ParseResult.ParseError> =>
+  Schema.decodeUnknown(Schema.parseJson(TestRequest))(json)
+
+/**
+ * The median of some numbers (mean of the middle two for an even count).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const median = (values: ReadonlyArray<number>): number | undefined => {
+  if (values.length === 0) return undefined
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** how many past executions `historyOf` looks at */
+const historyWindow = { durations: 10, flakiness: 20 } as const
+
+/**
+ * What history says of one test, from its executions newest first: the median
+ * duration of the last 10 PASSED/FLAKY ones, and the share of the last 20 finished
+ * ones that ended FLAKY. CANCELLED executions say nothing about the test and are
+ * skipped; so are tests still waiting or running.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const historyOf = (
+  newestFirst: ReadonlyArray<{ readonly status: TestStatus; readonly durationMs: number | null }>
+): TestHistory => {
+  const durations: Array<number> = []
+  let finished = 0
+  let flaky = 0
+  for (const row of newestFirst) {
+    if (isSuccess(row.status) && row.durationMs !== null && durations.length < historyWindow.durations) {
+      durations.push(row.durationMs)
+    }
+    if (isTerminal(row.status) && row.status !== "CANCELLED" && finished < historyWindow.flakiness) {
+      finished++
+      if (row.status === "FLAKY") flaky++
+    }
+  }
+  return { expectedMs: median(durations), flakiness: finished === 0 ? undefined : flaky / finished }
+}
+
+/**
+ * A session row with the statuses of its tests, as listed by `sessions`.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export const summaryOf = (session: SessionRow, statuses: ReadonlyArray<TestStatus>): SessionSummary => ({
+  id: session.id,
+  status: session.status,
+  startedAt: session.startedAt,
+  completedAt: session.completedAt ?? undefined,
+  total: statuses.length,
+  passed: statuses.filter(isSuccess).length,
+  notPassed: statuses.filter((s) => isTerminal(s) && !isSuccess(s)).length,
+  repoRoot: session.repoRoot,
+  pid: session.pid
+})
+
+const attemptOf = (row: AttemptRow): Attempt =>
+  new Attempt({
+    n: row.n,
+    status: row.status,
+    exitCode: row.exitCode,
+    signal: row.signal,
+    worker: row.worker,
+    worktree: row.worktree,
+    startedAt: DateTime.unsafeMake(row.startedAt),
+    durationMs: row.durationMs ?? 0,
+    logPath: row.logPath,
+    tail: row.tail ?? "",
+    ...(row.message === null ? {} : { message: row.message })
+  })
+
+/**
+ * Folds the stored rows of a session back into its report: tests in queue order with
+ * their attempts, totals counted from the tests by `Report.totals` (a test still
+ * waiting or running counts in `total` only). A session that never finished lasts until the end of its
+ * last known attempt.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const toReport = (
+  session: SessionRow,
+  executions: ReadonlyArray<ExecutionRow>,
+  attempts: ReadonlyArray<AttemptRow>
+): Report => {
+  const byTest = new Map<string, Array<AttemptRow>>()
+  let lastEnd: number | undefined
+  for (const a of attempts) {
+    if (a.sessionId !== session.id) continue
+    const list = byTest.get(a.testId) ?? []
+    list.push(a)
+    byTest.set(a.testId, list)
+    const end = a.startedAt + (a.durationMs ?? 0)
+    lastEnd = lastEnd === undefined ? end : Math.max(lastEnd, end)
+  }
+  const tests = executions
+    .filter((e) => e.sessionId === session.id)
+    .sort((a, b) => a.seq - b.seq)
+    .map((e) => {
+      const list = (byTest.get(e.testId) ?? []).sort((a, b) => a.n - b.n).map(attemptOf)
+      return new TestResult({
+        id: e.testId as TestId,
+        name: e.name,
+        source: e.source,
+        ref: e.refName,
+        status: e.status,
+        durationMs: e.durationMs ?? list.reduce((sum, a) => sum + a.durationMs, 0),
+        attempts: list,
+        ...(e.keptWorktree === null ? {} : { keptWorktree: e.keptWorktree }),
+        ...(e.flakiness === null ? {} : { flakiness: e.flakiness })
+      })
+    })
+  const durationMs = session.durationMs ??
+    (session.completedAt !== null
+      ? session.completedAt - session.startedAt
+      : lastEnd === undefined
+      ? 0
+      : Math.max(0, lastEnd - session.startedAt))
+  return new Report({
+    version: 1,
+    session: new SessionInfo({
+      id: session.id,
+      status: session.status,
+      startedAt: DateTime.unsafeMake(session.startedAt),
+      completedAt: session.completedAt === null ? null : DateTime.unsafeMake(session.completedAt),
+      durationMs,
+      baseRef: session.baseRef,
+      baseSha: session.baseSha,
+      workers: session.workers
+    }),
+    totals: totals(tests),
+    tests
+  })
+}
+
+/**
+ * Sessions newest first: by start time, then by id.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export const newestFirst = (a: SessionRow, b: SessionRow): number =>
+  b.startedAt - a.startedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
+
+/**
+ * The error for a session id the store does not hold.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export const unknownSession = (sessionId: string, where: string): StoreError =>
+  new StoreError({
+    reason: "UnknownSession",
+    detail: `there is no session ${JSON.stringify(sessionId)} in ${where}: \`grove sessions\` lists the ones it holds`
+  })
+
+/**
+ * The error for an attempt event about a test that was never queued in its session.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export const unknownTest = (sessionId: string, testId: string, where: string): StoreError =>
+  new StoreError({
+    reason: "Query",
+    detail: `test ${JSON.stringify(testId)} was never queued in session ${sessionId} (${where}): ` +
+      "record its TestQueued event before its attempts"
+  })
+
+/**
+ * The row an attempt becomes, its tail and message masked; the process group of an
+ * earlier row of the same attempt is kept.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export const attemptRow = (
+  sessionId: string,
+  testId: string,
+  attempt: Attempt,
+  secrets: ReadonlyArray<string>,
+  previous?: AttemptRow
+): AttemptRow => ({
+  sessionId,
+  testId,
+  n: attempt.n,
+  status: attempt.status,
+  exitCode: attempt.exitCode,
+  signal: attempt.signal,
+  worker: attempt.worker,
+  worktree: attempt.worktree,
+  startedAt: DateTime.toEpochMillis(attempt.startedAt),
+  durationMs: attempt.durationMs,
+  logPath: attempt.logPath,
+  tail: maskSecrets(attempt.tail, secrets),
+  message: attempt.message === undefined ? null : maskSecrets(attempt.message, secrets),
+  pgid: previous?.pgid ?? null,
+  processStartTime: previous?.processStartTime ?? null
+})
+
+const encodeFailed = (sessionId: string, testId: string, where: string) => (cause: ParseResult.ParseError) =>
+  new StoreError({
+    reason: "Query",
+    detail: `could not encode the request of test ${testId} of session ${sessionId} for ${where}: ${cause.message}`,
+    cause
+  })
+
+const decodeFailed = (sessionId: string, testId: string, where: string) => (cause: unknown) =>
+  new StoreError({
+    reason: "Query",
+    detail: `the stored request of test ${testId} of session ${sessionId} in ${where} cannot be read` +
+      (cause instanceof Error ? `: ${cause.message}` : "") +
+      "; run the test again from its plan instead of resuming",
+    cause
+  })
+
+/**
+ * Encodes a request for storage, failing with a StoreError that names the test.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export const storedRequest = (sessionId: string, test: TestRequest, where: string): Effect.Effect<string, StoreError> =>
+  Effect.mapError(encodeRequest(test), encodeFailed(sessionId, test.id, where))
+
+/**
+ * Decodes a stored request, failing with a StoreError that names the test.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export const pendingTest = (
+  sessionId: string,
+  row: { readonly testId: string; readonly request: string | null; readonly sha: string; readonly refName: string },
+  attempts: number,
+  where: string
+): Effect.Effect<PendingTest, StoreError> =>
+  row.request === null
+    ? Effect.fail(decodeFailed(sessionId, row.testId, where)(new Error("no request was stored")))
+    : decodeRequest(row.request).pipe(
+      Effect.mapError(decodeFailed(sessionId, row.testId, where)),
+      Effect.map((request) => ({ request, sha: row.sha, refName: row.refName, attempts }))
+    )
+
+// -----------------------------------------------------------------------------
+// in memory
+// -----------------------------------------------------------------------------
+
+interface MemoryExecution {
+  row: ExecutionRow
+  readonly attempts: Map<number, AttemptRow>
+}
+
+const where = "the in-memory store"
+
+/**
+ * A store that keeps everything in memory, with the same semantics as the SQLite
+ * one (the contract suite in `test/StoreSuite.ts` runs on both).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync(() => {
+  const sessions = new Map<string, SessionRow>()
+  const executions = new Map<string, Map<string, MemoryExecution>>()
+  /** secret values per `session\0test`, to mask tails and messages */
+  const secrets = new Map<string, ReadonlyArray<string>>()
+  const key = (sessionId: string, testId: string) => `${sessionId}\u0000${testId}`
+
+  const require = (sessionId: string): Effect.Effect<[SessionRow, Map<string, MemoryExecution>], StoreError> => {
+    const session = sessions.get(sessionId)
+    const tests = executions.get(sessionId)
+    return session === undefined || tests === undefined
+      ? Effect.fail(unknownSession(sessionId, where))
+      : Effect.succeed([session, tests])
+  }
+
+  const requireTest = (sessionId: string, testId: string) =>
+    Effect.flatMap(require(sessionId), ([, tests]) => {
+      const entry = tests.get(testId)
+      return entry === undefined ? Effect.fail(unknownTest(sessionId, testId, where)) : Effect.succeed(entry)
+    })
+
+  const statusesOf = (sessionId: string): ReadonlyArray<TestStatus> =>
+    [...(executions.get(sessionId)?.values() ?? [])].map((e) => e.row.status)
+
+  const record = (sessionId: string, event: SessionEvent, meta?: RecordMeta): Effect.Effect<void, StoreError> => {
+    switch (event._tag) {
+      case "SessionStarted":
+        return Effect.sync(() => {
+          const old = sessions.get(sessionId)
+          sessions.set(
+            sessionId,
+            old === undefined
+              ? {
+                id: sessionId,
+                status: "RUNNING",
+                startedAt: event.startedAt,
+                completedAt: null,
+                durationMs: null,
+                baseRef: event.baseRef,
+                baseSha: event.baseSha,
+                workers: event.workers,
+                repoRoot: meta?.repoRoot ?? "",
+                pid: meta?.pid ?? 0,
+                config: meta?.config ?? "{}"
+              }
+              : {
+                ...old,
+                status: "RUNNING",
+                completedAt: null,
+                durationMs: null,
+                workers: event.workers,
+                ...(meta === undefined ? {} : { repoRoot: meta.repoRoot, pid: meta.pid, config: meta.config })
+              }
+          )
+          if (!executions.has(sessionId)) executions.set(sessionId, new Map())
+        })
+      case "TestQueued":
+        return Effect.flatMap(
+          Effect.zip(require(sessionId), storedRequest(sessionId, event.test, where)),
+          ([[, tests], request]) =>
+            Effect.sync(() => {
+              const test = event.test
+              secrets.set(key(sessionId, test.id), secretValues(test))
+              const old = tests.get(test.id)
+              if (old !== undefined && isTerminal(old.row.status)) return
+              const fields = {
+                name: test.name,
+                source: test.source,
+                refName: event.refName,
+                sha: event.sha,
+                status: "QUEUED" as const,
+                request,
+                priority: test.priority,
+                expectedMs: event.expectedMs ?? null
+              }
+              if (old !== undefined) {
+                old.row = { ...old.row, ...fields }
+                return
+              }
+              tests.set(test.id, {
+                row: {
+                  sessionId,
+                  testId: test.id,
+                  seq: tests.size + 1,
+                  ...fields,
+                  durationMs: null,
+                  flakiness: null,
+                  keptWorktree: null
+                },
+                attempts: new Map()
+              })
+            })
+        )
+      case "AttemptStarted":
+        return Effect.map(requireTest(sessionId, event.testId), (entry) => {
+          entry.attempts.set(event.n, {
+            sessionId,
+            testId: event.testId,
+            n: event.n,
+            status: "RUNNING",
+            exitCode: null,
+            signal: null,
+            worker: event.worker,
+            worktree: event.worktree,
+            startedAt: event.startedAt,
+            durationMs: null,
+            logPath: event.logPath,
+            tail: null,
+            message: null,
+            pgid: null,
+            processStartTime: null
+          })
+          if (!isTerminal(entry.row.status)) entry.row = { ...entry.row, status: "RUNNING" }
+        })
+      case "AttemptSpawned":
+        return Effect.map(require(sessionId), ([, tests]) => {
+          const attempts = tests.get(event.testId)?.attempts
+          const old = attempts?.get(event.n)
+          if (attempts !== undefined && old !== undefined) {
+            attempts.set(event.n, { ...old, pgid: event.pgid, processStartTime: event.processStartTime })
+          }
+        })
+      case "AttemptFinished":
+        return Effect.map(requireTest(sessionId, event.testId), (entry) => {
+          const values = secrets.get(key(sessionId, event.testId)) ?? []
+          entry.attempts.set(
+            event.attempt.n,
+            attemptRow(sessionId, event.testId, event.attempt, values, entry.attempts.get(event.attempt.n))
+          )
+        })
+      case "RetryScheduled":
+        return Effect.map(require(sessionId), ([, tests]) => {
+          const entry = tests.get(event.testId)
+          if (entry !== undefined && !isTerminal(entry.row.status)) entry.row = { ...entry.row, status: "QUEUED" }
+        })
+      case "TestFinished":
+        return Effect.map(require(sessionId), ([, tests]) => {
+          const result = event.result
+          const values = secrets.get(key(sessionId, result.id)) ?? []
+          const finished = {
+            status: result.status,
+            durationMs: result.durationMs,
+            flakiness: result.flakiness ?? null,
+            keptWorktree: result.keptWorktree ?? null
+          }
+          const old = tests.get(result.id)
+          const entry: MemoryExecution = old ?? {
+            row: {
+              sessionId,
+              testId: result.id,
+              seq: tests.size + 1,
+              name: result.name,
+              source: result.source,
+              refName: result.ref,
+              sha: "",
+              request: null,
+              priority: 0,
+              expectedMs: null,
+              ...finished
+            },
+            attempts: new Map()
+          }
+          entry.row = { ...entry.row, ...finished }
+          tests.set(result.id, entry)
+          for (const attempt of result.attempts) {
+            entry.attempts.set(attempt.n, attemptRow(sessionId, result.id, attempt, values, entry.attempts.get(attempt.n)))
+          }
+          secrets.delete(key(sessionId, result.id))
+        })
+      case "SessionFinished":
+        return Effect.map(require(sessionId), ([session]) => {
+          const info = event.report.session
+          sessions.set(sessionId, {
+            ...session,
+            status: info.status,
+            completedAt: info.completedAt === null ? null : DateTime.toEpochMillis(info.completedAt),
+            durationMs: info.durationMs
+          })
+          for (const k of secrets.keys()) if (k.startsWith(key(sessionId, ""))) secrets.delete(k)
+        })
+    }
+  }
+
+  const deleteNow = (sessionId: string) => {
+    sessions.delete(sessionId)
+    executions.delete(sessionId)
+    for (const k of secrets.keys()) if (k.startsWith(key(sessionId, ""))) secrets.delete(k)
+  }
+
+  return Store.of({
+    record,
+    sessions: (limit) =>
+      Effect.sync(() =>
+        [...sessions.values()].sort(newestFirst).slice(0, Math.max(0, limit)).map((s) =>
+          summaryOf(s, statusesOf(s.id))
+        )
+      ),
+    report: (sessionId) =>
+      Effect.sync(() => {
+        const session = sessions.get(sessionId)
+        if (session === undefined) return Option.none()
+        const entries = [...(executions.get(sessionId)?.values() ?? [])]
+        return Option.some(toReport(session, entries.map((e) => e.row), entries.flatMap((e) => [...e.attempts.values()])))
+      }),
+    history: (ids) =>
+      Effect.sync(() => {
+        const ordered = [...sessions.values()].sort(newestFirst)
+        const out = new Map<TestId, TestHistory>()
+        for (const id of ids) {
+          const rows = ordered.flatMap((s) => {
+            const entry = executions.get(s.id)?.get(id)
+            return entry === undefined ? [] : [entry.row]
+          })
+          out.set(id, historyOf(rows))
+        }
+        return out
+      }),
+    pending: (sessionId) =>
+      Effect.flatMap(require(sessionId), ([, tests]) =>
+        Effect.forEach(
+          [...tests.values()].filter((e) => !isTerminal(e.row.status)).sort((a, b) => a.row.seq - b.row.seq),
+          (e) => pendingTest(sessionId, e.row, e.attempts.size, where)
+        )),
+    liveGroups: (sessionId) =>
+      Effect.map(require(sessionId), ([, tests]) =>
+        [...tests.values()]
+          .flatMap((e) => [...e.attempts.values()])
+          .filter((a) => a.status === "RUNNING" && a.pgid !== null && a.processStartTime !== null)
+          .sort((a, b) => a.startedAt - b.startedAt || (a.testId < b.testId ? -1 : a.testId > b.testId ? 1 : a.n - b.n))
+          .map((a) => ({ pgid: a.pgid!, processStartTime: a.processStartTime! }))),
+    lastFailed: (repoRoot) =>
+      Effect.sync(() => {
+        const latest = [...sessions.values()]
+          .filter((s) => s.repoRoot === repoRoot && s.status !== "RUNNING")
+          .sort(newestFirst)[0]
+        if (latest === undefined) return Option.none()
+        return Option.some(
+          [...(executions.get(latest.id)?.values() ?? [])]
+            .filter((e) => !isSuccess(e.row.status))
+            .sort((a, b) => a.row.seq - b.row.seq)
+            .map((e) => e.row.testId as TestId)
+        )
+      }),
+    deleteSession: (sessionId) => Effect.map(require(sessionId), () => deleteNow(sessionId)),
+    requireSession: (sessionId) =>
+      Effect.map(require(sessionId), ([session]) => summaryOf(session, statusesOf(sessionId))),
+    gc: (keep) =>
+      Effect.sync(() => {
+        const doomed = [...sessions.values()].sort(newestFirst).slice(Math.max(0, keep)).map((s) => s.id)
+        for (const id of doomed) deleteNow(id)
+        return doomed
+      })
+  })
+})
+
+/**
+ * The in-memory store as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Store> = Layer.effect(Store, makeMemory)

@@ -1,0 +1,447 @@
+/**
+ * The contract every `Store` backend keeps (modelled on @effect/sql's
+ * SqlPersistedQueueTest): `suite(name, layer)` runs it; each test gets a fresh store
+ * from `layer`.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import {
+  Attempt,
+  Report,
+  SessionEvent,
+  SessionInfo,
+  type SessionStatus,
+  Step,
+  TestId,
+  TestRequest,
+  TestResult,
+  type TestStatus,
+  Totals
+} from "../src/Domain.js"
+import { Store } from "../src/Store.js"
+
+// -----------------------------------------------------------------------------
+// fixtures
+// -----------------------------------------------------------------------------
+
+export const T0 = 1_700_000_000_000
+export const SECRET = "s3cr3t-t0ken-value"
+export const ROOT = "/home/dev/project"
+
+export const request = (id: string, fields: Partial<ConstructorParameters<typeof TestRequest>[0]> = {}) =>
+  new TestRequest({
+    id: TestId.make(id),
+    name: `test ${id}`,
+    source: `docs/plans/${id}.md`,
+    steps: [new Step({ shell: "bash", script: `npm test -- ${id}`, line: 7 })],
+    ...fields
+  })
+
+/** a: FAILED then PASSED → FLAKY, carries a secret; b: FAILED; c: CANCELLED while running */
+export const requests = {
+  a: request("a", {
+    priority: 5,
+    tags: ["smoke"],
+    env: { NODE_ENV: "test", API_TOKEN: SECRET },
+    secretEnv: ["API_TOKEN"],
+    resources: ["postgres"],
+    retries: 2
+  }),
+  b: request("b", { ref: "feature", retries: 0 }),
+  c: request("c", { cwd: "packages/api" })
+}
+
+const attempt = (fields: {
+  n: number
+  status: TestStatus
+  exitCode: number | null
+  signal?: string | null
+  worker: number
+  startedAt: number
+  durationMs: number
+  tail: string
+  message?: string
+  testId: string
+}) =>
+  new Attempt({
+    n: fields.n,
+    status: fields.status,
+    exitCode: fields.exitCode,
+    signal: fields.signal ?? null,
+    worker: fields.worker,
+    worktree: `/work/project.grove/s/w${fields.worker}`,
+    startedAt: DateTime.unsafeMake(fields.startedAt),
+    durationMs: fields.durationMs,
+    logPath: `/repo/.git/grove/sessions/s/logs/${fields.testId}.${fields.n}.log`,
+    tail: fields.tail,
+    ...(fields.message === undefined ? {} : { message: fields.message })
+  })
+
+const started = (sessionId: string, testId: string, a: Attempt) =>
+  SessionEvent.AttemptStarted({
+    testId: TestId.make(testId),
+    n: a.n,
+    worker: a.worker,
+    worktree: a.worktree,
+    startedAt: DateTime.toEpochMillis(a.startedAt),
+    logPath: a.logPath
+  })
+
+/**
+ * A realistic session as the Orchestrator would publish it, cut in two: `inFlight`
+ * (a waits for its retry, b has FAILED, c runs) and `rest`, with the report the
+ * Orchestrator would publish at the end.
+ */
+export const scenario = (sessionId: string, t0 = T0, repoRoot = ROOT) => {
+  const a1 = attempt({ testId: "a", n: 1, status: "FAILED", exitCode: 1, worker: 0, startedAt: t0 + 10, durationMs: 100, tail: "token=*** expected 2 got 3\n" })
+  const b1 = attempt({ testId: "b", n: 1, status: "FAILED", exitCode: 2, worker: 1, startedAt: t0 + 12, durationMs: 150, tail: "npm ERR! b\n" })
+  const c1 = attempt({ testId: "c", n: 1, status: "CANCELLED", exitCode: null, signal: "SIGTERM", worker: 0, startedAt: t0 + 1210, durationMs: 40, tail: "", message: "the session stopped first" })
+  const a2 = attempt({ testId: "a", n: 2, status: "PASSED", exitCode: 0, worker: 1, startedAt: t0 + 1200, durationMs: 90, tail: "ok\n" })
+  const a = new TestResult({ id: TestId.make("a"), name: "test a", source: "docs/plans/a.md", ref: "main", status: "FLAKY", durationMs: 190, attempts: [a1, a2], flakiness: 0.5 })
+  const b = new TestResult({ id: TestId.make("b"), name: "test b", source: "docs/plans/b.md", ref: "feature", status: "FAILED", durationMs: 150, attempts: [b1], keptWorktree: "/work/project.grove/s/w1" })
+  const c = new TestResult({ id: TestId.make("c"), name: "test c", source: "docs/plans/c.md", ref: "main", status: "CANCELLED", durationMs: 40, attempts: [c1] })
+  const report = new Report({
+    version: 1,
+    session: new SessionInfo({
+      id: sessionId,
+      status: "PARTIAL_SUCCESS",
+      startedAt: DateTime.unsafeMake(t0),
+      completedAt: DateTime.unsafeMake(t0 + 2000),
+      durationMs: 2000,
+      baseRef: "main",
+      baseSha: "a".repeat(40),
+      workers: 2
+    }),
+    totals: new Totals({ total: 3, passed: 0, flaky: 1, failed: 1, timedOut: 0, error: 0, cancelled: 1, successRate: 33.33 }),
+    tests: [a, b, c]
+  })
+  const queued = (r: TestRequest, refName: string, sha: string, expectedMs: number | undefined) =>
+    SessionEvent.TestQueued({ test: r, sha, refName, expectedMs })
+  const inFlight: ReadonlyArray<SessionEvent> = [
+    SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "a".repeat(40), workers: 2, startedAt: t0 }),
+    queued(requests.a, "main", "a".repeat(40), 1000),
+    queued(requests.b, "feature", "b".repeat(40), undefined),
+    queued(requests.c, "main", "a".repeat(40), undefined),
+    started(sessionId, "a", a1),
+    SessionEvent.AttemptSpawned({ testId: TestId.make("a"), n: 1, pgid: 5001, processStartTime: "1001" }),
+    started(sessionId, "b", b1),
+    SessionEvent.AttemptSpawned({ testId: TestId.make("b"), n: 1, pgid: 5002, processStartTime: "1002" }),
+    SessionEvent.AttemptFinished({ testId: TestId.make("a"), attempt: a1 }),
+    SessionEvent.RetryScheduled({ testId: TestId.make("a"), nextAttempt: 2, delayMs: 1000 }),
+    SessionEvent.AttemptFinished({ testId: TestId.make("b"), attempt: b1 }),
+    SessionEvent.TestFinished({ result: b }),
+    started(sessionId, "c", c1),
+    SessionEvent.AttemptSpawned({ testId: TestId.make("c"), n: 1, pgid: 5003, processStartTime: "1003" })
+  ]
+  const rest: ReadonlyArray<SessionEvent> = [
+    started(sessionId, "a", a2),
+    SessionEvent.AttemptSpawned({ testId: TestId.make("a"), n: 2, pgid: 5004, processStartTime: "1004" }),
+    SessionEvent.AttemptFinished({ testId: TestId.make("a"), attempt: a2 }),
+    SessionEvent.TestFinished({ result: a }),
+    SessionEvent.AttemptFinished({ testId: TestId.make("c"), attempt: c1 }),
+    SessionEvent.TestFinished({ result: c }),
+    SessionEvent.SessionFinished({ report })
+  ]
+  const meta = { repoRoot, pid: 4242, config: JSON.stringify({ workers: 2, retries: 2 }) }
+  return { inFlight, rest, report, meta, attempts: { a1, a2, b1, c1 } }
+}
+
+export const recordAll = (sessionId: string, events: ReadonlyArray<SessionEvent>, meta?: { readonly repoRoot: string; readonly pid: number; readonly config: string }) =>
+  Effect.flatMap(Store, (store) =>
+    Effect.forEach(events, (e) => store.record(sessionId, e, e._tag === "SessionStarted" ? meta : undefined), {
+      discard: true
+    }))
+
+/** a whole session whose tests each ran once and ended as given */
+export const finishedSession = (
+  sessionId: string,
+  startedAt: number,
+  tests: ReadonlyArray<readonly [id: string, status: TestStatus, durationMs: number]>,
+  options: { readonly repoRoot?: string; readonly status?: SessionStatus; readonly finish?: boolean } = {}
+) => {
+  const events: Array<SessionEvent> = [
+    SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "c".repeat(40), workers: 1, startedAt })
+  ]
+  const results: Array<TestResult> = []
+  tests.forEach(([id, status, durationMs], i) => {
+    const a = attempt({ testId: id, n: 1, status: status === "FLAKY" ? "PASSED" : status, exitCode: status === "PASSED" || status === "FLAKY" ? 0 : 1, worker: 0, startedAt: startedAt + i, durationMs, tail: "" })
+    const result = new TestResult({ id: TestId.make(id), name: `test ${id}`, source: `docs/plans/${id}.md`, ref: "main", status, durationMs, attempts: [a] })
+    results.push(result)
+    events.push(
+      SessionEvent.TestQueued({ test: request(id), sha: "c".repeat(40), refName: "main", expectedMs: undefined }),
+      started(sessionId, id, a),
+      SessionEvent.AttemptFinished({ testId: TestId.make(id), attempt: a }),
+      SessionEvent.TestFinished({ result })
+    )
+  })
+  if (options.finish !== false) {
+    events.push(SessionEvent.SessionFinished({
+      report: new Report({
+        version: 1,
+        session: new SessionInfo({ id: sessionId, status: options.status ?? "COMPLETE", startedAt: DateTime.unsafeMake(startedAt), completedAt: DateTime.unsafeMake(startedAt + 1000), durationMs: 1000, baseRef: "main", baseSha: "c".repeat(40), workers: 1 }),
+        totals: new Totals({ total: 0, passed: 0, flaky: 0, failed: 0, timedOut: 0, error: 0, cancelled: 0, successRate: 0 }),
+        tests: results
+      })
+    }))
+  }
+  return recordAll(sessionId, events, { repoRoot: options.repoRoot ?? ROOT, pid: 1, config: "{}" })
+}
+
+const encodeReport = Schema.encodeSync(Report)
+
+const id = (s: string) => TestId.make(s)
+
+// -----------------------------------------------------------------------------
+// the suite
+// -----------------------------------------------------------------------------
+
+export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
+  const run = <A, E2>(effect: Effect.Effect<A, E2, Store>) => Effect.provide(effect, layer)
+
+  describe(`Store contract: ${name}`, () => {
+    it.effect("report folds the stored rows back into the session's report", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const s = scenario("20261124-0912-k3f9")
+        yield* recordAll("20261124-0912-k3f9", [...s.inFlight, ...s.rest], s.meta)
+        const report = yield* store.report("20261124-0912-k3f9")
+        assert.isTrue(Option.isSome(report))
+        assert.deepStrictEqual(encodeReport(Option.getOrThrow(report)), encodeReport(s.report))
+        assert.isTrue(Option.isNone(yield* store.report("20261124-0000-none")))
+      })))
+
+    it.effect("a session in flight: statuses, pending tests with attempt counts, live process groups", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const s = scenario("20261124-0912-live")
+        yield* recordAll("20261124-0912-live", s.inFlight, s.meta)
+
+        const report = Option.getOrThrow(yield* store.report("20261124-0912-live"))
+        assert.strictEqual(report.session.status, "RUNNING")
+        assert.isNull(report.session.completedAt)
+        assert.strictEqual(report.session.durationMs, 1210) // until the end of its last known attempt (c1 started at +1210)
+        assert.deepStrictEqual(report.tests.map((t) => [t.id, t.status, t.attempts.length]), [["a", "QUEUED", 1], ["b", "FAILED", 1], ["c", "RUNNING", 1]])
+        const c1 = report.tests[2]!.attempts[0]!
+        assert.deepStrictEqual([c1.status, c1.exitCode, c1.durationMs, c1.tail], ["RUNNING", null, 0, ""])
+        assert.deepStrictEqual(
+          [report.totals.total, report.totals.failed, report.totals.passed, report.totals.successRate],
+          [3, 1, 0, 0]
+        )
+
+        const pending = yield* store.pending("20261124-0912-live")
+        assert.deepStrictEqual(pending.map((p) => [p.request.id, p.attempts, p.refName, p.sha]), [
+          ["a", 1, "main", "a".repeat(40)],
+          ["c", 1, "main", "a".repeat(40)]
+        ])
+        // the request comes back whole, except the secret's value
+        const { env, ...rest } = Schema.encodeSync(TestRequest)(pending[0]!.request)
+        const { env: _env, ...original } = Schema.encodeSync(TestRequest)(requests.a)
+        assert.deepStrictEqual(rest, original)
+        assert.deepStrictEqual(env, { NODE_ENV: "test" })
+        assert.deepStrictEqual(Schema.encodeSync(TestRequest)(pending[1]!.request), Schema.encodeSync(TestRequest)(requests.c))
+
+        assert.deepStrictEqual(yield* store.liveGroups("20261124-0912-live"), [{ pgid: 5003, processStartTime: "1003" }])
+
+        // after the rest, nothing is pending or live
+        yield* recordAll("20261124-0912-live", s.rest)
+        assert.deepStrictEqual(yield* store.pending("20261124-0912-live"), [])
+        assert.deepStrictEqual(yield* store.liveGroups("20261124-0912-live"), [])
+      })))
+
+    it.effect("resuming re-records SessionStarted and TestQueued without duplicating", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const s = scenario("20261124-0912-rsme")
+        yield* recordAll("20261124-0912-rsme", s.inFlight, s.meta)
+        const before = Option.getOrThrow(yield* store.report("20261124-0912-rsme"))
+        // a later process resumes the session: same id, later start, its own pid
+        yield* store.record(
+          "20261124-0912-rsme",
+          SessionEvent.SessionStarted({ sessionId: "20261124-0912-rsme", baseRef: "main", baseSha: "a".repeat(40), workers: 3, startedAt: T0 + 60_000 }),
+          { repoRoot: ROOT, pid: 777, config: "{}" }
+        )
+        for (const p of yield* store.pending("20261124-0912-rsme")) {
+          yield* store.record("20261124-0912-rsme", SessionEvent.TestQueued({ test: p.request, sha: p.sha, refName: p.refName, expectedMs: undefined }))
+        }
+        // b is finished: queuing it again changes nothing
+        yield* store.record("20261124-0912-rsme", SessionEvent.TestQueued({ test: requests.b, sha: "b".repeat(40), refName: "feature", expectedMs: undefined }))
+
+        const after = Option.getOrThrow(yield* store.report("20261124-0912-rsme"))
+        assert.deepStrictEqual(after.tests.map((t) => [t.id, t.status, t.attempts.length]), [["a", "QUEUED", 1], ["b", "FAILED", 1], ["c", "QUEUED", 1]])
+        assert.deepStrictEqual(after.session.startedAt, before.session.startedAt)
+        assert.strictEqual(after.session.workers, 3)
+        const summary = yield* store.requireSession("20261124-0912-rsme")
+        assert.deepStrictEqual([summary.pid, summary.total, summary.status], [777, 3, "RUNNING"])
+        assert.deepStrictEqual((yield* store.pending("20261124-0912-rsme")).map((p) => [p.request.id, p.attempts]), [["a", 1], ["c", 1]])
+      })))
+
+    it.effect("the store never holds a secret value", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const s = scenario("20261124-0912-scrt")
+        yield* recordAll("20261124-0912-scrt", s.inFlight.slice(0, 5), s.meta)
+        // a harness that forgot to mask: the store masks what it knows
+        const leaky = new Attempt({ ...s.attempts.a1, tail: `curl -H "Authorization: ${SECRET}"\n`, message: `token ${SECRET} rejected` })
+        yield* store.record("20261124-0912-scrt", SessionEvent.AttemptFinished({ testId: id("a"), attempt: leaky }))
+        const report = Option.getOrThrow(yield* store.report("20261124-0912-scrt"))
+        const json = JSON.stringify(encodeReport(report))
+        assert.notInclude(json, SECRET)
+        assert.include(report.tests[0]!.attempts[0]!.tail, `"Authorization: ***"`)
+        const pending = yield* store.pending("20261124-0912-scrt")
+        assert.notInclude(JSON.stringify(Schema.encodeSync(Schema.Array(TestRequest))(pending.map((p) => p.request))), SECRET)
+        assert.deepStrictEqual(pending[0]!.request.secretEnv, ["API_TOKEN"])
+      })))
+
+    it.effect("unknown sessions and tests are refused", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const nope = "20261124-0000-nope"
+        const queued = SessionEvent.TestQueued({ test: requests.a, sha: "a", refName: "main", expectedMs: undefined })
+        for (
+          const error of [
+            yield* Effect.flip(store.record(nope, queued)),
+            yield* Effect.flip(store.pending(nope)),
+            yield* Effect.flip(store.liveGroups(nope)),
+            yield* Effect.flip(store.deleteSession(nope)),
+            yield* Effect.flip(store.requireSession(nope))
+          ]
+        ) {
+          assert.strictEqual(error.reason, "UnknownSession")
+          assert.include(error.message, nope)
+        }
+        const s = scenario("20261124-0912-unkt")
+        yield* recordAll("20261124-0912-unkt", s.inFlight.slice(0, 1), s.meta)
+        const error = (yield* Effect.flip(store.record("20261124-0912-unkt", started("20261124-0912-unkt", "a", s.attempts.a1))))
+        assert.strictEqual(error.reason, "Query")
+        assert.include(error.message, "never queued")
+      })))
+
+    it.effect("history: median of the last 10 PASSED/FLAKY durations", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        // recorded out of order: only the start time says which is newer
+        yield* finishedSession("20260103-0000-0003", T0 + 3, [["h1", "PASSED", 20], ["h2", "FLAKY", 10]])
+        yield* finishedSession("20260101-0000-0001", T0 + 1, [["h1", "PASSED", 10]])
+        yield* finishedSession("20260102-0000-0002", T0 + 2, [["h1", "FLAKY", 30]])
+        // these do not count: not PASSED/FLAKY
+        yield* finishedSession("20260104-0000-0004", T0 + 4, [["h1", "FAILED", 1000]], { status: "FAILED" })
+        yield* finishedSession("20260105-0000-0005", T0 + 5, [["h1", "TIMED_OUT", 5000]], { status: "FAILED" })
+        yield* finishedSession("20260106-0000-0006", T0 + 6, [["h1", "CANCELLED", 7000]], { status: "INTERRUPTED" })
+        // h2: 2 old slow runs, then 10 newer ones of 1..9 ms and the 10 ms above
+        yield* finishedSession("20250101-0000-0001", T0 - 20, [["h2", "PASSED", 1000]])
+        yield* finishedSession("20250101-0000-0002", T0 - 19, [["h2", "PASSED", 1000]])
+        for (let i = 1; i <= 9; i++) {
+          yield* finishedSession(`20250201-0000-000${i}`, T0 - 10 + i, [["h2", "PASSED", i]])
+        }
+        const history = yield* store.history([id("h1"), id("h2"), id("h3")])
+        assert.strictEqual(history.get(id("h1"))?.expectedMs, 20)
+        assert.strictEqual(history.get(id("h2"))?.expectedMs, 5.5) // median of 1..10; with the old ones it would be 6.5
+        assert.deepStrictEqual(history.get(id("h3")), { expectedMs: undefined, flakiness: undefined })
+        assert.strictEqual(history.get(id("h1"))?.flakiness, 1 / 5) // FLAKY once in 5 finished (CANCELLED skipped)
+        assert.strictEqual((yield* store.history([])).size, 0)
+      })))
+
+    it.effect("history: flakiness is the share of the last 20 finished executions that ended FLAKY", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const statuses: Array<TestStatus> = [
+          "FLAKY", "FLAKY", "FLAKY", // the oldest three fall out of the window
+          ...Array.from({ length: 20 }, (_, i): TestStatus => (i % 4 === 0 ? "FLAKY" : i % 4 === 1 ? "FAILED" : "PASSED"))
+        ]
+        for (const [i, status] of statuses.entries()) {
+          yield* finishedSession(`20260201-0000-${String(i).padStart(4, "0")}`, T0 + i * 1000, [["f", status, 100]])
+        }
+        // neither a cancelled run nor one still in progress says anything about flakiness
+        yield* finishedSession("20260301-0000-canc", T0 + 100_000, [["f", "CANCELLED", 5]], { status: "INTERRUPTED" })
+        yield* recordAll("20260301-0000-runn", [
+          SessionEvent.SessionStarted({ sessionId: "20260301-0000-runn", baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 + 200_000 }),
+          SessionEvent.TestQueued({ test: request("f"), sha: "c", refName: "main", expectedMs: 100 })
+        ])
+        const history = (yield* store.history([id("f")])).get(id("f"))!
+        assert.strictEqual(history.flakiness, 5 / 20)
+        assert.strictEqual(history.expectedMs, 100)
+      })))
+
+    it.effect("lastFailed: what did not pass in the latest finished session of the repository", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        assert.isTrue(Option.isNone(yield* store.lastFailed("/r1")))
+        yield* finishedSession("20260101-0000-0001", T0, [["x", "FAILED", 1], ["y", "PASSED", 1]], { repoRoot: "/r1" })
+        yield* finishedSession("20260102-0000-0002", T0 + 1, [["x", "PASSED", 1], ["y", "TIMED_OUT", 1], ["w", "FLAKY", 1], ["z", "CANCELLED", 1], ["v", "ERROR", 1]], { repoRoot: "/r1", status: "PARTIAL_SUCCESS" })
+        // newer but still running, or another repository: not "the previous session"
+        yield* finishedSession("20260103-0000-0003", T0 + 2, [["x", "FAILED", 1]], { repoRoot: "/r1", finish: false })
+        yield* finishedSession("20260104-0000-0004", T0 + 3, [["q", "FAILED", 1]], { repoRoot: "/r2", status: "FAILED" })
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.lastFailed("/r1")), [id("y"), id("z"), id("v")])
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.lastFailed("/r2")), [id("q")])
+        assert.isTrue(Option.isNone(yield* store.lastFailed("/r3")))
+      })))
+
+    it.effect("sessions: newest first, with counts", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const s = scenario("20261124-0912-mid0", T0 + 10_000)
+        yield* recordAll("20261124-0912-mid0", [...s.inFlight, ...s.rest], s.meta)
+        yield* finishedSession("20261124-0000-old0", T0, [["x", "PASSED", 1]])
+        yield* finishedSession("20261124-2359-new0", T0 + 20_000, [["x", "PASSED", 1]], { finish: false })
+        const list = yield* store.sessions(10)
+        assert.deepStrictEqual(list.map((x) => x.id), ["20261124-2359-new0", "20261124-0912-mid0", "20261124-0000-old0"])
+        assert.deepStrictEqual((yield* store.sessions(2)).map((x) => x.id), ["20261124-2359-new0", "20261124-0912-mid0"])
+        assert.deepStrictEqual(yield* store.sessions(0), [])
+        assert.deepStrictEqual(list[1], {
+          id: "20261124-0912-mid0",
+          status: "PARTIAL_SUCCESS",
+          startedAt: T0 + 10_000,
+          completedAt: T0 + 12_000,
+          total: 3,
+          passed: 1,
+          notPassed: 2,
+          repoRoot: ROOT,
+          pid: 4242
+        })
+        assert.deepStrictEqual([list[0]!.status, list[0]!.completedAt], ["RUNNING", undefined])
+        assert.deepStrictEqual(yield* store.requireSession("20261124-0912-mid0"), list[1])
+      })))
+
+    it.effect("deleteSession removes the session with its executions and attempts", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const s1 = scenario("20261124-0912-del1", T0)
+        const s2 = scenario("20261124-0912-del2", T0 + 10_000)
+        yield* recordAll("20261124-0912-del1", [...s1.inFlight, ...s1.rest], s1.meta)
+        yield* recordAll("20261124-0912-del2", s2.inFlight, s2.meta)
+        yield* finishedSession("20261124-0912-h001", T0 - 1000, [["b", "PASSED", 500]])
+        assert.strictEqual((yield* store.history([id("a")])).get(id("a"))?.expectedMs, 190)
+
+        yield* store.deleteSession("20261124-0912-del1")
+        assert.isTrue(Option.isNone(yield* store.report("20261124-0912-del1")))
+        assert.deepStrictEqual((yield* store.sessions(10)).map((x) => x.id), ["20261124-0912-del2", "20261124-0912-h001"])
+        assert.strictEqual((yield* store.history([id("a")])).get(id("a"))?.expectedMs, undefined)
+        assert.strictEqual((yield* store.history([id("b")])).get(id("b"))?.expectedMs, 500)
+        assert.strictEqual((yield* Effect.flip(store.pending("20261124-0912-del1"))).reason, "UnknownSession")
+        assert.strictEqual((yield* Effect.flip(store.deleteSession("20261124-0912-del1"))).reason, "UnknownSession")
+        // the same id again starts empty: nothing of the old tests or attempts is left
+        yield* recordAll("20261124-0912-del1", s1.inFlight.slice(0, 1), s1.meta)
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.report("20261124-0912-del1")).tests, [])
+        // the other session is untouched
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.report("20261124-0912-del2")).tests.map((t) => t.attempts.length), [1, 1, 1])
+      })))
+
+    it.effect("gc keeps the newest sessions and returns the ids it deleted", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        for (const [i, sid] of ["20260101-0000-gc01", "20260102-0000-gc02", "20260103-0000-gc03", "20260104-0000-gc04"].entries()) {
+          yield* finishedSession(sid, T0 + i, [["x", "PASSED", 10 + i]])
+        }
+        assert.deepStrictEqual(yield* store.gc(2), ["20260102-0000-gc02", "20260101-0000-gc01"])
+        assert.deepStrictEqual((yield* store.sessions(10)).map((x) => x.id), ["20260104-0000-gc04", "20260103-0000-gc03"])
+        assert.strictEqual((yield* store.history([id("x")])).get(id("x"))?.expectedMs, 12.5)
+        assert.deepStrictEqual(yield* store.gc(5), [])
+        assert.deepStrictEqual(yield* store.gc(0), ["20260104-0000-gc04", "20260103-0000-gc03"])
+        assert.deepStrictEqual(yield* store.sessions(10), [])
+      })))
+  })
+}

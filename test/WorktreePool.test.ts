@@ -1,0 +1,454 @@
+import * as FileSystem from "@effect/platform/FileSystem"
+import { NodeContext } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as HashSet from "effect/HashSet"
+import * as Layer from "effect/Layer"
+import * as NodePath from "node:path"
+import * as Config from "../src/Config.js"
+import type { Worktree } from "../src/Domain.js"
+import * as Git from "../src/Git.js"
+import { type GitError, WorktreeError } from "../src/GroveError.js"
+import { type AttemptSpec, Harness } from "../src/Harness.js"
+import { Session, type SessionInfo } from "../src/Session.js"
+import * as WorktreePool from "../src/WorktreePool.js"
+import { git, makeRepo, type TestRepo } from "./support/repo.js"
+
+const sessionId = "20250101-0000-test"
+
+/** a Harness that records what it was asked to run; `failNext` makes the next run exit 1 */
+const recordingHarness = () => {
+  const calls: Array<AttemptSpec> = []
+  let failures = 0
+  const service: Harness["Type"] = {
+    run: (spec) =>
+      Effect.sync(() => {
+        calls.push(spec)
+        const fail = failures > 0
+        if (fail) failures--
+        return { _tag: "Exited", exitCode: fail ? 1 : 0, signal: null, failedStep: fail ? 0 : undefined, tail: fail ? "npm ERR! boom" : "", bytes: 0 } as const
+      })
+  }
+  return { service, calls, failNext: () => void failures++ }
+}
+
+/** counts the calls of a Git service's operations */
+const counting = (inner: Git.Git["Type"]) => {
+  const counts = { checkoutClean: 0, worktreeAdd: 0, worktreeRemove: 0, state: 0 }
+  const service: Git.Git["Type"] = {
+    ...inner,
+    checkoutClean: (...args) => Effect.suspend(() => (counts.checkoutClean++, inner.checkoutClean(...args))),
+    worktreeAdd: (...args) => Effect.suspend(() => (counts.worktreeAdd++, inner.worktreeAdd(...args))),
+    worktreeRemove: (...args) => Effect.suspend(() => (counts.worktreeRemove++, inner.worktreeRemove(...args))),
+    state: (...args) => Effect.suspend(() => (counts.state++, inner.state(...args)))
+  }
+  return { service, counts }
+}
+
+const sessionOf = (repo: Git.RepoInfo, baseSha: string, worktreeRoot: string): SessionInfo => ({
+  id: sessionId,
+  repo,
+  baseRef: "main",
+  baseSha,
+  worktreeRoot,
+  worktreeDir: NodePath.join(worktreeRoot, sessionId),
+  dataDir: NodePath.join(repo.commonDir, "grove", "sessions", sessionId),
+  startedAt: 0
+})
+
+interface Env {
+  readonly repo: TestRepo
+  readonly info: Git.RepoInfo
+  readonly session: SessionInfo
+  readonly git: Git.Git["Type"]
+  readonly counts: ReturnType<typeof counting>["counts"]
+  readonly harness: ReturnType<typeof recordingHarness>
+  /** runs `body` with a pool of this config in its own scope, closed when `body` ends */
+  readonly withPool: <A, E, R>(
+    config: Partial<Config.GroveConfig>,
+    body: (pool: WorktreePool.WorktreePool["Type"]) => Effect.Effect<A, E, R>,
+    gitService?: Git.Git["Type"]
+  ) => Effect.Effect<A, E | WorktreeError | GitError, Exclude<R, import("effect/Scope").Scope>>
+}
+
+/** a real repository, the real Git (counted) and a recording Harness */
+const realEnv = Effect.gen(function*() {
+  const repo = yield* makeRepo
+  const real = yield* Git.Git
+  const { counts, service } = counting(real)
+  const info = yield* real.repoInfo(repo.root)
+  const session = sessionOf(info, repo.second, NodePath.join(repo.dir, "repo.grove"))
+  const harness = recordingHarness()
+  const withPool: Env["withPool"] = (config, body, gitService) =>
+    Effect.scoped(Effect.flatMap(WorktreePool.make, body)).pipe(
+      Effect.provideService(Git.Git, gitService ?? service),
+      Effect.provideService(Harness, harness.service),
+      Effect.provideService(Session, session),
+      Effect.provideService(Config.GroveConfigTag, { ...Config.defaults, ...config })
+    ) as never
+  return { repo, info, session, git: real, counts, harness, withPool } satisfies Env
+})
+
+const RealGit = Git.layer.pipe(Layer.provideMerge(NodeContext.layer))
+
+const worktreePaths = (root: string) =>
+  Effect.map(git(root, "worktree", "list", "--porcelain"), (text) =>
+    text.split("\n").filter((l) => l.startsWith("worktree ")).map((l) => l.slice("worktree ".length)))
+
+const mainSnapshot = (root: string) =>
+  Effect.all({
+    status: git(root, "status", "--porcelain", "--ignored", "--untracked-files=all"),
+    index: git(root, "ls-files", "--stage"),
+    staged: git(root, "diff", "--cached"),
+    head: git(root, "symbolic-ref", "HEAD"),
+    branches: git(root, "for-each-ref", "--format=%(refname) %(objectname)")
+  })
+
+const wError = <A, E>(exit: Exit.Exit<A, E>): WorktreeError => {
+  if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error(`expected a failure, got ${String(exit)}`)
+  const error = exit.cause.error
+  assert.instanceOf(error, WorktreeError)
+  return error as WorktreeError
+}
+
+describe("WorktreePool (real git)", () => {
+  it.scopedLive("N borrows on K worktrees never share one; dirty ones are cleaned, clean ones skip the reset", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const fs = yield* FileSystem.FileSystem
+      const inUse = new Map<string, number>()
+      const used = new Set<string>()
+      const borrowers = 8
+      const workers = 2
+      yield* env.withPool({ workers }, (pool) =>
+        Effect.forEach(Array.from({ length: borrowers }, (_, i) => i), (i) =>
+          Effect.scoped(Effect.gen(function*() {
+            const wt = yield* pool.borrow(env.repo.second)
+            used.add(wt.path)
+            inUse.set(wt.path, (inUse.get(wt.path) ?? 0) + 1)
+            assert.strictEqual(inUse.get(wt.path), 1, `${wt.path} borrowed twice at once`)
+            // no marker of an earlier borrower survived the preparation, and nobody else writes here
+            const before = (yield* fs.readDirectory(wt.path)).filter((f) => f.startsWith("marker-"))
+            assert.deepStrictEqual(before, [])
+            yield* fs.writeFileString(NodePath.join(wt.path, `marker-${i}`), String(i))
+            yield* Effect.yieldNow()
+            const after = (yield* fs.readDirectory(wt.path)).filter((f) => f.startsWith("marker-"))
+            assert.deepStrictEqual(after, [`marker-${i}`])
+            inUse.set(wt.path, (inUse.get(wt.path) ?? 0) - 1)
+          })), { concurrency: "unbounded", discard: true }))
+      const dir = env.session.worktreeDir
+      assert.deepStrictEqual([...used].sort(), [NodePath.join(dir, "w1"), NodePath.join(dir, "w2")])
+      // every borrow but the first on each fresh worktree found the previous marker: one reset each
+      assert.strictEqual(env.counts.checkoutClean, borrowers - workers)
+      assert.strictEqual(env.counts.worktreeAdd, workers)
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("prepares: skips the reset when clean at the commit, cleans a dirty one, moves to another commit", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const fs = yield* FileSystem.FileSystem
+      yield* env.withPool({ workers: 1, keep: ["node_modules"] }, (pool) =>
+        Effect.gen(function*() {
+          const borrow = (sha: string) => Effect.scoped(pool.borrow(sha))
+          const wt = yield* borrow(env.repo.second)
+          const at = (f: string) => NodePath.join(wt.path, f)
+          assert.deepStrictEqual(wt, { path: NodePath.join(env.session.worktreeDir, "w1"), slot: 1, generation: 0 })
+          assert.strictEqual(yield* git(wt.path, "rev-parse", "HEAD"), env.repo.second)
+          yield* borrow(env.repo.second)
+          assert.strictEqual(env.counts.checkoutClean, 0)
+
+          yield* fs.writeFileString(at("src/app.txt"), "changed by a test\n")
+          yield* fs.writeFileString(at("new.txt"), "new\n")
+          yield* fs.writeFileString(at("test.log"), "ignored\n")
+          yield* fs.makeDirectory(at("node_modules/x"), { recursive: true })
+          yield* fs.writeFileString(at("node_modules/x/index.js"), "kept")
+          const again = yield* borrow(env.repo.second)
+          assert.strictEqual(again.path, wt.path)
+          assert.strictEqual(env.counts.checkoutClean, 1)
+          assert.strictEqual(yield* fs.readFileString(at("src/app.txt")), "v2\n")
+          assert.isFalse(yield* fs.exists(at("new.txt")))
+          assert.isFalse(yield* fs.exists(at("test.log")))
+          assert.strictEqual(yield* fs.readFileString(at("node_modules/x/index.js")), "kept")
+
+          yield* borrow(env.repo.second)
+          assert.strictEqual(env.counts.checkoutClean, 1) // kept files do not make it dirty
+
+          yield* borrow(env.repo.feature)
+          assert.strictEqual(env.counts.checkoutClean, 2)
+          assert.strictEqual(yield* fs.readFileString(at("feature.txt")), "feature\n")
+          assert.strictEqual(yield* git(wt.path, "rev-parse", "HEAD"), env.repo.feature)
+        }))
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("a worktree whose .git file was deleted is discarded and replaced; later borrows succeed", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const fs = yield* FileSystem.FileSystem
+      const dir = env.session.worktreeDir
+      yield* env.withPool({ workers: 1 }, (pool) =>
+        Effect.gen(function*() {
+          const first = yield* Effect.scoped(Effect.tap(pool.borrow(env.repo.second), (wt) =>
+            fs.remove(NodePath.join(wt.path, ".git"))))
+          const failed = wError(yield* Effect.exit(Effect.scoped(pool.borrow(env.repo.second))))
+          assert.strictEqual(failed.reason, "Prepare")
+          assert.strictEqual(failed.worktree, first.path)
+
+          const next = yield* Effect.scoped(pool.borrow(env.repo.first))
+          assert.deepStrictEqual(next, { path: NodePath.join(dir, "w1-1"), slot: 1, generation: 1 })
+          assert.strictEqual(yield* fs.readFileString(NodePath.join(next.path, "src/app.txt")), "v1\n")
+          assert.isFalse(yield* fs.exists(first.path))
+          assert.deepStrictEqual(yield* worktreePaths(env.repo.root), [env.repo.root, next.path])
+          yield* Effect.scoped(pool.borrow(env.repo.second))
+        }))
+      assert.deepStrictEqual(yield* worktreePaths(env.repo.root), [env.repo.root])
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("setup runs once per new worktree and again when a setup input changed", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const config = { workers: 1, setup: ["npm ci", "npm run build"], setupInputs: ["package-lock.json"], timeout: Config.defaults.killGrace }
+      yield* env.withPool(config, (pool) =>
+        Effect.gen(function*() {
+          const calls = env.harness.calls
+          const borrow = (sha: string) => Effect.scoped(pool.borrow(sha))
+          const wt = yield* borrow(env.repo.second)
+          assert.strictEqual(calls.length, 1)
+          const spec = calls[0]!
+          assert.strictEqual(spec.cwd, wt.path)
+          assert.deepStrictEqual(spec.steps.map((s) => [s.shell, s.script]), [["bash", "npm ci"], ["bash", "npm run build"]])
+          assert.strictEqual(spec.logPath, NodePath.join(env.session.dataDir, "logs", "setup-w1.1.log"))
+          assert.deepStrictEqual(spec.timeout, Config.defaults.killGrace)
+          assert.strictEqual(spec.env.GROVE_SESSION, sessionId)
+
+          yield* borrow(env.repo.second)
+          yield* borrow(env.repo.first) // package-lock.json is the same at first and second
+          assert.strictEqual(calls.length, 1)
+          yield* borrow(env.repo.feature) // package-lock.json differs
+          assert.strictEqual(calls.length, 2)
+          assert.strictEqual(calls[1]!.logPath, NodePath.join(env.session.dataDir, "logs", "setup-w1.2.log"))
+          yield* borrow(env.repo.feature)
+          assert.strictEqual(calls.length, 2)
+          yield* borrow(env.repo.second) // and back
+          assert.strictEqual(calls.length, 3)
+        }))
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("when the scope closes, worktrees, the session folder and the empty root are gone; the main checkout is untouched", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const fs = yield* FileSystem.FileSystem
+      const root = env.repo.root
+      // the user's work in progress
+      yield* fs.writeFileString(NodePath.join(root, "src/app.txt"), "work in progress\n")
+      yield* fs.writeFileString(NodePath.join(root, "staged.txt"), "staged\n")
+      yield* git(root, "add", "staged.txt")
+      yield* fs.writeFileString(NodePath.join(root, "notes.txt"), "untracked\n")
+      yield* fs.writeFileString(NodePath.join(root, "debug.log"), "ignored\n")
+      const before = yield* mainSnapshot(root)
+
+      yield* env.withPool({ workers: 3, setup: ["true"] }, (pool) =>
+        Effect.gen(function*() {
+          const listed = yield* env.git.worktreeList(env.info)
+          assert.strictEqual(listed.length, 4)
+          for (const e of listed.slice(1)) assert.strictEqual(e.locked, `grove ${sessionId} ${process.pid}`)
+          yield* Effect.forEach([env.repo.first, env.repo.second, env.repo.feature, env.repo.first], (sha, i) =>
+            Effect.scoped(Effect.flatMap(pool.borrow(sha), (wt) => fs.writeFileString(NodePath.join(wt.path, `out-${i}.txt`), "x"))),
+            { concurrency: "unbounded", discard: true })
+        }))
+
+      assert.deepStrictEqual(yield* worktreePaths(root), [root])
+      assert.isFalse(yield* fs.exists(env.session.worktreeDir))
+      assert.isFalse(yield* fs.exists(env.session.worktreeRoot))
+      // no administrative files left in the common dir either
+      const admin = NodePath.join(env.repo.commonDir, "worktrees")
+      if (yield* fs.exists(admin)) assert.deepStrictEqual(yield* fs.readDirectory(admin), [])
+      assert.deepStrictEqual(yield* mainSnapshot(root), before)
+      assert.strictEqual(yield* fs.readFileString(NodePath.join(root, "src/app.txt")), "work in progress\n")
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("the worktree root stays when it holds another session's folder", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const fs = yield* FileSystem.FileSystem
+      const other = NodePath.join(env.session.worktreeRoot, "20240101-0000-othr")
+      yield* fs.makeDirectory(other, { recursive: true })
+      yield* env.withPool({ workers: 1 }, () => Effect.void)
+      assert.isFalse(yield* fs.exists(env.session.worktreeDir))
+      assert.isTrue(yield* fs.exists(other))
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("keep leaves a worktree on disk (replaced for later tests); invalidate removes it at once", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const fs = yield* FileSystem.FileSystem
+      const dir = env.session.worktreeDir
+      let kept: Worktree | undefined
+      yield* env.withPool({ workers: 1, keepFailed: true }, (pool) =>
+        Effect.gen(function*() {
+          kept = yield* Effect.scoped(Effect.tap(pool.borrow(env.repo.second), (wt) =>
+            Effect.zipRight(fs.writeFileString(NodePath.join(wt.path, "failure.txt"), "evidence"), pool.keep(wt))))
+          const next = yield* Effect.scoped(pool.borrow(env.repo.second))
+          assert.strictEqual(next.path, NodePath.join(dir, "w1-1"))
+          const dropped = yield* Effect.scoped(Effect.tap(pool.borrow(env.repo.second), (wt) => pool.invalidate(wt)))
+          assert.strictEqual(dropped.path, NodePath.join(dir, "w1-1"))
+          const third = yield* Effect.scoped(pool.borrow(env.repo.second))
+          assert.strictEqual(third.path, NodePath.join(dir, "w1-2"))
+          assert.isFalse(yield* fs.exists(dropped.path))
+        }))
+      assert.isDefined(kept)
+      assert.strictEqual(yield* fs.readFileString(NodePath.join(kept!.path, "failure.txt")), "evidence")
+      const entries = yield* env.git.worktreeList(env.info)
+      assert.deepStrictEqual(entries.map((e) => [e.path, e.locked]), [
+        [env.repo.root, undefined],
+        [kept!.path, `grove ${sessionId} ${process.pid}`]
+      ])
+      assert.deepStrictEqual(yield* fs.readDirectory(dir), ["w1"])
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("cleanup: false leaves every worktree on disk, locked", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const fs = yield* FileSystem.FileSystem
+      yield* env.withPool({ workers: 2, cleanup: false }, (pool) => Effect.scoped(pool.borrow(env.repo.first)))
+      const entries = yield* env.git.worktreeList(env.info)
+      assert.deepStrictEqual(entries.map((e) => e.path), [
+        env.repo.root,
+        NodePath.join(env.session.worktreeDir, "w1"),
+        NodePath.join(env.session.worktreeDir, "w2")
+      ])
+      for (const e of entries.slice(1)) assert.strictEqual(e.locked, `grove ${sessionId} ${process.pid}`)
+      assert.deepStrictEqual((yield* fs.readDirectory(env.session.worktreeDir)).sort(), ["w1", "w2"])
+      assert.strictEqual(env.counts.worktreeRemove, 0)
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("interrupted while worktrees are being added, the pool still removes every one", () =>
+    Effect.gen(function*() {
+      const env = yield* realEnv
+      const fs = yield* FileSystem.FileSystem
+      const started = yield* Deferred.make<void>()
+      let adds = 0
+      // the third add creates its worktree, then holds its acquisition open until its fiber is interrupted
+      const untilInterrupted: Effect.Effect<void> = Effect.suspend(() =>
+        Effect.flatMap(Effect.descriptor, (d) =>
+          HashSet.size(d.interruptors) > 0 ? Effect.void : Effect.zipRight(Effect.sleep("5 millis"), untilInterrupted)))
+      const slowGit: Git.Git["Type"] = {
+        ...env.git,
+        worktreeAdd: (...args) =>
+          Effect.suspend(() =>
+            ++adds === 3
+              ? env.git.worktreeAdd(...args).pipe(
+                Effect.zipLeft(Deferred.succeed(started, undefined)),
+                Effect.zipLeft(untilInterrupted)
+              )
+              : env.git.worktreeAdd(...args))
+      }
+      const fiber = yield* Effect.fork(env.withPool({ workers: 3 }, () => Effect.never, slowGit))
+      yield* Deferred.await(started)
+      assert.strictEqual((yield* worktreePaths(env.repo.root)).length, 4)
+      const exit = yield* Fiber.interrupt(fiber)
+      assert.isTrue(Exit.isInterrupted(exit))
+      assert.strictEqual(adds, 3)
+      assert.deepStrictEqual(yield* worktreePaths(env.repo.root), [env.repo.root])
+      assert.isFalse(yield* fs.exists(env.session.worktreeRoot))
+    }).pipe(Effect.provide(RealGit)))
+})
+
+describe("WorktreePool (memory git)", () => {
+  const memoryRepo: Git.MemoryRepo = {
+    root: "/repo",
+    refs: { main: "sha2", v1: "sha1", feature: "sha3" },
+    files: {
+      sha1: { "package-lock.json": "1" },
+      sha2: { "package-lock.json": "1" },
+      sha3: { "package-lock.json": "2" }
+    }
+  }
+  const session = sessionOf({ root: "/repo", commonDir: "/repo/.git", name: "repo" }, "sha2", "/nonexistent-grove-test/repo.grove")
+  const run = <A, E, R>(
+    config: Partial<Config.GroveConfig>,
+    harness: Harness["Type"],
+    body: (pool: WorktreePool.WorktreePool["Type"], control: Git.MemoryControl) => Effect.Effect<A, E, R>
+  ) =>
+    Effect.gen(function*() {
+      const control = yield* Git.GitMemory
+      const result = yield* Effect.scoped(Effect.flatMap(WorktreePool.make, (pool) => body(pool, control)))
+      return { result, remaining: yield* control.worktrees }
+    }).pipe(
+      Effect.provideService(Harness, harness),
+      Effect.provideService(Session, session),
+      Effect.provideService(Config.GroveConfigTag, { ...Config.defaults, ...config }),
+      Effect.provide(Git.layerMemory({ repos: [memoryRepo] }))
+    )
+  const w = (name: string) => NodePath.join(session.worktreeDir, name)
+
+  it.effect("skips the reset when clean, resets when dirty; failures on demand replace the worktree", () =>
+    run({ workers: 1 }, recordingHarness().service, (pool, control) =>
+      Effect.gen(function*() {
+        const borrow = (sha: string) => Effect.scoped(pool.borrow(sha))
+        yield* borrow("sha2")
+        yield* borrow("sha2")
+        assert.strictEqual((yield* control.calls).checkoutClean, 0)
+        yield* control.dirty(w("w1"))
+        yield* borrow("sha2")
+        assert.strictEqual((yield* control.calls).checkoutClean, 1)
+        yield* borrow("sha1")
+        assert.strictEqual((yield* control.calls).checkoutClean, 2)
+
+        yield* control.failNext("checkoutClean", w("w1"))
+        const failed = wError(yield* Effect.exit(borrow("sha2")))
+        assert.strictEqual(failed.reason, "Prepare")
+        assert.strictEqual(failed.worktree, w("w1"))
+        const replacement = yield* borrow("sha2")
+        assert.strictEqual(replacement.path, w("w1-1"))
+        assert.deepStrictEqual((yield* control.worktrees).map((x) => [x.path, x.head, x.locked]), [
+          [w("w1-1"), "sha2", `grove ${sessionId} ${process.pid}`]
+        ])
+
+        yield* control.breakWorktree(w("w1-1"))
+        assert.strictEqual(wError(yield* Effect.exit(borrow("sha2"))).reason, "Prepare")
+        const next = yield* borrow("sha3")
+        assert.deepStrictEqual(next, { path: w("w1-2"), slot: 1, generation: 2 })
+      })).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
+
+  it.effect("a failing setup ends the borrow with Setup and the replacement is set up again", () => {
+    const harness = recordingHarness()
+    return run({ workers: 1, setup: ["npm ci"], setupInputs: ["package-lock.json"] }, harness.service, (pool) =>
+      Effect.gen(function*() {
+        const borrow = (sha: string) => Effect.scoped(pool.borrow(sha))
+        harness.failNext()
+        const failed = wError(yield* Effect.exit(borrow("sha2")))
+        assert.strictEqual(failed.reason, "Setup")
+        assert.include(failed.message, "npm ci")
+        assert.include(failed.message, "setup-w1.1.log")
+        const wt = yield* borrow("sha2")
+        assert.strictEqual(wt.path, w("w1-1"))
+        assert.deepStrictEqual(harness.calls.map((c) => c.logPath), [
+          NodePath.join(session.dataDir, "logs", "setup-w1.1.log"),
+          NodePath.join(session.dataDir, "logs", "setup-w1-1.1.log")
+        ])
+        yield* borrow("sha1")
+        assert.strictEqual(harness.calls.length, 2)
+        yield* borrow("sha3")
+        assert.strictEqual(harness.calls.length, 3)
+      }))
+  })
+
+  it.effect("make fails with Create when a worktree cannot be made, and leaves none behind", () =>
+    Effect.gen(function*() {
+      const control = yield* Git.GitMemory
+      yield* control.failNext("worktreeAdd", w("w2"))
+      const exit = yield* Effect.exit(Effect.scoped(WorktreePool.make))
+      const error = wError(exit)
+      assert.strictEqual(error.reason, "Create")
+      assert.strictEqual(error.worktree, w("w2"))
+      assert.deepStrictEqual(yield* control.worktrees, [])
+    }).pipe(
+      Effect.provideService(Harness, recordingHarness().service),
+      Effect.provideService(Session, session),
+      Effect.provideService(Config.GroveConfigTag, { ...Config.defaults, workers: 3 }),
+      Effect.provide(Git.layerMemory({ repos: [memoryRepo] }))
+    ))
+})
