@@ -13,6 +13,7 @@ import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import { Report, SessionInfo, type SessionStatus, type TestResult, Totals } from "./Domain.js"
 import { ReportError } from "./GroveError.js"
+import * as Html from "./report/Html.js"
 import * as Json from "./report/Json.js"
 import * as Junit from "./report/Junit.js"
 import * as Markdown from "./report/Markdown.js"
@@ -190,12 +191,12 @@ export type ReportKind = typeof ReportKind.Type
 export type Renderer = (report: Report) => string
 
 /**
- * The renderer of each kind. A kind without one (html, until its renderer
- * lands) fails {@link render} with a ReportError.
+ * The renderer of each kind.
  *
  * @since 0.1.0
  */
 export const renderers: { readonly [K in ReportKind]?: Renderer } = {
+  html: Html.render,
   json: Json.render,
   junit: Junit.render,
   markdown: Markdown.render

@@ -1,0 +1,421 @@
+/**
+ * One Orchestrator scope is one session (SPEC §8): acquiring it fixes the session;
+ * the first accepted submission makes the worktree pool and starts the runners;
+ * closing the scope stops what still runs (INTERRUPTED), records the end and removes
+ * the worktrees.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as STM from "effect/STM"
+import * as Stream from "effect/Stream"
+import * as TRef from "effect/TRef"
+import { GroveConfigTag } from "./Config.js"
+import { isSuccess, type Report, SessionEvent as Event, type SessionEvent, TestRequest, type TestResult } from "./Domain.js"
+import { Git } from "./Git.js"
+import { GitError, InvalidInput, Issue, type WorktreeError } from "./GroveError.js"
+import { Harness } from "./Harness.js"
+import * as ReportModule from "./Report.js"
+import * as Runner from "./Runner.js"
+import * as Scheduler from "./Scheduler.js"
+import * as SessionModule from "./Session.js"
+import { Session } from "./Session.js"
+import { Store, type PendingTest } from "./Store.js"
+import * as TestQueue from "./TestQueue.js"
+import * as WorktreePool from "./WorktreePool.js"
+
+/**
+ * A running attempt, as `status` shows it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunningAttempt {
+  readonly testId: string
+  readonly worker: number
+  readonly attempt: number
+  readonly startedAt: number
+}
+
+/**
+ * The live state of a session.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Status {
+  readonly sessionId: string
+  readonly submitted: number
+  readonly waiting: number
+  readonly running: ReadonlyArray<RunningAttempt>
+  readonly finished: ReadonlyArray<TestResult>
+  readonly stopping: boolean
+}
+
+/**
+ * What `submit` takes: a TestRequest, or its encoded form (checked).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TestInput = TestRequest | typeof TestRequest.Encoded
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SubmitError = InvalidInput | GitError | WorktreeError
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Orchestrator extends Context.Tag("grove/Orchestrator")<Orchestrator, {
+  readonly session: Session["Type"]
+  /** queues one test; suspends while the queue is full */
+  readonly submit: (test: TestInput) => Effect.Effect<void, SubmitError>
+  /** checks the whole batch, sorts it by the Scheduler's order, then queues it */
+  readonly submitBatch: (tests: Iterable<TestInput>) => Effect.Effect<void, SubmitError>
+  /** queues tests of a stored session that have no terminal status (--resume) */
+  readonly submitPending: (tests: ReadonlyArray<PendingTest>) => Effect.Effect<void, SubmitError>
+  /** submitBatch, then awaitCompletion */
+  readonly runTests: (tests: Iterable<TestInput>) => Effect.Effect<Report, SubmitError>
+  /** waits for everything submitted so far, retries included, and folds the report */
+  readonly awaitCompletion: Effect.Effect<Report>
+  readonly status: Effect.Effect<Status>
+  /** session events from the moment the stream runs */
+  readonly events: Stream.Stream<SessionEvent>
+  /** a subscription that starts now: nothing published after this call is missed */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<SessionEvent>, never, Scope.Scope>
+  /**
+   * Stops taking tests: running attempts are terminated and, with waiting ones,
+   * become CANCELLED. `interrupted` marks the session INTERRUPTED (a signal);
+   * `immediate` skips the grace period between SIGTERM and SIGKILL (a second signal).
+   */
+  readonly stop: (options: { readonly interrupted: boolean; readonly immediate?: boolean }) => Effect.Effect<void>
+}>() {}
+
+const decodeRequest = Schema.decodeUnknownEither(TestRequest)
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<
+  Orchestrator["Type"],
+  never,
+  Scope.Scope | Git | Harness | Store | GroveConfigTag | Scheduler.Scheduler | Session
+> = Effect.gen(function*() {
+  const config = yield* GroveConfigTag
+  const session = yield* Session
+  const git = yield* Git
+  const store = yield* Store
+  const context = yield* Effect.context<Git | Harness | GroveConfigTag | Scheduler.Scheduler | Session>()
+  const harness = yield* Harness
+  const scheduler = yield* Scheduler.Scheduler
+
+  // the pool and the runners live in their own scope, which the session's finalizer
+  // closes itself once it has stopped them and recorded the end: the order of a
+  // parent scope's finalizers (sequential or parallel) then does not matter
+  const workScope = yield* Scope.make(ExecutionStrategy.sequential)
+
+  const pubsub = yield* PubSub.unbounded<SessionEvent>()
+  const queue = yield* TestQueue.make(config.maxQueueSize)
+  const stopped = yield* Deferred.make<void>()
+  const hurry = yield* Deferred.make<void>()
+  const interrupted = yield* Ref.make(false)
+  const outstanding = yield* TRef.make(0)
+  const submitted = new Map<string, number>()
+  const results = yield* Ref.make(new Map<string, { readonly seq: number; readonly result: TestResult }>())
+  const running = yield* Ref.make(new Map<string, RunningAttempt>())
+  const failures = yield* Ref.make(0)
+  const shas = new Map<string, string>()
+  let seq = 0
+
+  const meta = {
+    repoRoot: session.repo.root,
+    pid: process.pid,
+    config: JSON.stringify({ ...config, timeout: Duration.toMillis(config.timeout), killGrace: Duration.toMillis(config.killGrace), retryBase: Duration.toMillis(config.retryBase), retryCap: Duration.toMillis(config.retryCap) })
+  }
+  const publish = (event: SessionEvent): Effect.Effect<void> =>
+    store.record(session.id, event, event._tag === "SessionStarted" ? meta : undefined).pipe(
+      Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)),
+      Effect.zipRight(PubSub.publish(pubsub, event)),
+      Effect.asVoid
+    )
+
+  const finish = (result: TestResult): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      yield* Ref.update(results, (m) => new Map(m).set(result.id, { seq: submitted.get(result.id) ?? 0, result }))
+      yield* publish(Event.TestFinished({ result }))
+      yield* STM.commit(TRef.update(outstanding, (n) => n - 1))
+      if (!isSuccess(result.status) && result.status !== "CANCELLED") {
+        const n = yield* Ref.updateAndGet(failures, (x) => x + 1)
+        if (config.maxFail !== undefined && n >= config.maxFail) yield* stop({ interrupted: false })
+      }
+    })
+
+  const cancel = (job: TestQueue.Job) =>
+    finish(Runner.resultOf(job, job.attempts, undefined, "CANCELLED"))
+
+  const cancelWaiting = Effect.flatMap(queue.drain, (jobs) => Effect.forEach(jobs, cancel, { discard: true }))
+
+  const stop = (options: { readonly interrupted: boolean; readonly immediate?: boolean }) =>
+    Effect.gen(function*() {
+      if (options.interrupted) yield* Ref.set(interrupted, true)
+      if (options.immediate === true) yield* Deferred.succeed(hurry, undefined)
+      yield* Deferred.succeed(stopped, undefined)
+      yield* cancelWaiting
+    })
+
+  const background = yield* FiberSet.make<void, never>().pipe(Scope.extend(workScope))
+
+  const retryLater = (job: TestQueue.Job, delay: Duration.Duration) =>
+    FiberSet.run(
+      background,
+      Effect.raceFirst(
+        Effect.sleep(delay).pipe(Effect.as(true)),
+        Deferred.await(stopped).pipe(Effect.as(false))
+      ).pipe(
+        Effect.flatMap((due) => due ? enqueue(job, queue.requeue) : cancel(job))
+      )
+    ).pipe(Effect.asVoid)
+
+  const enqueue = (job: TestQueue.Job, put: (job: TestQueue.Job) => Effect.Effect<void>): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      if (yield* Deferred.isDone(stopped)) return yield* cancel(job)
+      yield* Effect.raceFirst(put(job), Deferred.await(stopped))
+      // a stop that came while we waited for room: whatever is still queued is cancelled
+      if (yield* Deferred.isDone(stopped)) yield* cancelWaiting
+    })
+
+  const runnerContext: Runner.Context = {
+    session,
+    config,
+    queue,
+    pool: undefined as never,
+    harness,
+    publish,
+    finish,
+    retryLater,
+    stopped,
+    hurry: Deferred.await(hurry),
+    running: {
+      add: (job, worker, attempt, startedAt) =>
+        Ref.update(running, (m) => new Map(m).set(job.request.id, { testId: job.request.id, worker, attempt, startedAt })),
+      remove: (job) =>
+        Ref.update(running, (m) => {
+          const next = new Map(m)
+          next.delete(job.request.id)
+          return next
+        })
+    }
+  }
+
+  // the pool and the runners start with the first accepted submission: bad input creates nothing
+  const start = yield* Effect.cached(
+    Effect.gen(function*() {
+      // the pool's finalizers belong to the work scope (the captured context also holds the
+      // layer's Scope, so the work scope must be the innermost one provided)
+      const pool = yield* WorktreePool.make.pipe(Scope.extend(workScope), Effect.provide(context))
+      const ctx = { ...runnerContext, pool }
+      for (let slot = 1; slot <= config.workers; slot++) {
+        yield* FiberSet.run(background, Runner.run(ctx, slot))
+      }
+    })
+  )
+
+  const report = Effect.gen(function*() {
+    const done = [...(yield* Ref.get(results)).values()].sort((a, b) => a.seq - b.seq).map((r) => r.result)
+    return ReportModule.make({
+      id: session.id,
+      startedAt: session.startedAt,
+      completedAt: yield* Clock.currentTimeMillis,
+      baseRef: session.baseRef,
+      baseSha: session.baseSha,
+      workers: config.workers,
+      interrupted: yield* Ref.get(interrupted)
+    }, done)
+  })
+
+  const awaitCompletion = STM.commit(
+    STM.flatMap(TRef.get(outstanding), (n) => n > 0 ? STM.retry : STM.void)
+  ).pipe(Effect.zipRight(report))
+
+  const resolve = (refName: string) =>
+    Effect.suspend(() => {
+      const known = shas.get(refName)
+      return known !== undefined
+        ? Effect.succeed(known)
+        : Effect.tap(git.resolveRef(session.repo, refName), (sha) => Effect.sync(() => shas.set(refName, sha)))
+    })
+
+  /** checks every test of a batch, listing all problems at once */
+  const accept = (inputs: ReadonlyArray<TestInput>) =>
+    Effect.gen(function*() {
+      const issues: Array<Issue> = []
+      const requests: Array<TestRequest> = []
+      const seen = new Set<string>()
+      inputs.forEach((input, i) => {
+        const decoded = input instanceof TestRequest ? { _tag: "Right" as const, right: input } : decodeRequest(input)
+        if (decoded._tag === "Left") {
+          const where = typeof (input as { id?: unknown }).id === "string" ? `test ${(input as { id: string }).id}` : `test #${i + 1}`
+          issues.push(new Issue({ where, message: ParseResult.TreeFormatter.formatErrorSync(decoded.left) }))
+          return
+        }
+        const r = decoded.right
+        if (submitted.has(r.id) || seen.has(r.id)) {
+          issues.push(new Issue({ where: `test ${r.id}`, message: "duplicate id: ids are unique in a session" }))
+          return
+        }
+        seen.add(r.id)
+        requests.push(r)
+      })
+      const resolved: Array<{ readonly request: TestRequest; readonly sha: string; readonly refName: string }> = []
+      for (const request of requests) {
+        const refName = request.ref ?? session.baseRef
+        const sha = request.ref === undefined
+          ? session.baseSha
+          : yield* resolve(refName).pipe(
+            Effect.catchTag("GitError", (e) => {
+              if (e.reason !== "UnknownRef") return Effect.fail(e)
+              issues.push(new Issue({ where: `test ${request.id}`, message: e.message }))
+              return Effect.succeed("")
+            })
+          )
+        resolved.push({ request, sha, refName })
+      }
+      if (issues.length > 0) return yield* Effect.fail(new InvalidInput({ issues: issues as [Issue, ...Array<Issue>] }))
+      return resolved
+    })
+
+  const toJobs = (
+    tests: ReadonlyArray<{ readonly request: TestRequest; readonly sha: string; readonly refName: string; readonly priorAttempts?: number }>
+  ) =>
+    Effect.gen(function*() {
+      const history = yield* store.history(tests.map((t) => t.request.id)).pipe(
+        Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), new Map()))
+      )
+      return tests.map(({ priorAttempts, refName, request, sha }): TestQueue.Job => {
+        const expectedMs = history.get(request.id)?.expectedMs
+        const timeout = request.timeout ??
+          (config.timeoutPercent !== undefined && expectedMs !== undefined
+            ? Duration.millis(Math.max(1, Math.ceil(expectedMs * config.timeoutPercent / 100)))
+            : config.timeout)
+        submitted.set(request.id, seq)
+        return {
+          seq: seq++,
+          priority: request.priority,
+          expectedMs,
+          retry: false,
+          resources: request.resources,
+          request,
+          sha,
+          refName,
+          timeout,
+          attempts: [],
+          priorAttempts: priorAttempts ?? 0
+        }
+      })
+    })
+
+  const queueJobs = (jobs: ReadonlyArray<TestQueue.Job>) =>
+    Effect.gen(function*() {
+      if (jobs.length === 0) return
+      yield* start
+      yield* STM.commit(TRef.update(outstanding, (n) => n + jobs.length))
+      const sorted = [...jobs].sort(scheduler.order)
+      for (const job of sorted) {
+        yield* publish(Event.TestQueued({ test: job.request, sha: job.sha, refName: job.refName, expectedMs: job.expectedMs }))
+      }
+      for (const job of sorted) yield* enqueue(job, queue.offer)
+    })
+
+  const submitBatch = (tests: Iterable<TestInput>) =>
+    accept([...tests]).pipe(Effect.flatMap(toJobs), Effect.flatMap(queueJobs))
+
+  yield* publish(Event.SessionStarted({
+    sessionId: session.id,
+    baseRef: session.baseRef,
+    baseSha: session.baseSha,
+    workers: config.workers,
+    startedAt: session.startedAt
+  }))
+
+  yield* Effect.addFinalizer((exit) =>
+    Effect.gen(function*() {
+      const left = yield* STM.commit(TRef.get(outstanding))
+      if (left > 0 || Exit.isInterrupted(exit)) yield* stop({ interrupted: left > 0 || Exit.isInterrupted(exit) })
+      yield* Deferred.succeed(stopped, undefined)
+      const final = yield* awaitCompletion
+      yield* publish(Event.SessionFinished({ report: final }))
+      yield* PubSub.shutdown(pubsub)
+      yield* Scope.close(workScope, exit)
+    })
+  )
+
+  return {
+    session,
+    submit: (test) => submitBatch([test]),
+    submitBatch,
+    submitPending: (tests) =>
+      toJobs(tests.map((t) => ({ request: t.request, sha: t.sha, refName: t.refName, priorAttempts: t.attempts }))).pipe(
+        Effect.flatMap(queueJobs)
+      ),
+    runTests: (tests) => Effect.zipRight(submitBatch(tests), awaitCompletion),
+    awaitCompletion,
+    status: Effect.gen(function*() {
+      const done = [...(yield* Ref.get(results)).values()].sort((a, b) => a.seq - b.seq).map((r) => r.result)
+      return {
+        sessionId: session.id,
+        submitted: submitted.size,
+        waiting: yield* queue.size,
+        running: [...(yield* Ref.get(running)).values()],
+        finished: done,
+        stopping: yield* Deferred.isDone(stopped)
+      }
+    }),
+    events: Stream.fromPubSub(pubsub),
+    subscribe: PubSub.subscribe(pubsub),
+    stop
+  }
+})
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<
+  Orchestrator,
+  never,
+  Git | Harness | Store | GroveConfigTag | Scheduler.Scheduler | Session
+> = Layer.scoped(Orchestrator, make)
+
+/**
+ * The Orchestrator with its session and the default queue policy: give it Config,
+ * Git, Harness and Store layers.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSession = (
+  options: SessionModule.Options
+): Layer.Layer<Orchestrator | Session, GitError, Git | Harness | Store | GroveConfigTag> =>
+  layer.pipe(
+    Layer.provideMerge(SessionModule.layer(options)),
+    Layer.provide(Scheduler.layer)
+  )

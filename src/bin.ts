@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+/**
+ * The `grove` executable: runs the command line and exits with its code. grove
+ * handles SIGINT/SIGTERM itself (see Cli.ts), so this is not NodeRuntime.runMain.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { main } from "./Cli.js"
+
+Effect.runFork(main(process.argv).pipe(Effect.provide(NodeContext.layer))).addObserver((exit) => {
+  process.exit(Exit.isSuccess(exit) ? exit.value : 70)
+})

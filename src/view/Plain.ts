@@ -1,0 +1,140 @@
+/**
+ * What `grove run` prints off a TTY (and the parts the live view shares): the
+ * session line, one line per finished test, and the summary with failures first.
+ *
+ * @since 0.1.0
+ */
+import type { Report, TestResult, TestStatus } from "../Domain.js"
+import { formatDuration, lastLines, stripAnsi } from "../internal/text.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Style {
+  readonly color: boolean
+}
+
+const codes: Record<string, string> = {
+  red: "\x1b[31m",
+  green: "\x1b[32m",
+  yellow: "\x1b[33m",
+  magenta: "\x1b[35m",
+  dim: "\x1b[2m",
+  bold: "\x1b[1m"
+}
+
+/**
+ * @since 0.1.0
+ * @category utils
+ */
+export const paint = (style: Style, color: keyof typeof codes, text: string): string =>
+  style.color ? `${codes[color]}${text}\x1b[0m` : text
+
+const statusColor: Record<TestStatus, keyof typeof codes> = {
+  QUEUED: "dim",
+  RUNNING: "dim",
+  PASSED: "green",
+  FLAKY: "yellow",
+  FAILED: "red",
+  TIMED_OUT: "red",
+  ERROR: "magenta",
+  CANCELLED: "dim"
+}
+
+/**
+ * A status padded to a column, coloured when the style allows.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const status = (style: Style, s: TestStatus): string => paint(style, statusColor[s], s.padEnd(9))
+
+/**
+ * A string that came from a test or a plan, safe to print: control characters and
+ * escape codes removed.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const safe = (text: string): string =>
+  // eslint-disable-next-line no-control-regex
+  stripAnsi(text).replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "")
+
+/**
+ * One line per finished test: status, id, duration, attempts.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const testLine = (style: Style, result: TestResult): string => {
+  const n = result.attempts.length
+  const attempts = n > 1 ? paint(style, "dim", `  (${n} attempts)`) : ""
+  return `${status(style, result.status)} ${safe(result.id)}  ${paint(style, "dim", formatDuration(result.durationMs))}${attempts}`
+}
+
+/**
+ * The first line grove prints.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const sessionLine = (
+  style: Style,
+  info: { readonly id: string; readonly tests: number; readonly workers: number; readonly baseRef: string; readonly baseSha: string }
+): string =>
+  `grove session ${paint(style, "bold", info.id)}  ${info.tests} test${info.tests === 1 ? "" : "s"} on ${info.workers} worker${info.workers === 1 ? "" : "s"}  ${paint(style, "dim", `${info.baseRef} ${info.baseSha.slice(0, 10)}`)}`
+
+const notPassed = (r: TestResult) => r.status !== "PASSED" && r.status !== "FLAKY"
+
+/**
+ * The summary: failures first, each failing attempt with its log path and the last
+ * lines of its output; then the flaky tests; then the counts.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const summary = (style: Style, report: Report, options: { readonly tailLines?: number } = {}): string => {
+  const out: Array<string> = []
+  const failed = report.tests.filter((t) => notPassed(t) && t.status !== "CANCELLED")
+  const flaky = report.tests.filter((t) => t.status === "FLAKY")
+  const cancelled = report.tests.filter((t) => t.status === "CANCELLED")
+  if (failed.length > 0) {
+    out.push("", paint(style, "bold", `Failures (${failed.length})`))
+    for (const t of failed) {
+      out.push("", `${status(style, t.status)} ${safe(t.id)}  ${paint(style, "dim", safe(t.source))}`)
+      for (const a of t.attempts) {
+        if (a.status === "PASSED") continue
+        const what = a.message !== undefined ? safe(a.message) : a.exitCode !== null ? `exit ${a.exitCode}` : a.signal ?? ""
+        out.push(`  attempt ${a.n}: ${a.status} ${what}`)
+        if (a.logPath !== "") out.push(`    log: ${a.logPath}`)
+      }
+      const last = t.attempts[t.attempts.length - 1]
+      if (last !== undefined && last.tail !== "") {
+        for (const line of lastLines(last.tail, options.tailLines ?? 10)) out.push(paint(style, "dim", `    | ${safe(line)}`))
+      }
+      if (t.keptWorktree !== undefined) out.push(`    worktree kept: ${t.keptWorktree}`)
+    }
+  }
+  if (flaky.length > 0) {
+    out.push("", paint(style, "bold", `Flaky (${flaky.length})`))
+    for (const t of flaky) out.push(`  ${safe(t.id)}: ${t.attempts.map((a) => a.status).join(" → ")}`)
+  }
+  if (cancelled.length > 0) {
+    out.push("", paint(style, "dim", `Cancelled (${cancelled.length}): ${cancelled.map((t) => safe(t.id)).join(", ")}`))
+  }
+  const c = report.totals
+  const parts = [
+    paint(style, "green", `${c.passed} passed`),
+    c.flaky > 0 ? paint(style, "yellow", `${c.flaky} flaky`) : undefined,
+    c.failed > 0 ? paint(style, "red", `${c.failed} failed`) : undefined,
+    c.timedOut > 0 ? paint(style, "red", `${c.timedOut} timed out`) : undefined,
+    c.error > 0 ? paint(style, "magenta", `${c.error} error`) : undefined,
+    c.cancelled > 0 ? `${c.cancelled} cancelled` : undefined
+  ].filter((p): p is string => p !== undefined)
+  out.push(
+    "",
+    `${paint(style, "bold", report.session.status)}  ${parts.join(", ")}  of ${c.total} in ${formatDuration(report.session.durationMs)}  ${paint(style, "dim", `session ${report.session.id}`)}`
+  )
+  return out.join("\n")
+}

@@ -1,0 +1,307 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as TestClock from "effect/TestClock"
+import { Step, TestRequest } from "../src/Domain.js"
+import * as Git from "../src/Git.js"
+import * as Harness from "../src/Harness.js"
+import { Orchestrator } from "../src/Orchestrator.js"
+import * as Store from "../src/Store.js"
+import * as Testing from "../src/Testing.js"
+
+const req = (id: string, fields: Partial<ConstructorParameters<typeof TestRequest>[0]> = {}) =>
+  new TestRequest({
+    id: id as TestRequest["id"],
+    name: id,
+    source: "test",
+    steps: [new Step({ shell: "sh", script: `run ${id}` })],
+    ...fields
+  })
+
+const runs = Effect.flatMap(Harness.HarnessMemory, (h) => h.runs)
+
+/** start of each run by test id, in start order */
+const starts = Effect.map(runs, (rs) => rs.map((r) => ({ id: r.spec.testId, n: r.spec.attempt, at: r.startedAt, end: r.endedAt ?? Infinity })))
+
+describe("Orchestrator (in memory, TestClock)", () => {
+  it.scoped("a timeout fires exactly at its duration", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("slow", { timeout: Duration.seconds(10), retries: 0 })]))
+      yield* TestClock.adjust("9999 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(fiber)), "not before its timeout")
+      yield* TestClock.adjust("1 millis")
+      const report = yield* Fiber.join(fiber)
+      const test = report.tests[0]!
+      assert.strictEqual(test.status, "TIMED_OUT")
+      assert.strictEqual(test.attempts[0]!.durationMs, 10_000)
+      assert.strictEqual(report.session.status, "FAILED")
+    }).pipe(Effect.provide(Testing.layer({ script: Harness.scriptTable({ slow: [{ exitCode: 0, durationMs: 60_000 }] }) }))))
+
+  it.scoped("retries happen at the scheduled delays, jittered ±20%, then FLAKY", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("t", { retries: 3 })]))
+      yield* TestClock.adjust("0 millis")
+      assert.deepStrictEqual((yield* starts).map((s) => s.at), [0])
+      yield* TestClock.adjust("799 millis")
+      assert.strictEqual((yield* starts).length, 1, "no retry before 0.8 × 1s")
+      yield* TestClock.adjust("401 millis")
+      const afterFirst = yield* starts
+      assert.strictEqual(afterFirst.length, 2, "first retry within 1s ± 20%")
+      const second = afterFirst[1]!.at
+      assert.isTrue(second >= 800 && second <= 1200)
+      yield* TestClock.adjust(Duration.millis(second + 1599 - 1200))
+      assert.strictEqual((yield* starts).length, 2, "no second retry before 0.8 × 2s after the first")
+      yield* TestClock.adjust("1000 millis")
+      const all = yield* starts
+      assert.strictEqual(all.length, 3)
+      const gap = all[2]!.at - all[1]!.at
+      assert.isTrue(gap >= 1600 && gap <= 2400, `second delay ${gap}`)
+      const report = yield* Fiber.join(fiber)
+      assert.strictEqual(report.tests[0]!.status, "FLAKY")
+      assert.deepStrictEqual(report.tests[0]!.attempts.map((a) => a.status), ["FAILED", "FAILED", "PASSED"])
+    }).pipe(Effect.provide(Testing.layer({
+      script: Harness.scriptTable({ t: [{ exitCode: 1 }, { exitCode: 1 }, { exitCode: 0 }] })
+    }))))
+
+  it.scoped("seeded jitter gives the same retry times twice", () =>
+    Effect.gen(function*() {
+      const once = Effect.gen(function*() {
+        const orch = yield* Orchestrator
+        const fiber = yield* Effect.fork(orch.runTests([req("a", { retries: 2 }), req("b", { retries: 2 })]))
+        yield* TestClock.adjust("10 seconds")
+        yield* Fiber.join(fiber)
+        const all = yield* starts
+        const origin = Math.min(...all.map((s) => s.at))
+        return all.map((s) => `${s.id}#${s.n}@${s.at - origin}`)
+      }).pipe(Effect.provide(Testing.layer({ script: Harness.scriptTable({}, { exitCode: 1 }), config: { seed: "s1" } })))
+      const first = yield* once
+      const second = yield* once
+      assert.strictEqual(first.length, 6)
+      assert.deepStrictEqual(first.slice().sort(), second.slice().sort())
+    }))
+
+  it.scoped("fail then pass ends FLAKY with two attempts; never passing ends with its last status", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("flaky"), req("broken", { timeout: Duration.seconds(5) })]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      const byId = new Map(report.tests.map((t) => [t.id, t]))
+      assert.strictEqual(byId.get("flaky" as never)!.status, "FLAKY")
+      assert.strictEqual(byId.get("flaky" as never)!.attempts.length, 2)
+      assert.strictEqual(byId.get("broken" as never)!.status, "TIMED_OUT")
+      assert.deepStrictEqual(byId.get("broken" as never)!.attempts.map((a) => a.status), ["FAILED", "ERROR", "TIMED_OUT"])
+      assert.strictEqual(report.session.status, "PARTIAL_SUCCESS")
+      assert.strictEqual(report.totals.flaky, 1)
+      assert.strictEqual(report.totals.timedOut, 1)
+    }).pipe(Effect.provide(Testing.layer({
+      config: { retries: 2 },
+      script: (spec) =>
+        spec.testId === "flaky"
+          ? Effect.succeed({ exitCode: spec.attempt === 1 ? 1 : 0 })
+          : spec.attempt === 1
+          ? Effect.succeed({ exitCode: 1 })
+          : spec.attempt === 2
+          ? Effect.die("harness blew up")
+          : Effect.succeed({ exitCode: 0, durationMs: 10_000 })
+    }))))
+
+  it.scoped("orders by priority, then longest expected duration, ties in submission order", () =>
+    Effect.gen(function*() {
+      const durations: Record<string, number> = { short: 1_000, long: 9_000, mid: 5_000, other: 5_000 }
+      const tests = ["short", "mid", "long", "other", "fresh", "urgent"].map((id) =>
+        req(id, id === "urgent" ? { priority: 5 } : {})
+      )
+      const session = (script: Harness.Script) =>
+        Effect.gen(function*() {
+          const orch = yield* Orchestrator
+          const fiber = yield* Effect.fork(orch.runTests(tests))
+          yield* TestClock.adjust("1 minute")
+          yield* Fiber.join(fiber)
+          return (yield* starts).map((s) => s.id)
+        }).pipe(Effect.provide(Testing.layer({ config: { workers: 1 }, script, store: Layer.succeed(Store.Store, store) })))
+      const store = yield* Store.makeMemory
+      const script: Harness.Script = (spec) => Effect.succeed({ exitCode: 0, durationMs: durations[spec.testId] ?? 2_000 })
+      const first = yield* session(script)
+      assert.deepStrictEqual(first, ["urgent", "short", "mid", "long", "other", "fresh"], "no history: FIFO after priority")
+      const second = yield* session(script)
+      assert.deepStrictEqual(second, ["urgent", "long", "mid", "other", "fresh", "short"], "history: longest first, ties FIFO")
+    }))
+
+  it.scoped("a batch larger than the queue keeps its order", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const tests = Array.from({ length: 12 }, (_, i) => req(`t${String(i).padStart(2, "0")}`, { priority: i % 3 }))
+      const fiber = yield* Effect.fork(orch.runTests(tests))
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(fiber)
+      const expected = [...tests].sort((a, b) => b.priority - a.priority).map((t) => t.id as string)
+      assert.deepStrictEqual((yield* starts).map((s) => s.id), expected)
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 1, maxQueueSize: 2 },
+      script: () => Effect.succeed({ exitCode: 0, durationMs: 1000 })
+    }))))
+
+  it.scoped("two tests sharing a resource never overlap while other tests still run", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([
+        req("db1", { resources: ["db"] }),
+        req("db2", { resources: ["db"] }),
+        req("free1")
+      ]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      assert.strictEqual(report.session.status, "COMPLETE")
+      const s = new Map((yield* starts).map((r) => [r.id, r]))
+      const [a, b] = [s.get("db1")!, s.get("db2")!]
+      assert.isTrue(a.end <= b.at || b.end <= a.at, "db tests overlap")
+      assert.strictEqual(s.get("free1")!.at, 0, "the second worker skipped db2 for free1 instead of idling")
+      assert.strictEqual(s.get("db2")!.at, 10_000, "db2 starts when db1 ends")
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 2 },
+      script: () => Effect.succeed({ exitCode: 0, durationMs: 10_000 })
+    }))))
+
+  it.scoped("submit suspends while the queue is full", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      yield* orch.submit(req("a"))
+      yield* TestClock.adjust("1 millis")
+      yield* orch.submit(req("b"))
+      const third = yield* Effect.fork(orch.submit(req("c")))
+      yield* TestClock.adjust("1 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(third)), "the queue holds b; c waits")
+      assert.strictEqual((yield* orch.status).waiting, 1)
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(third)
+      yield* TestClock.adjust("1 minute")
+      const report = yield* orch.awaitCompletion
+      assert.strictEqual(report.totals.passed, 3)
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 1, maxQueueSize: 1 },
+      script: () => Effect.succeed({ exitCode: 0, durationMs: 10_000 })
+    }))))
+
+  it.scoped("--max-fail cancels the rest: running attempts and waiting tests become CANCELLED", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("bad"), req("long"), req("w1"), req("w2")]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      const status = Object.fromEntries(report.tests.map((t) => [t.id, t.status]))
+      assert.deepStrictEqual(status, { bad: "FAILED", long: "CANCELLED", w1: "CANCELLED", w2: "CANCELLED" })
+      assert.strictEqual(report.totals.cancelled, 3)
+      assert.strictEqual(report.session.status, "FAILED")
+      const rs = yield* runs
+      assert.strictEqual(rs.length, 2, "waiting tests never started")
+      assert.isTrue(rs.find((r) => r.spec.testId === "long")!.interrupted, "the running attempt was terminated")
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 2, retries: 0, maxFail: 1 },
+      script: (spec) => Effect.succeed(spec.testId === "bad" ? { exitCode: 1, durationMs: 1000 } : { exitCode: 0, durationMs: 30_000 })
+    }))))
+
+  it.scoped("a defect in a runner ends that attempt as ERROR and the session goes on", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("boom"), req("fine")]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      const boom = report.tests.find((t) => t.id === "boom")!
+      assert.strictEqual(boom.status, "ERROR")
+      assert.include(boom.attempts[0]!.message ?? "", "kaboom")
+      assert.strictEqual(report.tests.find((t) => t.id === "fine")!.status, "PASSED")
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 1, retries: 0 },
+      script: (spec) => spec.testId === "boom" ? Effect.dieMessage("kaboom") : Effect.succeed({ exitCode: 0 })
+    }))))
+
+  it.scoped("no tests: NO_TESTS; all pass: COMPLETE; all fail: FAILED", () =>
+    Effect.gen(function*() {
+      const none = yield* Effect.flatMap(Orchestrator, (o) => o.runTests([])).pipe(Effect.provide(Testing.layer()))
+      assert.strictEqual(none.session.status, "NO_TESTS")
+      assert.strictEqual(none.totals.successRate, 0)
+      const pass = yield* Effect.flatMap(Orchestrator, (o) => o.runTests([req("a"), req("b")])).pipe(Effect.provide(Testing.layer()))
+      assert.strictEqual(pass.session.status, "COMPLETE")
+      assert.strictEqual(pass.totals.successRate, 100)
+      const fail = yield* Effect.flatMap(Orchestrator, (o) => o.runTests([req("a"), req("b")])).pipe(
+        Effect.provide(Testing.layer({ config: { retries: 0 }, script: Harness.scriptTable({}, { exitCode: 3 }) }))
+      )
+      assert.strictEqual(fail.session.status, "FAILED")
+      assert.strictEqual(fail.totals.failed, 2)
+      assert.strictEqual(fail.tests[0]!.attempts[0]!.exitCode, 3)
+    }))
+
+  it.scoped("bad input fails with a typed error before any worktree exists", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const git = yield* Git.GitMemory
+      const invalid = yield* Effect.exit(orch.submit({ id: "x", name: "x", source: "s", steps: [] } as never))
+      assert.isTrue(Exit.isFailure(invalid))
+      const e1 = yield* Effect.flip(orch.submit({ id: "x", name: "x", source: "s", steps: [] } as never))
+      assert.strictEqual(e1._tag, "InvalidInput")
+      const e2 = yield* Effect.flip(orch.submitBatch([req("ok"), req("elsewhere", { ref: "nope" })]))
+      assert.strictEqual(e2._tag, "InvalidInput")
+      assert.include(e2.message, "nope")
+      const e3 = yield* Effect.flip(orch.submitBatch([req("dup"), req("dup")]))
+      assert.include(e3.message, "duplicate id")
+      assert.deepStrictEqual(yield* git.worktrees, [])
+      const workers = yield* Effect.flip(Layer.build(Testing.layer({ config: { workers: 0 } })))
+      assert.strictEqual(workers._tag, "InvalidInput")
+      assert.include(workers.message, "workers")
+    }).pipe(Effect.provide(Testing.layer())))
+
+  it.scoped("a test at another ref runs at that ref's commit", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const report = yield* orch.runTests([req("here"), req("there", { ref: "feature" })])
+      assert.deepStrictEqual(report.tests.map((t) => t.ref), ["main", "feature"])
+      const rs = yield* runs
+      assert.strictEqual(rs.length, 2)
+      const git = yield* Git.GitMemory
+      const heads = new Set((yield* git.worktrees).map((w) => w.head))
+      assert.isTrue(heads.has("c0ffee2"), "a worktree moved to feature's commit")
+    }).pipe(Effect.provide(Testing.layer({ config: { workers: 1 } }))))
+
+  it.scoped("events: a subscriber sees every attempt and result in order", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const sub = yield* orch.subscribe
+      yield* orch.runTests([req("a")])
+      const tags = Chunk.toReadonlyArray(yield* Queue.takeAll(sub)).map((e) => e._tag)
+      assert.deepStrictEqual([...tags], ["TestQueued", "AttemptStarted", "AttemptSpawned", "AttemptFinished", "TestFinished"])
+    }).pipe(Effect.provide(Testing.layer())))
+
+  it.scoped("closing the scope mid-run interrupts the session: CANCELLED, INTERRUPTED, worktrees gone", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.makeMemory
+      const gate = yield* Deferred.make<void>()
+      const layer = Testing.layer({
+        config: { workers: 2 },
+        store: Layer.succeed(Store.Store, store),
+        script: () => Effect.as(Deferred.await(gate), { exitCode: 0 })
+      })
+      const [sessionId, git] = yield* Effect.scoped(Effect.gen(function*() {
+        const orch = yield* Orchestrator
+        const git = yield* Git.GitMemory
+        yield* orch.submitBatch([req("a"), req("b"), req("c")])
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* orch.status).running.length, 2)
+        assert.strictEqual((yield* git.worktrees).length, 2)
+        return [orch.session.id, git] as const
+      }).pipe(Effect.provide(layer)))
+      const report = Option.getOrThrow(yield* store.report(sessionId))
+      assert.strictEqual(report.session.status, "INTERRUPTED")
+      assert.deepStrictEqual(report.tests.map((t) => t.status), ["CANCELLED", "CANCELLED", "CANCELLED"])
+      assert.deepStrictEqual(yield* git.worktrees, [], "every worktree removed")
+    }))
+})
