@@ -1,0 +1,410 @@
+/**
+ * `grove run`: validate everything, then run the tests of a session.
+ *
+ * @since 0.1.0
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import * as Config from "../Config.js"
+import type { Report, TestRequest } from "../Domain.js"
+import * as Git from "../Git.js"
+import { InvalidInput, Issue } from "../GroveError.js"
+import * as Harness from "../Harness.js"
+import * as Signals from "../internal/signals.js"
+import { formatDuration } from "../internal/text.js"
+import * as Orchestrator from "../Orchestrator.js"
+import * as Plan from "../Plan.js"
+import * as ReportModule from "../Report.js"
+import * as Scheduler from "../Scheduler.js"
+import * as SqlStore from "../SqlStore.js"
+import * as Plain from "../view/Plain.js"
+import { db, type Env, err, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
+
+const runOptions = {
+  plans: Args.text({ name: "PLAN" }).pipe(
+    Args.repeated,
+    Args.withDescription("Markdown plan files; with --each, the ARGs. Example: grove run docs/plans/*.md")
+  ),
+  each: Options.text("each").pipe(
+    Options.optional,
+    Options.withDescription(
+      "Make one test per positional ARG from CMD; {} is replaced by the shell-quoted ARG (appended when absent). Example: --each 'npx vitest run {}' test/a.test.ts test/b.test.ts"
+    )
+  ),
+  workers: Options.integer("workers").pipe(
+    Options.withAlias("j"),
+    Options.optional,
+    Options.withDescription("Tests run at once, each in its own worktree (default 3). Example: --workers 6")
+  ),
+  repo,
+  ref: Options.text("ref").pipe(
+    Options.repeated,
+    Options.withDescription("Run every test at this ref; repeat to run each test at each ref as <id>@<ref>. Example: --ref main --ref v1.2")
+  ),
+  timeout: Options.text("timeout").pipe(
+    Options.optional,
+    Options.withDescription("Per-attempt timeout: 90s, 5m, 1h30m, or N% of the test's median duration. Example: --timeout 10m")
+  ),
+  retries: Options.integer("retries").pipe(
+    Options.optional,
+    Options.withDescription("Extra attempts after one that did not pass (default 2). Example: --retries 0")
+  ),
+  tag: Options.text("tag").pipe(
+    Options.repeated,
+    Options.withDescription("Run tests having any given tag; '!T' excludes T. Example: --tag smoke --tag '!slow'")
+  ),
+  filter: Options.text("filter").pipe(
+    Options.optional,
+    Options.withDescription("Run tests whose id or name matches the glob. Example: --filter 'api/*'")
+  ),
+  worktreeDir: Options.text("worktree-dir").pipe(
+    Options.optional,
+    Options.withDescription("Where session worktrees go (outside the repository). Default: <repo>/../<name>.grove")
+  ),
+  keepFailed: Options.boolean("keep-failed").pipe(
+    Options.withDescription("Keep the worktree of each failed test's last attempt (path in the summary)")
+  ),
+  noCleanup: Options.boolean("no-cleanup").pipe(Options.withDescription("Keep every worktree when the session ends")),
+  failFast: Options.boolean("fail-fast").pipe(Options.withDescription("Same as --max-fail 1")),
+  maxFail: Options.integer("max-fail").pipe(
+    Options.optional,
+    Options.withDescription("Stop once N tests did not pass (after retries); the rest are CANCELLED. Example: --max-fail 3")
+  ),
+  dryRun: Options.boolean("dry-run").pipe(
+    Options.withDescription("Print the tests in the order they would start, with expected durations; create nothing")
+  ),
+  report: Options.text("report").pipe(
+    Options.repeated,
+    Options.withDescription("Write a report, KIND:FILE with KIND junit, json, markdown or html. Example: --report junit:out/junit.xml")
+  ),
+  db,
+  resume: Options.text("resume").pipe(
+    Options.optional,
+    Options.withDescription("Finish a session that died: reap what it left, run what has no result. Example: --resume 20261124-0912-k3f9")
+  ),
+  lastFailed: Options.boolean("last-failed").pipe(
+    Options.withDescription("Run the tests that did not pass in the previous session")
+  ),
+  quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Options.withDescription("Print only the summary"))
+}
+
+type RunOptions = {
+  readonly [K in keyof typeof runOptions]: (typeof runOptions)[K] extends Options.Options<infer A> ? A
+    : (typeof runOptions)[K] extends Args.Args<infer A> ? A
+    : never
+}
+
+// ---------------------------------------------------------------------------
+// validation: everything is checked before anything is created
+// ---------------------------------------------------------------------------
+
+interface ReportTarget {
+  readonly kind: ReportModule.ReportKind
+  readonly file: string
+}
+
+const reportKinds: ReadonlyArray<ReportModule.ReportKind> = ["junit", "json", "markdown", "html"]
+
+const checkReports = (specs: ReadonlyArray<string>, issues: Array<Issue>) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const targets: Array<ReportTarget> = []
+    for (const spec of specs) {
+      const i = spec.indexOf(":")
+      const kind = i === -1 ? spec : spec.slice(0, i)
+      const file = i === -1 ? "" : spec.slice(i + 1)
+      if (!reportKinds.includes(kind as ReportModule.ReportKind)) {
+        issues.push(new Issue({ where: `--report ${spec}`, message: `unknown report kind ${JSON.stringify(kind)}: use junit, json, markdown or html, as KIND:FILE` }))
+        continue
+      }
+      if (file === "") {
+        issues.push(new Issue({ where: `--report ${spec}`, message: `no file: write it as ${kind}:FILE, e.g. ${kind}:out/report` }))
+        continue
+      }
+      const abs = path.resolve(file)
+      const dir = path.dirname(abs)
+      const info = yield* fs.stat(dir).pipe(Effect.option)
+      if (Option.isNone(info) || info.value.type !== "Directory") {
+        issues.push(new Issue({ where: `--report ${spec}`, message: `folder ${dir} does not exist: create it first` }))
+        continue
+      }
+      const target = yield* fs.stat(abs).pipe(Effect.option)
+      if (Option.isSome(target) && target.value.type === "Directory") {
+        issues.push(new Issue({ where: `--report ${spec}`, message: `${abs} is a folder: name a file` }))
+        continue
+      }
+      const writable = yield* fs.access(Option.isSome(target) ? abs : dir, { writable: true }).pipe(Effect.isSuccess)
+      if (!writable) {
+        issues.push(new Issue({ where: `--report ${spec}`, message: `cannot write in ${dir}: check its permissions` }))
+        continue
+      }
+      targets.push({ kind: kind as ReportModule.ReportKind, file: abs })
+    }
+    return targets
+  })
+
+const parseTimeout = (text: string, issues: Array<Issue>): Partial<Config.GroveConfig> => {
+  const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text)
+  if (percent !== null) {
+    const n = Number(percent[1])
+    if (n > 0) return { timeoutPercent: n }
+    issues.push(new Issue({ where: "--timeout", message: "a percentage must be greater than 0, e.g. 300%" }))
+    return {}
+  }
+  return Either.match(Config.parseDuration(text), {
+    onLeft: (message) => {
+      issues.push(new Issue({ where: "--timeout", message: `${message}, or a share of the median such as 300%` }))
+      return {}
+    },
+    onRight: (timeout) => ({ timeout })
+  })
+}
+
+interface Prepared {
+  readonly repo: Git.RepoInfo
+  readonly config: Config.GroveConfig
+  readonly tests: ReadonlyArray<TestRequest>
+  readonly reports: ReadonlyArray<ReportTarget>
+  readonly dbFile: string
+}
+
+/**
+ * Checks every option and plan of `grove run` and lists every problem at once.
+ */
+const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git.Git> =>
+  Effect.gen(function*() {
+    const git = yield* Git.Git
+    const path = yield* Path.Path
+    const issues: Array<Issue> = []
+    const flags: { -readonly [K in keyof Config.GroveConfig]?: Config.GroveConfig[K] } = {}
+
+    if (Option.isSome(o.workers)) {
+      if (o.workers.value < 1) issues.push(new Issue({ where: "--workers", message: `must be at least 1, got ${o.workers.value}` }))
+      else flags.workers = o.workers.value
+    }
+    if (Option.isSome(o.retries)) {
+      if (o.retries.value < 0) issues.push(new Issue({ where: "--retries", message: `must be 0 or more, got ${o.retries.value}` }))
+      else flags.retries = o.retries.value
+    }
+    if (Option.isSome(o.maxFail)) {
+      if (o.maxFail.value < 1) issues.push(new Issue({ where: "--max-fail", message: `must be at least 1, got ${o.maxFail.value}` }))
+      else flags.maxFail = o.maxFail.value
+    }
+    if (o.failFast) {
+      if (Option.isSome(o.maxFail)) issues.push(new Issue({ where: "--fail-fast", message: "means --max-fail 1: give one of the two" }))
+      flags.maxFail = 1
+    }
+    if (Option.isSome(o.timeout)) Object.assign(flags, parseTimeout(o.timeout.value, issues))
+    if (Option.isSome(o.worktreeDir)) flags.worktreeDir = path.resolve(o.worktreeDir.value)
+    if (o.keepFailed) flags.keepFailed = true
+    if (o.noCleanup) flags.cleanup = false
+    if (Option.isSome(o.resume) && o.lastFailed) {
+      issues.push(new Issue({ where: "--resume", message: "cannot be combined with --last-failed: give one" }))
+    }
+    const fromStore = Option.isSome(o.resume) || o.lastFailed
+    if (Option.isNone(o.each) && o.plans.length === 0 && !fromStore) {
+      issues.push(new Issue({ where: "grove run", message: "no tests: give plan files (grove run docs/plans/*.md) or --each CMD ARG..." }))
+    }
+    if (Option.isSome(o.each) && o.plans.length === 0) {
+      issues.push(new Issue({ where: "--each", message: "no ARG: give the arguments after the options, e.g. --each 'npm test -- {}' test/a.js test/b.js" }))
+    }
+    const reports = yield* checkReports(o.report, issues)
+
+    const repoInfo = yield* git.repoInfo(path.resolve(o.repo)).pipe(
+      Effect.catchAll((e) => {
+        issues.push(new Issue({ where: "--repo", message: `${path.resolve(o.repo)}: ${e.message}` }))
+        return Effect.succeed(undefined)
+      })
+    )
+
+    // config: flags > GROVE_* environment > grove.config.json > defaults
+    const fileConfig = repoInfo === undefined ? {} : yield* Config.fromFile(repoInfo.root).pipe(
+      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), {})))
+    )
+    const envConfig = yield* Config.fromEnv(process.env).pipe(
+      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), {})))
+    )
+    const config = yield* Config.validate({ ...Config.defaults, ...fileConfig, ...envConfig, ...flags }, (k) => `config ${k}`).pipe(
+      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), Config.defaults)))
+    )
+
+    let tests: ReadonlyArray<TestRequest> = []
+    const cwd = process.cwd()
+    if (Option.isSome(o.each)) {
+      Either.match(Plan.fromEach(o.each.value, o.plans), {
+        onLeft: (e) => issues.push(...e.issues),
+        onRight: (requests) => (tests = requests)
+      })
+    } else if (o.plans.length > 0) {
+      const loaded = yield* Plan.load(o.plans, { repoRoot: repoInfo?.root ?? cwd, cwd }).pipe(
+        Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), [] as ReadonlyArray<Plan.LoadedPlan>)))
+      )
+      if (repoInfo !== undefined && loaded.length > 0) {
+        yield* Plan.checkRefs(loaded, { repo: repoInfo, baseRef: "HEAD" }).pipe(
+          Effect.catchAll((e) => Effect.sync(() => void issues.push(...(e._tag === "InvalidInput" ? e.issues : [new Issue({ where: "git", message: e.message })]))))
+        )
+      }
+      tests = loaded.map((p) => p.request)
+    }
+    if (repoInfo !== undefined) {
+      for (const ref of new Set(o.ref)) {
+        yield* git.resolveRef(repoInfo, ref).pipe(
+          Effect.catchAll((e) => Effect.sync(() => void issues.push(new Issue({ where: `--ref ${ref}`, message: e.message }))))
+        )
+      }
+    }
+    Either.match(Plan.atRefs(tests, o.ref), { onLeft: (e) => issues.push(...e.issues), onRight: (t) => (tests = t) })
+    Either.match(Plan.select(tests, { tags: o.tag, filter: Option.getOrUndefined(o.filter) }), {
+      onLeft: (e) => issues.push(...e.issues),
+      onRight: (t) => (tests = t)
+    })
+
+    if (issues.length > 0 || repoInfo === undefined) {
+      return yield* Effect.fail(new InvalidInput({ issues: (issues.length > 0 ? issues : [new Issue({ where: "--repo", message: "not a repository" })]) as [Issue, ...Array<Issue>] }))
+    }
+    const dbFile = Option.match(o.db, {
+      onNone: () => path.join(repoInfo.commonDir, "grove", "grove.db"),
+      onSome: (f) => path.resolve(f)
+    })
+    return { repo: repoInfo, config, tests, reports, dbFile }
+  })
+
+// ---------------------------------------------------------------------------
+// grove run
+// ---------------------------------------------------------------------------
+
+const writeReports = (report: Report, targets: ReadonlyArray<ReportTarget>) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    for (const target of targets) {
+      const text = yield* ReportModule.render(target.kind, report)
+      yield* fs.writeFileString(target.file, text).pipe(
+        Effect.tapError((e) => err(`grove: could not write ${target.file}: ${e.message}`)),
+        Effect.ignore
+      )
+    }
+    const summaryFile = process.env.GITHUB_STEP_SUMMARY
+    if (summaryFile !== undefined && summaryFile !== "") {
+      const md = yield* ReportModule.render("markdown", report)
+      yield* fs.writeFileString(summaryFile, md + "\n", { flag: "a" }).pipe(
+        Effect.tapError((e) => err(`grove: could not append to GITHUB_STEP_SUMMARY: ${e.message}`)),
+        Effect.ignore
+      )
+    }
+  }).pipe(Effect.catchAll((e) => err(`grove: ${e.message}`)))
+
+const dryRun = (prepared: Prepared) =>
+  Effect.gen(function*() {
+    const order = Scheduler.make(Scheduler.longestFirstOrder)
+    const entries = prepared.tests.map((request, seq) => ({
+      seq,
+      priority: request.priority,
+      expectedMs: undefined as number | undefined,
+      retry: false,
+      resources: request.resources,
+      request
+    }))
+    const sorted = [...entries].sort(order.order)
+    yield* out(`grove dry run: ${sorted.length} test${sorted.length === 1 ? "" : "s"} on ${prepared.config.workers} worker${prepared.config.workers === 1 ? "" : "s"}, in start order`)
+    for (const e of sorted) {
+      const r = e.request
+      const bits = [
+        r.priority !== 0 ? `priority ${r.priority}` : undefined,
+        r.ref !== undefined ? `ref ${r.ref}` : undefined,
+        r.resources.length > 0 ? `resources ${r.resources.join(",")}` : undefined,
+        `expected ${e.expectedMs === undefined ? "unknown" : formatDuration(e.expectedMs)}`
+      ].filter((b) => b !== undefined)
+      yield* out(`  ${Plain.safe(r.id)}  ${bits.join("  ")}`)
+    }
+    return 0
+  })
+
+const runTests = (o: RunOptions) =>
+  Effect.gen(function*() {
+    const signals = yield* Signals.listen
+    const firstSignal = yield* Deferred.make<Signals.Signal>()
+    const orchestrator = yield* Ref.make(Option.none<Orchestrator.Orchestrator["Type"]>())
+    yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+      const signal = yield* Queue.take(signals)
+      const first = yield* Deferred.succeed(firstSignal, signal)
+      const orch = yield* Ref.get(orchestrator)
+      if (first) yield* err(`\ngrove: ${signal}: stopping, terminating running tests (again to skip the grace period)`)
+      else yield* err(`\ngrove: ${signal} again: killing running tests now, then cleaning up`)
+      if (Option.isSome(orch)) yield* orch.value.stop({ interrupted: true, immediate: !first })
+    })))
+
+    const prepared = yield* Effect.raceFirst(
+      prepare(o).pipe(Effect.map(Option.some)),
+      Deferred.await(firstSignal).pipe(Effect.as(Option.none()))
+    ).pipe(Effect.provide(Git.layer))
+    if (Option.isNone(prepared)) return Signals.exitCodeOf(yield* Deferred.await(firstSignal))
+    const p = prepared.value
+    if (o.dryRun) return yield* dryRun(p)
+
+    const style = styleOf(process.stdout)
+    const live = Orchestrator.layerSession({ repo: p.repo.root, baseRef: "HEAD" }).pipe(
+      Layer.provide(Layer.mergeAll(
+        Config.layer(p.config),
+        Git.layer,
+        Harness.layerShell,
+        SqlStore.layer({ filename: p.dbFile })
+      ))
+    )
+    const report = yield* Effect.scoped(Effect.gen(function*() {
+      const context = yield* Layer.build(live)
+      const orch = Context.get(context, Orchestrator.Orchestrator)
+      yield* Ref.set(orchestrator, Option.some(orch))
+      const events = yield* orch.subscribe
+      yield* out(Plain.sessionLine(style, {
+        id: orch.session.id,
+        tests: p.tests.length,
+        workers: p.config.workers,
+        baseRef: orch.session.baseRef,
+        baseSha: orch.session.baseSha
+      }))
+      if (yield* Deferred.isDone(firstSignal)) yield* orch.stop({ interrupted: true })
+      const printer = yield* Effect.fork(Effect.forever(Effect.flatMap(Queue.take(events), (event) =>
+        event._tag === "TestFinished" && !o.quiet ? out(Plain.testLine(style, event.result)) : Effect.void
+      )))
+      if (p.tests.length === 0) yield* err("grove: warning: no test matched; nothing to run")
+      const report = yield* orch.runTests(p.tests)
+      // print what the printer has not reached yet, in order
+      yield* Fiber.interrupt(printer)
+      for (const event of yield* Queue.takeAll(events)) {
+        if (event._tag === "TestFinished" && !o.quiet) yield* out(Plain.testLine(style, event.result))
+      }
+      return report
+    })).pipe(Effect.provide(Scheduler.layer))
+
+    yield* out(Plain.summary(style, report))
+    yield* writeReports(report, p.reports)
+    const signal = yield* Deferred.poll(firstSignal)
+    if (Option.isSome(signal)) return Signals.exitCodeOf(yield* signal.value)
+    return ReportModule.exitCode(report)
+  })
+
+/**
+ * @since 0.1.0
+ * @category commands
+ */
+export const run = Command.make("run", runOptions, (o) =>
+  Effect.scoped(runTests(o)).pipe(onInvalid, Effect.flatMap(setExit))).pipe(
+    Command.withDescription(
+      "Run test plans in parallel, each test in its own git worktree, and report what passed. " +
+        "Example: grove run docs/plans/*.md --workers 4 --report junit:out/junit.xml"
+    )
+  )
+

@@ -1,0 +1,79 @@
+/**
+ * What every grove command shares: the exit code, output, styles, common options.
+ *
+ * @since 0.1.0
+ */
+import * as Options from "@effect/cli/Options"
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Ref from "effect/Ref"
+import type * as Plain from "../view/Plain.js"
+
+/**
+ * The exit code a command sets.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class ExitCode extends Context.Tag("grove/Cli/ExitCode")<ExitCode, Ref.Ref<number>>() {}
+
+/**
+ * @since 0.1.0
+ */
+export const setExit = (code: number) => Effect.flatMap(ExitCode, (ref) => Ref.set(ref, code))
+
+/**
+ * @since 0.1.0
+ */
+export type Env = FileSystem.FileSystem | Path.Path | CommandExecutor.CommandExecutor | ExitCode
+
+/**
+ * @since 0.1.0
+ */
+export const out = (text: string) => Effect.sync(() => void process.stdout.write(text.endsWith("\n") ? text : text + "\n"))
+/**
+ * @since 0.1.0
+ */
+export const err = (text: string) => Effect.sync(() => void process.stderr.write(text.endsWith("\n") ? text : text + "\n"))
+
+/**
+ * Colour only on a TTY and without NO_COLOR.
+ *
+ * @since 0.1.0
+ */
+export const styleOf = (stream: NodeJS.WriteStream): Plain.Style => ({
+  color: stream.isTTY === true && (process.env.NO_COLOR ?? "") === ""
+})
+
+/**
+ * @since 0.1.0
+ */
+export const repo = Options.text("repo").pipe(
+  Options.withDefault("."),
+  Options.withDescription("The repository to test: any folder inside it. Example: --repo ../shop")
+)
+/**
+ * @since 0.1.0
+ */
+export const db = Options.text("db").pipe(
+  Options.optional,
+  Options.withDescription("The store (SQLite file). Default: <git-common-dir>/grove/grove.db. Example: --db /tmp/grove.db")
+)
+
+/**
+ * Maps input errors to exit code 2 with their message, anything else to 1.
+ *
+ * @since 0.1.0
+ */
+export const onInvalid = <A, R>(self: Effect.Effect<number, A, R>) =>
+  self.pipe(
+    Effect.catchAll((e) => {
+      const error = e as unknown as { _tag?: string; message?: string }
+      const code = error._tag === "InvalidInput" || error._tag === "GitError" || error._tag === "StoreError" ? 2 : 1
+      return Effect.as(err(`grove: ${error.message ?? String(e)}`), code)
+    })
+  )
+
