@@ -8,9 +8,11 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Pool from "effect/Pool"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { GroveConfigTag } from "./Config.js"
@@ -233,12 +235,17 @@ export const make: Effect.Effect<
 
   const borrow = (sha: string): Effect.Effect<Worktree, WorktreeError, Scope.Scope> =>
     Effect.gen(function*() {
-      const entry = yield* pool.get
-      // a failure discards it; an interruption does not (the next borrow checks its state anyway)
-      yield* prepare(entry, sha).pipe(
-        Effect.tapErrorCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.void : discard(entry))
-      )
-      return entry.worktree
+      // the worktree goes back as soon as a borrow fails, not when the borrower's scope
+      // closes: a borrower that retries must not hold the slot its replacement needs
+      const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+      return yield* Effect.gen(function*() {
+        const entry = yield* pool.get.pipe(Scope.extend(scope))
+        // a failure discards it; an interruption does not (the next borrow checks its state anyway)
+        yield* prepare(entry, sha).pipe(
+          Effect.tapErrorCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.void : discard(entry))
+        )
+        return entry.worktree
+      }).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))))
     })
 
   const invalidate = (worktree: Worktree): Effect.Effect<void> =>

@@ -272,6 +272,22 @@ describe("Orchestrator (in memory, TestClock)", () => {
       assert.isTrue(heads.has("c0ffee2"), "a worktree moved to feature's commit")
     }).pipe(Effect.provide(Testing.layer({ config: { workers: 1 } }))))
 
+  it.scoped("a worktree that cannot be prepared is replaced and the test still runs on one worker", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const git = yield* Git.GitMemory
+      yield* orch.submit(req("first"))
+      yield* TestClock.adjust("1 second")
+      const [wt] = yield* git.worktrees
+      yield* git.breakWorktree(wt!.path)
+      const report = yield* orch.runTests([req("second")])
+      assert.deepStrictEqual(report.tests.map((t) => t.status), ["PASSED", "PASSED"])
+      assert.strictEqual(report.tests[1]!.attempts.length, 1, "the broken worktree cost no attempt")
+      const paths = (yield* git.worktrees).map((w) => w.path)
+      assert.isFalse(paths.includes(wt!.path), "the broken one was removed")
+      assert.isTrue(paths.some((p) => p.endsWith("w1-1")), "its replacement is w1-1")
+    }).pipe(Effect.provide(Testing.layer({ config: { workers: 1 } }))))
+
   it.scoped("events: a subscriber sees every attempt and result in order", () =>
     Effect.gen(function*() {
       const orch = yield* Orchestrator
