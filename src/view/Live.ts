@@ -1,0 +1,551 @@
+/**
+ * What `grove run` shows on a terminal (SPEC §6): a block of lines redrawn in
+ * place — one line per worker slot (test, attempt, elapsed) and a bar with the
+ * counts and an ETA — with each finished test printed above it as it ends
+ * (failures with their log path), erased when the session ends so that the
+ * summary that follows stands alone.
+ *
+ * Two parts: a pure state machine (`initial`, `update`, `render`) folded over the
+ * Orchestrator's events, and a driver (`start`) that consumes an event queue and
+ * redraws at most `interval` apart. The runners know nothing of either.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { isSuccess, type SessionEvent, type TestResult } from "../Domain.js"
+import { formatDuration } from "../internal/text.js"
+import * as Plain from "./Plain.js"
+
+// ---------------------------------------------------------------------------
+// state
+// ---------------------------------------------------------------------------
+
+/**
+ * What the view knows before the first event.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Info {
+  /** worker slots, numbered 1..workers */
+  readonly workers: number
+}
+
+/**
+ * The attempt a worker slot runs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Slot {
+  readonly testId: string
+  readonly n: number
+  readonly startedAt: number
+}
+
+/**
+ * Where a test is: queued or waiting for its retry, running, or finished.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Phase = "waiting" | "running" | "done"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TestEntry {
+  readonly phase: Phase
+  /** median of its recent durations, when the store knows it */
+  readonly expectedMs: number | undefined
+}
+
+/**
+ * The live view's state: a fold of the session's events.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface State {
+  readonly workers: number
+  /** index `slot - 1`; `undefined` while the slot is idle */
+  readonly slots: ReadonlyArray<Slot | undefined>
+  readonly tests: HashMap.HashMap<string, TestEntry>
+  readonly total: number
+  readonly waiting: number
+  readonly running: number
+  readonly passed: number
+  readonly flaky: number
+  /** FAILED, TIMED_OUT and ERROR (SPEC §3, "failed" in the seed's sense) */
+  readonly failed: number
+  readonly cancelled: number
+  /** SessionFinished was seen */
+  readonly finished: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const initial = (info: Info): State => ({
+  workers: Math.max(0, info.workers),
+  slots: Array.from({ length: Math.max(0, info.workers) }, () => undefined),
+  tests: HashMap.empty(),
+  total: 0,
+  waiting: 0,
+  running: 0,
+  passed: 0,
+  flaky: 0,
+  failed: 0,
+  cancelled: 0,
+  finished: false
+})
+
+const countOf = (phase: Phase | undefined): "waiting" | "running" | undefined =>
+  phase === "waiting" ? "waiting" : phase === "running" ? "running" : undefined
+
+/** moves a test to `phase`, keeping the counts; a test seen for the first time joins the total */
+const move = (state: State, testId: string, phase: Phase, expectedMs?: number): State => {
+  const before = Option.getOrUndefined(HashMap.get(state.tests, testId))
+  const entry: TestEntry = { phase, expectedMs: expectedMs ?? before?.expectedMs }
+  const from = countOf(before?.phase)
+  const to = countOf(phase)
+  const delta = (k: "waiting" | "running") => (k === to ? 1 : 0) - (k === from ? 1 : 0)
+  return {
+    ...state,
+    tests: HashMap.set(state.tests, testId, entry),
+    total: before === undefined ? state.total + 1 : state.total,
+    waiting: state.waiting + delta("waiting"),
+    running: state.running + delta("running")
+  }
+}
+
+const setSlot = (state: State, worker: number, slot: Slot | undefined): State => {
+  if (worker < 1) return state
+  const slots = [...state.slots]
+  while (slots.length < worker) slots.push(undefined)
+  slots[worker - 1] = slot
+  return { ...state, slots, workers: Math.max(state.workers, worker) }
+}
+
+/**
+ * Folds one event into the state.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const update = (state: State, event: SessionEvent): State => {
+  switch (event._tag) {
+    case "SessionStarted": {
+      const slots = [...state.slots]
+      while (slots.length < event.workers) slots.push(undefined)
+      return { ...state, slots, workers: Math.max(state.workers, event.workers) }
+    }
+    case "TestQueued":
+      return move(state, event.test.id, "waiting", event.expectedMs)
+    case "AttemptStarted":
+      return setSlot(move(state, event.testId, "running"), event.worker, {
+        testId: event.testId,
+        n: event.n,
+        startedAt: event.startedAt
+      })
+    case "AttemptFinished": {
+      // the test stays "running" until its retry is scheduled or it finishes
+      const slot = state.slots[event.attempt.worker - 1]
+      return slot !== undefined && slot.testId === event.testId ? setSlot(state, event.attempt.worker, undefined) : state
+    }
+    case "RetryScheduled":
+      return move(state, event.testId, "waiting")
+    case "TestFinished": {
+      const result = event.result
+      const next = move(state, result.id, "done")
+      // a slot still showing it (an attempt whose end we did not see) is free now
+      const slots = next.slots.map((s) => (s !== undefined && s.testId === result.id ? undefined : s))
+      const s = result.status
+      return {
+        ...next,
+        slots,
+        passed: next.passed + (s === "PASSED" ? 1 : 0),
+        flaky: next.flaky + (s === "FLAKY" ? 1 : 0),
+        failed: next.failed + (s === "FAILED" || s === "TIMED_OUT" || s === "ERROR" ? 1 : 0),
+        cancelled: next.cancelled + (s === "CANCELLED" ? 1 : 0)
+      }
+    }
+    case "SessionFinished":
+      return { ...state, finished: true }
+    case "AttemptSpawned":
+      return state
+  }
+}
+
+// ---------------------------------------------------------------------------
+// width: what the terminal shows, not what the string holds
+// ---------------------------------------------------------------------------
+
+/** one ANSI escape sequence at the current position (CSI, OSC … or a short escape) */
+const escapeAt =
+  // eslint-disable-next-line no-control-regex
+  /(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)|\x1b[\x20-\x2f]*[\x30-\x7e]/y
+
+const zeroWidth = (cp: number): boolean =>
+  cp < 0x20 || (cp >= 0x7f && cp < 0xa0) ||
+  (cp >= 0x300 && cp <= 0x36f) || (cp >= 0x1ab0 && cp <= 0x1aff) || (cp >= 0x1dc0 && cp <= 0x1dff) ||
+  (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x20d0 && cp <= 0x20ff) || (cp >= 0xfe00 && cp <= 0xfe0f) ||
+  (cp >= 0xfe20 && cp <= 0xfe2f) || cp === 0xfeff || (cp >= 0xe0100 && cp <= 0xe01ef)
+
+const wide = (cp: number): boolean =>
+  (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf && cp !== 0x303f) ||
+  (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) ||
+  (cp >= 0xff00 && cp <= 0xff60) || (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1f64f) ||
+  (cp >= 0x1f900 && cp <= 0x1f9ff) || (cp >= 0x20000 && cp <= 0x3fffd)
+
+const charWidth = (cp: number): number => (zeroWidth(cp) ? 0 : wide(cp) ? 2 : 1)
+
+type Token = { readonly escape: true; readonly text: string } | { readonly escape: false; readonly text: string; readonly width: number }
+
+const tokens = function*(text: string): Generator<Token> {
+  let i = 0
+  while (i < text.length) {
+    escapeAt.lastIndex = i
+    const m = escapeAt.exec(text)
+    if (m !== null && m[0].length > 0) {
+      yield { escape: true, text: m[0] }
+      i += m[0].length
+      continue
+    }
+    const cp = text.codePointAt(i)!
+    const ch = String.fromCodePoint(cp)
+    yield { escape: false, text: ch, width: charWidth(cp) }
+    i += ch.length
+  }
+}
+
+/**
+ * Columns `text` takes on a terminal: escape sequences take none, East Asian wide
+ * characters and emoji two, combining marks none.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const visibleWidth = (text: string): number => {
+  let width = 0
+  for (const t of tokens(text)) if (!t.escape) width += t.width
+  return width
+}
+
+/**
+ * `text` cut to at most `width` columns, with `…` where it was cut. Escape
+ * sequences are kept (they take no room) and a cut coloured line ends with a reset,
+ * so a colour never bleeds into the next line.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const truncate = (text: string, width: number): string => {
+  if (visibleWidth(text) <= width) return text
+  if (width <= 0) return ""
+  let out = ""
+  let used = 0
+  let escaped = false
+  for (const t of tokens(text)) {
+    if (t.escape) {
+      out += t.text
+      escaped = true
+      continue
+    }
+    if (used + t.width > width - 1) break
+    out += t.text
+    used += t.width
+  }
+  return out + "…" + (escaped ? "\x1b[0m" : "")
+}
+
+/** plain `text` cut from the start to `width` columns: the end of an id tells tests apart */
+const truncateStart = (text: string, width: number): string => {
+  if (visibleWidth(text) <= width) return text
+  if (width <= 0) return ""
+  const chars = [...tokens(text)].filter((t): t is Extract<Token, { escape: false }> => !t.escape)
+  let out = ""
+  let used = 0
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const c = chars[i]!
+    if (used + c.width > width - 1) break
+    out = c.text + out
+    used += c.width
+  }
+  return "…" + out
+}
+
+// ---------------------------------------------------------------------------
+// render
+// ---------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RenderOptions {
+  /** columns available: no line is wider */
+  readonly width: number
+  /** the current time, in the Clock's milliseconds (as `startedAt` of the events) */
+  readonly now: number
+  readonly color: boolean
+  /** lines available: the block is never taller (busy workers are shown first) */
+  readonly height?: number | undefined
+}
+
+/**
+ * A time left for people, rounded to what an estimate can promise: `<1s`, `42s`,
+ * `3m05s`, `1h20m`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const formatEta = (millis: number): string => {
+  if (!(millis >= 1000)) return "<1s"
+  const seconds = Math.round(millis / 1000)
+  if (seconds < 60) return `${seconds}s`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, "0")}s`
+  const minutes = Math.round(seconds / 60)
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`
+}
+
+/**
+ * The time left: the expected durations of waiting tests, plus what running tests
+ * have left of theirs, spread over the workers, and never less than the longest of
+ * them (SPEC §4, lower bound of a session). Tests without history count as the mean
+ * of those with history; `undefined` when no remaining test has history; `0` when
+ * nothing remains.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const eta = (state: State, now: number): number | undefined => {
+  const startedAt = new Map<string, number>()
+  for (const s of state.slots) if (s !== undefined) startedAt.set(s.testId, s.startedAt)
+  const known: Array<number> = []
+  let unknown = 0
+  for (const [id, entry] of state.tests) {
+    if (entry.phase === "done") continue
+    if (entry.expectedMs === undefined) {
+      unknown++
+      continue
+    }
+    const started = entry.phase === "running" ? startedAt.get(id) : undefined
+    known.push(started === undefined ? entry.expectedMs : Math.max(0, entry.expectedMs - (now - started)))
+  }
+  if (known.length === 0) return unknown === 0 ? 0 : undefined
+  const sum = known.reduce((a, b) => a + b, 0)
+  const mean = sum / known.length
+  const longest = Math.max(...known, unknown > 0 ? mean : 0)
+  return Math.max((sum + unknown * mean) / Math.max(1, state.workers), longest)
+}
+
+const label = (state: State, slot: number): string => `w${slot}`.padEnd(`w${state.slots.length}`.length)
+
+const slotLine = (state: State, slot: number, options: RenderOptions): string => {
+  const style: Plain.Style = { color: options.color }
+  const s = state.slots[slot - 1]
+  const head = `${label(state, slot)}  `
+  if (s === undefined) return Plain.paint(style, "dim", `${head}idle`)
+  const tail = `  attempt ${s.n}  ${formatDuration(Math.max(0, options.now - s.startedAt))}`
+  const room = options.width - visibleWidth(head) - visibleWidth(tail)
+  const id = Plain.safe(s.testId)
+  if (room < 8) return truncate(`${head}${id}${tail}`, options.width)
+  return `${head}${Plain.paint(style, "bold", truncateStart(id, room))}${Plain.paint(style, "dim", tail)}`
+}
+
+const barLine = (state: State, options: RenderOptions): string => {
+  const style: Plain.Style = { color: options.color }
+  const done = state.total - state.waiting - state.running
+  const remaining = eta(state, options.now)
+  const parts = [
+    `${done}/${state.total}`,
+    Plain.paint(style, "green", `${state.passed} passed`),
+    state.flaky > 0 ? Plain.paint(style, "yellow", `${state.flaky} flaky`) : undefined,
+    state.failed > 0 ? Plain.paint(style, "red", `${state.failed} failed`) : `${state.failed} failed`,
+    state.cancelled > 0 ? `${state.cancelled} cancelled` : undefined,
+    `${state.running} running`,
+    `${state.waiting} waiting`,
+    state.waiting + state.running === 0 ? undefined : remaining === undefined ? "ETA unknown" : `ETA ${formatEta(remaining)}`
+  ].filter((p): p is string => p !== undefined)
+  const counts = parts.join("  ")
+  // the bar takes what the counts leave, up to 24 columns; none below 5
+  const barWidth = Math.min(24, options.width - visibleWidth(counts) - 3)
+  if (barWidth < 5) return truncate(counts, options.width)
+  const filled = state.total === 0 ? 0 : Math.round((done / state.total) * barWidth)
+  const paint = (color: "red" | "green" | "dim", text: string) => (text === "" ? "" : Plain.paint(style, color, text))
+  const bar = paint(state.failed > 0 ? "red" : "green", "█".repeat(filled)) + paint("dim", "░".repeat(barWidth - filled))
+  return truncate(`[${bar}] ${counts}`, options.width)
+}
+
+/**
+ * The lines of the live block: one per worker slot, then the bar. Each line fits
+ * in `width` columns; with `height`, the block does too (idle slots go first,
+ * then a line says how many are not shown).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const render = (state: State, options: RenderOptions): Array<string> => {
+  const width = Math.max(1, Math.floor(options.width))
+  const o = { ...options, width }
+  const all = state.slots.map((_, i) => i + 1)
+  const room = options.height === undefined ? all.length : Math.max(0, Math.floor(options.height) - 1)
+  let shown = all
+  const lines: Array<string> = []
+  if (all.length > room) {
+    const busy = all.filter((slot) => state.slots[slot - 1] !== undefined)
+    shown = busy.slice(0, Math.max(0, room - 1))
+    const hidden = all.length - shown.length
+    const hiddenBusy = busy.length - shown.length
+    for (const slot of shown) lines.push(truncate(slotLine(state, slot, o), width))
+    if (room > 0) lines.push(truncate(`… ${hidden} more worker${hidden === 1 ? "" : "s"} (${hiddenBusy} busy)`, width))
+  } else {
+    for (const slot of shown) lines.push(truncate(slotLine(state, slot, o), width))
+  }
+  lines.push(barLine(state, o))
+  return lines
+}
+
+/**
+ * What is printed above the block when a test finishes: the plain line, and for a
+ * test that did not pass the log of its last failing attempt.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const finishedLines = (style: Plain.Style, result: TestResult): Array<string> => {
+  const lines = [Plain.testLine(style, result)]
+  if (!isSuccess(result.status) && result.status !== "CANCELLED") {
+    const failing = [...result.attempts].reverse().find((a) => a.status !== "PASSED" && a.logPath !== "")
+    if (failing !== undefined) lines.push(`  log: ${failing.logPath}`)
+  }
+  return lines
+}
+
+// ---------------------------------------------------------------------------
+// driver
+// ---------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @internal
+ */
+export const HIDE_CURSOR = "\x1b[?25l"
+/**
+ * @since 0.1.0
+ * @internal
+ */
+export const SHOW_CURSOR = "\x1b[?25h"
+/**
+ * @since 0.1.0
+ * @internal
+ */
+export const CLEAR_DOWN = "\x1b[J"
+
+/** back to the first column of the line `lines` above, then clear from there down */
+const erase = (lines: number): string => (lines > 0 ? `\r\x1b[${lines}A${CLEAR_DOWN}` : "")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly info: Info
+  readonly color: boolean
+  /** writes to the terminal; one call per frame */
+  readonly write: (text: string) => void
+  /** the terminal's size, read again for every frame (a resized terminal needs no signal) */
+  readonly size: () => { readonly columns?: number | undefined; readonly rows?: number | undefined }
+  /** the shortest time between two frames; default 100 millis (10 frames per second) */
+  readonly interval?: Duration.DurationInput
+}
+
+/**
+ * The live view of `stdout` on a TTY.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const stdoutOptions = (info: Info, color: boolean): Options => ({
+  info,
+  color,
+  write: (text) => void process.stdout.write(text),
+  size: () => ({ columns: process.stdout.columns, rows: process.stdout.rows })
+})
+
+/**
+ * The running live view.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Handle {
+  /**
+   * Prints `text` above the block at once (and redraws the block below it); once
+   * the view has ended, prints it plainly. Anything else written to the terminal
+   * while the view is live would be erased with the block, or leave a stale copy
+   * of it: messages go through here.
+   */
+  readonly print: (text: string) => Effect.Effect<void>
+}
+
+/**
+ * Shows the live view until the scope closes. Every frame drains the queue, folds
+ * the events, and writes — in one write — the erase of the previous block, the
+ * lines of the tests that finished, and the new block; frames are `interval`
+ * apart. The cursor is hidden meanwhile. Closing the scope (also by interruption)
+ * drains what is left, prints its lines, erases the block and shows the cursor:
+ * what is printed next starts where the block was.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const start = (events: Queue.Dequeue<SessionEvent>, options: Options): Effect.Effect<Handle, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const style: Plain.Style = { color: options.color }
+    const view = yield* Ref.make({ state: initial(options.info), drawn: 0, block: "", ended: false })
+    // frames come from the loop, from `print` and from the end: one at a time
+    const lock = yield* Effect.makeSemaphore(1)
+
+    const frame = (last: boolean, extra: ReadonlyArray<string> = []) =>
+      Effect.gen(function*() {
+        const current = yield* Ref.get(view)
+        if (current.ended) {
+          if (extra.length > 0) options.write(extra.map((l) => l + "\n").join(""))
+          return
+        }
+        const batch = yield* Queue.takeAll(events)
+        const now = yield* Clock.currentTimeMillis
+        let state = current.state
+        const above: Array<string> = []
+        for (const event of batch) {
+          state = update(state, event)
+          if (event._tag === "TestFinished") above.push(...finishedLines(style, event.result))
+        }
+        above.push(...extra)
+        const size = options.size()
+        const columns = size.columns !== undefined && size.columns > 0 ? size.columns : 80
+        const rows = size.rows !== undefined && size.rows > 1 ? size.rows : undefined
+        // the last column stays free: a full line leaves some terminals in a pending wrap
+        const lines = last ? [] : render(state, { width: Math.max(1, columns - 1), now, color: options.color, height: rows === undefined ? undefined : rows - 1 })
+        const block = lines.map((l) => l + "\n").join("")
+        yield* Ref.set(view, { state, drawn: lines.length, block, ended: last })
+        if (!last && above.length === 0 && block === current.block) return
+        options.write(erase(current.drawn) + above.map((l) => l + "\n").join("") + block + (last ? SHOW_CURSOR : ""))
+      }).pipe(lock.withPermits(1), Effect.uninterruptible)
+
+    yield* Effect.acquireRelease(Effect.sync(() => options.write(HIDE_CURSOR)), () => frame(true))
+    yield* Effect.forkScoped(Effect.repeat(frame(false), Schedule.spaced(options.interval ?? Duration.millis(100))))
+    return { print: (text: string) => frame(false, text.replace(/\n$/, "").split("\n")) }
+  })

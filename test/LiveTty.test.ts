@@ -1,0 +1,159 @@
+/**
+ * The live view of the BUILT binary (`npm run build` first) on a real pseudo-terminal:
+ * tmux is the terminal (its final screen is what a user sees when grove is done),
+ * util-linux `script` inside it records the raw bytes grove wrote. The same run
+ * piped has no escape code at all.
+ */
+import * as Command from "@effect/platform/Command"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { NodeContext } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import { stripAnsi } from "../src/internal/text.js"
+import * as Live from "../src/view/Live.js"
+import { makeRepo } from "./support/repo.js"
+
+const bin = NodePath.resolve(import.meta.dirname, "../dist/src/bin.js")
+const built = NodePath.resolve(import.meta.dirname, "../dist/src/view/Live.js")
+
+const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`
+
+/** grove's environment: this process's, without what would change its output */
+const cleanEnv = (extra: Record<string, string> = {}): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith("GROVE_") || k === "NO_COLOR" || k === "GITHUB_STEP_SUMMARY" || k.startsWith("TMUX")) continue
+    env[k] = v
+  }
+  return { ...env, ...extra }
+}
+
+/** runs a command to its end; stdin is empty, stdout and stderr are collected */
+const exec = (cmd: string, args: ReadonlyArray<string>, options: { cwd: string; env: Record<string, string> }) =>
+  Effect.scoped(Effect.gen(function*() {
+    const proc = yield* Command.start(Command.make(cmd, ...args).pipe(
+      Command.workingDirectory(options.cwd),
+      Command.env(options.env, { extendEnv: false }),
+      Command.stdin(Stream.empty)
+    ))
+    const text = <E>(s: Stream.Stream<Uint8Array, E>) => s.pipe(Stream.decodeText(), Stream.mkString)
+    const [stdout, stderr, code] = yield* Effect.all([text(proc.stdout), text(proc.stderr), proc.exitCode], { concurrency: "unbounded" })
+    return { stdout, stderr, code: code as number }
+  }))
+
+const plan = (name: string, script: string) => `---\nretries: 0\n---\n# ${name}\n\n\`\`\`bash\n${script}\n\`\`\`\n`
+
+/** a repository with three plans: two pass, one fails */
+const setup = Effect.gen(function*() {
+  if (!NodeFs.existsSync(bin) || !NodeFs.existsSync(built)) {
+    return yield* Effect.die(new Error(`${bin} (with the live view) is missing: run \`npm run build\` first`))
+  }
+  const repo = yield* makeRepo
+  const fs = yield* FileSystem.FileSystem
+  yield* fs.makeDirectory(NodePath.join(repo.root, "plans"))
+  yield* fs.writeFileString(NodePath.join(repo.root, "plans", "ok-one.md"), plan("ok one", "sleep 0.6; echo one"))
+  yield* fs.writeFileString(NodePath.join(repo.root, "plans", "ok-two.md"), plan("ok two", "sleep 0.9; echo two"))
+  yield* fs.writeFileString(NodePath.join(repo.root, "plans", "broken.md"), plan("broken", "sleep 0.3; echo 'it broke' >&2; exit 3"))
+  const args = ["run", "plans/ok-one.md", "plans/ok-two.md", "plans/broken.md", "--workers", "2"]
+  return { repo, args }
+})
+
+const ids = ["plans/ok-one", "plans/ok-two", "plans/broken"]
+const countsLine = /PARTIAL_SUCCESS {2}2 passed, 1 failed {2}of 3 in \S+ {2}session \d{8}-\d{4}-[a-z0-9]+/
+
+/** a terminal of `columns` × `rows` (tmux) running `command` under `script`; its final screen and the raw bytes */
+const inTerminal = (dir: string, command: string, env: Record<string, string>, size: { columns: number; rows: number }) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const socket = NodePath.join(dir, "tmux.sock")
+    const raw = NodePath.join(dir, "raw.typescript")
+    const exitFile = NodePath.join(dir, "exit")
+    const tmux = (...args: Array<string>) => exec("tmux", ["-S", socket, "-f", "/dev/null", ...args], { cwd: dir, env })
+    const inner = `script -qfec ${quote(command)} ${quote(raw)}; echo $? > ${quote(exitFile)}; ` +
+      `tmux -S ${quote(socket)} wait-for -S grove-done; sleep 600`
+    yield* Effect.acquireRelease(
+      tmux("new-session", "-d", "-s", "grove", "-x", String(size.columns), "-y", String(size.rows), inner),
+      () => Effect.ignore(tmux("kill-server"))
+    )
+    // waiting for an OS process (the binary under test), with a deadline
+    yield* tmux("wait-for", "grove-done").pipe(Effect.timeoutFail({ duration: "100 seconds", onTimeout: () => new Error("grove did not finish in 100s") }))
+    const screen = yield* tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "grove")
+    return {
+      screen: screen.stdout.split("\n").map((l) => l.trimEnd()),
+      raw: yield* fs.readFileString(raw),
+      exitCode: Number((yield* fs.readFileString(exitFile)).trim())
+    }
+  })
+
+describe("grove run on a terminal", () => {
+  it.scopedLive("redraws a live block in place, then leaves the complete summary on the screen; piped, no escape code", () =>
+    Effect.gen(function*() {
+      const { args, repo } = yield* setup
+      const env = cleanEnv()
+      const command = `cd ${quote(repo.root)} && exec ${quote(process.execPath)} ${quote(bin)} ${args.map(quote).join(" ")}`
+      const { exitCode, raw, screen } = yield* inTerminal(repo.dir, command, env, { columns: 72, rows: 50 })
+      assert.strictEqual(exitCode, 1, raw)
+
+      // the raw stream: the cursor hidden while live, the block redrawn by moving up and clearing down
+      const hide = raw.lastIndexOf(Live.HIDE_CURSOR)
+      const show = raw.lastIndexOf(Live.SHOW_CURSOR)
+      assert.isAbove(hide, -1, "the cursor was never hidden")
+      assert.isAbove(show, hide, "the cursor was not shown again")
+      const redraws = raw.match(/\r\x1b\[\d+A\x1b\[J/g) ?? []
+      assert.isAtLeast(redraws.length, 3, "the block was not redrawn in place")
+      // block lines never wider than the terminal (71 columns: the last one stays free)
+      const blockLines = raw.split(/\r?\n|\x1b\[J/).filter((l) => / attempt \d+ {2}|\d+ waiting/.test(l))
+      assert.isAbove(blockLines.length, 0)
+      for (const line of blockLines) assert.isAtMost(Live.visibleWidth(line.replace(/^\r\x1b\[\d+A/, "")), 71, JSON.stringify(line))
+      // the summary comes after the block is gone
+      const after = stripAnsi(raw.slice(show))
+      assert.include(after, "Failures (1)")
+      assert.match(after, countsLine)
+
+      // the final screen: session line, a line per finished test, the summary; no trace of the block
+      const lines = screen.filter((l) => l !== "")
+      assert.match(lines[0]!, /^grove session \d{8}-\d{4}-[a-z0-9]+ {2}3 tests on 2 workers/)
+      for (const id of ids) {
+        assert.isTrue(lines.some((l) => new RegExp(`^(PASSED|FAILED) +${id} {2}`).test(l)), `no line for ${id}:\n${lines.join("\n")}`)
+      }
+      const failed = lines.findIndex((l) => /^FAILED +plans\/broken {2}\d/.test(l))
+      assert.match(lines[failed + 1]!, /^ {2}log: \//)
+      assert.include(lines, "Failures (1)")
+      assert.isTrue(lines.some((l) => l.startsWith("  attempt 1: FAILED step 1 of 1 exited with 3")))
+      assert.include(lines, "    | it broke")
+      assert.match(lines.at(-1)!, countsLine)
+      for (const l of lines) assert.notMatch(l, /^w\d+ |\bidle$| waiting\b| running\b|█|░/, `a block line stayed on the screen:\n${lines.join("\n")}`)
+
+      // the same run piped: plain lines, not one escape code
+      const piped = yield* exec(process.execPath, [bin, ...args], { cwd: repo.root, env })
+      assert.strictEqual(piped.code, 1, piped.stderr)
+      assert.notInclude(piped.stdout + piped.stderr, "\x1b")
+      const plainLines = piped.stdout.split("\n")
+      for (const id of ids) assert.isTrue(plainLines.some((l) => new RegExp(`^(PASSED|FAILED) +${id} {2}`).test(l)), id)
+      assert.match(plainLines.filter((l) => l !== "").at(-1)!, countsLine)
+    }).pipe(Effect.provide(NodeContext.layer)), 200_000)
+
+  it.scopedLive("NO_COLOR: still redrawn in place, without a colour; --quiet: only the summary", () =>
+    Effect.gen(function*() {
+      const { args, repo } = yield* setup
+      const command = `stty cols 60 rows 30; exec ${quote(process.execPath)} ${quote(bin)} ${args.map(quote).join(" ")}`
+      const run = (extra: Record<string, string>, more: ReadonlyArray<string> = []) =>
+        exec("script", ["-qfec", command + more.map((a) => " " + quote(a)).join(""), "/dev/null"], { cwd: repo.root, env: cleanEnv(extra) })
+      const noColor = yield* run({ NO_COLOR: "1" })
+      assert.strictEqual(noColor.code, 1, noColor.stdout)
+      assert.match(noColor.stdout, /\r\x1b\[\d+A\x1b\[J/)
+      assert.notMatch(noColor.stdout, /\x1b\[[\d;]*m/, "a colour code with NO_COLOR")
+      assert.include(noColor.stdout, "[?25h")
+
+      const quiet = yield* run({}, ["--quiet"])
+      assert.strictEqual(quiet.code, 1, quiet.stdout)
+      assert.notInclude(quiet.stdout, Live.HIDE_CURSOR)
+      assert.notMatch(quiet.stdout, /\x1b\[\d+A/)
+      const text = stripAnsi(quiet.stdout).split(/\r?\n/)
+      assert.isFalse(text.some((l) => /^PASSED/.test(l)), "--quiet printed a passed test")
+      assert.match(text.filter((l) => l !== "").at(-1)!, countsLine)
+    }).pipe(Effect.provide(NodeContext.layer)), 200_000)
+})
