@@ -9,12 +9,15 @@ import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
 import type * as Terminal from "@effect/platform/Terminal"
 import * as Cause from "effect/Cause"
+import type * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import { run } from "./cli/run.js"
 import { ExitCode, err, type Env } from "./cli/shared.js"
+import { gc, report, sessions, show, worktrees } from "./cli/store.js"
 import { validate } from "./cli/validate.js"
+import { stripAnsi } from "./internal/text.js"
 
 /**
  * @since 0.1.0
@@ -22,10 +25,36 @@ import { validate } from "./cli/validate.js"
  */
 export const root = Command.make("grove").pipe(
   Command.withDescription("grove runs many test plans in parallel, each in its own git worktree, and tells you what passed."),
-  Command.withSubcommands([run, validate])
+  Command.withSubcommands([run, validate, sessions, show, report, worktrees, gc])
 )
 
 const cli = Command.run(root, { name: "grove", version: "0.1.0" })
+
+const plainOn = (stream: NodeJS.WriteStream) => stream.isTTY !== true || (process.env.NO_COLOR ?? "") !== ""
+const strip = (args: ReadonlyArray<unknown>) => args.map((a) => (typeof a === "string" ? stripAnsi(a) : a))
+
+/**
+ * @effect/cli styles help and usage errors with ANSI codes whatever the stream:
+ * strip them off a TTY or with NO_COLOR (SPEC §6), stdout and stderr each.
+ */
+const plainWhenPiped = (base: Console.Console): Console.Console => {
+  const out = plainOn(process.stdout) ? strip : (args: ReadonlyArray<unknown>) => args
+  const err = plainOn(process.stderr) ? strip : (args: ReadonlyArray<unknown>) => args
+  return {
+    ...base,
+    log: (...args) => base.log(...out(args)),
+    info: (...args) => base.info(...out(args)),
+    error: (...args) => base.error(...err(args)),
+    warn: (...args) => base.warn(...err(args)),
+    unsafe: {
+      ...base.unsafe,
+      log: (...args) => base.unsafe.log(...out(args)),
+      info: (...args) => base.unsafe.info(...out(args)),
+      error: (...args) => base.unsafe.error(...err(args)),
+      warn: (...args) => base.unsafe.warn(...err(args))
+    }
+  }
+}
 
 /**
  * Runs the command line and returns the process exit code.
@@ -36,7 +65,7 @@ const cli = Command.run(root, { name: "grove", version: "0.1.0" })
 export const main = (argv: ReadonlyArray<string>): Effect.Effect<number, never, Exclude<Env, ExitCode> | Terminal.Terminal> =>
   Effect.gen(function*() {
     const code = yield* Ref.make(0)
-    return yield* cli(argv).pipe(
+    return yield* Effect.consoleWith((console) => Effect.withConsole(cli(argv), plainWhenPiped(console))).pipe(
       Effect.zipRight(Ref.get(code)),
       Effect.catchAllCause((cause) => {
         const failure = Cause.failureOption(cause)

@@ -8,6 +8,7 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -172,7 +173,7 @@ export const parseDuration = (input: string | number): Either.Either<Duration.Du
 const durationConfig = (name: string) =>
   Config.string(name).pipe(
     Config.mapOrFail((s) =>
-      Either.mapLeft(parseDuration(s), (message) => ({ _tag: "InvalidData", path: [name], message }) as never)
+      Either.mapLeft(parseDuration(s), (message) => ConfigError.InvalidData([], message))
     )
   )
 
@@ -214,8 +215,19 @@ export const fromEnv = (env: Record<string, string | undefined>): Effect.Effect<
   const map = new Map<string, string>()
   for (const [k, v] of Object.entries(env)) if (k.startsWith("GROVE_") && v !== undefined) map.set(k, v)
   return Effect.withConfigProvider(config, ConfigProvider.fromMap(map, { pathDelim: "_" })).pipe(
-    Effect.mapError((e) => InvalidInput.one("environment", String(e).replace(/^\(?Invalid data at /, "")))
+    Effect.mapError((e) => new InvalidInput({ issues: envIssues(e) }))
   )
+}
+
+/** one issue per variable, named as it is spelled in the environment (GROVE_KILL_GRACE) */
+const envIssues = (e: ConfigError.ConfigError): [Issue, ...Array<Issue>] => {
+  switch (e._op) {
+    case "And":
+    case "Or":
+      return [...envIssues(e.left), ...envIssues(e.right)]
+    default:
+      return [new Issue({ where: e.path.join("_"), message: e.message })]
+  }
 }
 
 const fileKeys: Record<string, (v: unknown) => Either.Either<unknown, string>> = {

@@ -8,6 +8,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -15,6 +16,7 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
@@ -25,7 +27,17 @@ import * as STM from "effect/STM"
 import * as Stream from "effect/Stream"
 import * as TRef from "effect/TRef"
 import { GroveConfigTag } from "./Config.js"
-import { isSuccess, type Report, SessionEvent as Event, type SessionEvent, TestRequest, type TestResult } from "./Domain.js"
+import {
+  type Attempt,
+  isRetryable,
+  isSuccess,
+  isTerminal,
+  type Report,
+  SessionEvent as Event,
+  type SessionEvent,
+  TestRequest,
+  TestResult
+} from "./Domain.js"
 import { Git } from "./Git.js"
 import { GitError, InvalidInput, Issue, type WorktreeError } from "./GroveError.js"
 import { Harness } from "./Harness.js"
@@ -34,7 +46,7 @@ import * as Runner from "./Runner.js"
 import * as Scheduler from "./Scheduler.js"
 import * as SessionModule from "./Session.js"
 import { Session } from "./Session.js"
-import { Store, type PendingTest } from "./Store.js"
+import { flakinessWith, Store, type PendingTest, type TestHistory } from "./Store.js"
 import * as TestQueue from "./TestQueue.js"
 import * as WorktreePool from "./WorktreePool.js"
 
@@ -144,7 +156,28 @@ export const make: Effect.Effect<
   const running = yield* Ref.make(new Map<string, RunningAttempt>())
   const failures = yield* Ref.make(0)
   const shas = new Map<string, string>()
+  /** what the store said of each submitted test's history (expected duration, flakiness) */
+  const histories = new Map<string, TestHistory>()
   let seq = 0
+  /** the session's start: for a resumed session, the first run's (see below) */
+  let startedAt = session.startedAt
+  /** attempts an earlier run of a resumed session made of tests it did not finish */
+  const earlierAttempts = new Map<string, ReadonlyArray<Attempt>>()
+
+  /**
+   * A resumed test's result with the attempts of the earlier run in front. Its status
+   * is FLAKY only when one of them, or of this run's, did not pass for a reason of its
+   * own: an attempt cut short by grove's death (CANCELLED) does not make a test flaky.
+   */
+  const withEarlier = (ended: TestResult): TestResult => {
+    const earlier = earlierAttempts.get(ended.id)
+    if (earlier === undefined) return ended
+    const attempts = [...earlier.filter((a) => !ended.attempts.some((b) => b.n === a.n)), ...ended.attempts]
+    const status = isSuccess(ended.status)
+      ? attempts.slice(0, -1).some((a) => isRetryable(a.status)) ? "FLAKY" : "PASSED"
+      : ended.status
+    return new TestResult({ ...ended, status, attempts, durationMs: attempts.reduce((sum, a) => sum + a.durationMs, 0) })
+  }
 
   const meta = {
     repoRoot: session.repo.root,
@@ -158,9 +191,14 @@ export const make: Effect.Effect<
       Effect.asVoid
     )
 
-  const finish = (result: TestResult): Effect.Effect<void> =>
+  const finish = (ran: TestResult): Effect.Effect<void> =>
     Effect.gen(function*() {
-      yield* Ref.update(results, (m) => new Map(m).set(result.id, { seq: submitted.get(result.id) ?? 0, result }))
+      const ended = withEarlier(ran)
+      const flakiness = flakinessWith(histories.get(ended.id), ended.status)
+      // ended is a valid TestResult and flakiness a share: no need to validate it all again
+      const result = flakiness === undefined ? ended : new TestResult({ ...ended, flakiness }, { disableValidation: true })
+      // in place: readers copy what they need, and a copy per test made a session O(n²)
+      yield* Ref.update(results, (m) => m.set(result.id, { seq: submitted.get(result.id) ?? 0, result }))
       yield* publish(Event.TestFinished({ result }))
       yield* STM.commit(TRef.update(outstanding, (n) => n - 1))
       if (!isSuccess(result.status) && result.status !== "CANCELLED") {
@@ -191,14 +229,24 @@ export const make: Effect.Effect<
         Effect.sleep(delay).pipe(Effect.as(true)),
         Deferred.await(stopped).pipe(Effect.as(false))
       ).pipe(
-        Effect.flatMap((due) => due ? enqueue(job, queue.requeue) : cancel(job))
+        Effect.flatMap((due) => due ? enqueue(job, Effect.as(queue.requeue(job), true), queue.requeue) : cancel(job))
       )
     ).pipe(Effect.asVoid)
 
-  const enqueue = (job: TestQueue.Job, put: (job: TestQueue.Job) => Effect.Effect<void>): Effect.Effect<void> =>
+  /** `tryPut` queues the job when there is room now; only when there is none does `put` wait, racing a stop */
+  const enqueue = (
+    job: TestQueue.Job,
+    tryPut: Effect.Effect<boolean>,
+    put: (job: TestQueue.Job) => Effect.Effect<void>
+  ): Effect.Effect<void> =>
     Effect.gen(function*() {
       if (yield* Deferred.isDone(stopped)) return yield* cancel(job)
-      yield* Effect.raceFirst(put(job), Deferred.await(stopped))
+      // the race forks two fibers: worth it only when the queue is full
+      const queued = (yield* tryPut) || (yield* Effect.raceFirst(
+        put(job).pipe(Effect.as(true)),
+        Deferred.await(stopped).pipe(Effect.as(false))
+      ))
+      if (!queued) return yield* cancel(job)
       // a stop that came while we waited for room: whatever is still queued is cancelled
       if (yield* Deferred.isDone(stopped)) yield* cancelWaiting
     })
@@ -216,12 +264,11 @@ export const make: Effect.Effect<
     hurry: Deferred.await(hurry),
     running: {
       add: (job, worker, attempt, startedAt) =>
-        Ref.update(running, (m) => new Map(m).set(job.request.id, { testId: job.request.id, worker, attempt, startedAt })),
+        Ref.update(running, (m) => m.set(job.request.id, { testId: job.request.id, worker, attempt, startedAt })),
       remove: (job) =>
         Ref.update(running, (m) => {
-          const next = new Map(m)
-          next.delete(job.request.id)
-          return next
+          m.delete(job.request.id)
+          return m
         })
     }
   }
@@ -243,7 +290,7 @@ export const make: Effect.Effect<
     const done = [...(yield* Ref.get(results)).values()].sort((a, b) => a.seq - b.seq).map((r) => r.result)
     return ReportModule.make({
       id: session.id,
-      startedAt: session.startedAt,
+      startedAt,
       completedAt: yield* Clock.currentTimeMillis,
       baseRef: session.baseRef,
       baseSha: session.baseSha,
@@ -311,7 +358,9 @@ export const make: Effect.Effect<
         Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), new Map()))
       )
       return tests.map(({ priorAttempts, refName, request, sha }): TestQueue.Job => {
-        const expectedMs = history.get(request.id)?.expectedMs
+        const known = history.get(request.id)
+        if (known !== undefined) histories.set(request.id, known)
+        const expectedMs = known?.expectedMs
         const timeout = request.timeout ??
           (config.timeoutPercent !== undefined && expectedMs !== undefined
             ? Duration.millis(Math.max(1, Math.ceil(expectedMs * config.timeoutPercent / 100)))
@@ -342,7 +391,7 @@ export const make: Effect.Effect<
       for (const job of sorted) {
         yield* publish(Event.TestQueued({ test: job.request, sha: job.sha, refName: job.refName, expectedMs: job.expectedMs }))
       }
-      for (const job of sorted) yield* enqueue(job, queue.offer)
+      for (const job of sorted) yield* enqueue(job, queue.tryOffer(job), queue.offer)
     })
 
   const submitBatch = (tests: Iterable<TestInput>) =>
@@ -355,6 +404,26 @@ export const make: Effect.Effect<
     workers: config.workers,
     startedAt: session.startedAt
   }))
+
+  // A resumed session (an id the store already holds, see Resume.ts): the tests it
+  // finished before belong to its report and its status, and cannot be submitted
+  // again; its start stays the first run's.
+  const prior = yield* store.report(session.id).pipe(
+    Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), Option.none()))
+  )
+  if (Option.isSome(prior)) {
+    startedAt = DateTime.toEpochMillis(prior.value.session.startedAt)
+    const before = new Map<string, { readonly seq: number; readonly result: TestResult }>()
+    for (const test of prior.value.tests) {
+      if (!isTerminal(test.status)) {
+        if (test.attempts.length > 0) earlierAttempts.set(test.id, test.attempts)
+        continue
+      }
+      submitted.set(test.id, seq)
+      before.set(test.id, { seq: seq++, result: test })
+    }
+    yield* Ref.set(results, before)
+  }
 
   yield* Effect.addFinalizer((exit) =>
     Effect.gen(function*() {

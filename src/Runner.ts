@@ -15,6 +15,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
@@ -105,7 +106,7 @@ export const resultOf = (
     durationMs: attempts.reduce((sum, a) => sum + a.durationMs, 0),
     attempts,
     ...(keptWorktree === undefined ? {} : { keptWorktree })
-  })
+  }, trusted)
 
 /**
  * The retry delays of SPEC §4: exponential from `retryBase`, ×2, jittered ±20%,
@@ -136,12 +137,57 @@ export const retryDelay = (config: GroveConfig, retry: number, key = ""): Effect
   return config.seed === undefined ? delay : Effect.withRandom(delay, Random.make(`${config.seed}/${key}/${retry}`))
 }
 
+/**
+ * Attempts and results are built here from values that already have their types (ids
+ * from decoded requests, integers from the clock, the slot and the process), so their
+ * Schema constructors skip validation: checking every field of every attempt again was
+ * the largest cost of a test (issue 6, B1).
+ */
+const trusted = { disableValidation: true } as const
+
+/**
+ * Borrows a worktree for `sha`; a worktree that cannot be prepared is replaced by the
+ * pool, so a failure other than Setup is tried again, up to `retries` more times.
+ * (`Effect.retry` did the same but built a schedule driver for every borrow.)
+ */
+const borrow = (ctx: Context, sha: string, retries: number): ReturnType<WorktreePool["Type"]["borrow"]> =>
+  ctx.pool.borrow(sha).pipe(
+    Effect.catchIf((e) => retries > 0 && e.reason !== "Setup", () => borrow(ctx, sha, retries - 1))
+  )
+
+/** the attempt a worker is running, for its stop watcher */
+interface Current {
+  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+}
+
+/**
+ * Runs `run` in a fiber of its own that the worker's stop watcher interrupts when the
+ * session stops: none when the stop ended it, else its exit. This is a race between
+ * the attempt and the stop, with one fiber per attempt instead of the three of
+ * `Effect.raceFirst` (issue 6, B1). Interrupting the worker interrupts the attempt and
+ * waits for it (its process tree is gone when this returns).
+ */
+const stoppable = <A, E>(ctx: Context, current: Current, run: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(run)
+    current.fiber = fiber
+    // a stop whose watcher ran before the fiber was registered
+    if (yield* Deferred.isDone(ctx.stopped)) yield* Fiber.interrupt(fiber)
+    const exit = yield* Fiber.await(fiber).pipe(
+      Effect.onInterrupt(() => Fiber.interrupt(fiber)),
+      Effect.ensuring(Effect.sync(() => {
+        current.fiber = undefined
+      }))
+    )
+    return Exit.isInterrupted(exit) && (yield* Deferred.isDone(ctx.stopped)) ? Option.none() : Option.some(exit)
+  })
+
 const describe = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause).split("\n")[0] ?? "unknown defect"
 
 /**
  * Runs one attempt of `job` on worker `slot`, whatever happens, as an Attempt.
  */
-const attemptOnce = (ctx: Context, slot: number, job: Job) =>
+const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
   Effect.gen(function*() {
     const n = job.priorAttempts + job.attempts.length + 1
     const log = logPath(ctx.session, job.request.id, n)
@@ -160,14 +206,11 @@ const attemptOnce = (ctx: Context, slot: number, job: Job) =>
           logPath: fields.logPath ?? log,
           tail: fields.tail ?? "",
           ...(fields.message === undefined ? {} : { message: fields.message })
-        }))
+        }, trusted))
 
     return yield* Effect.scoped(Effect.gen(function*() {
       // a worktree that cannot be prepared is replaced by the pool: try the replacement
-      const borrowed = yield* ctx.pool.borrow(job.sha).pipe(
-        Effect.retry({ times: 2, while: (e) => e.reason !== "Setup" }),
-        Effect.either
-      )
+      const borrowed = yield* borrow(ctx, job.sha, 2).pipe(Effect.either)
       if (Either.isLeft(borrowed)) {
         return { attempt: yield* attempt("ERROR", { message: borrowed.left.message }), worktree: undefined }
       }
@@ -211,11 +254,8 @@ const attemptOnce = (ctx: Context, slot: number, job: Job) =>
         onSpawn: (info) =>
           ctx.publish(Event.AttemptSpawned({ testId: request.id, n, pgid: info.pgid, processStartTime: info.startTime }))
       })
-      // a stop wins the race only while the attempt runs; the loser's process tree is gone when race returns
-      const outcome = yield* Effect.raceFirst(
-        Effect.exit(run).pipe(Effect.map(Option.some)),
-        Deferred.await(ctx.stopped).pipe(Effect.as(Option.none()))
-      )
+      // a stop wins only while the attempt runs; its process tree is gone when this returns
+      const outcome = yield* stoppable(ctx, current, run)
       const end = yield* Clock.currentTimeMillis
       const base = { worktree: wt.path, end }
       if (Option.isNone(outcome)) {
@@ -265,7 +305,7 @@ const attemptOnce = (ctx: Context, slot: number, job: Job) =>
           logPath: logPath(ctx.session, job.request.id, n),
           tail: "",
           message: `grove defect: ${describe(Cause.die(defect))}`
-        })
+        }, trusted)
         yield* settle(ctx, job, a, undefined)
       })
     )
@@ -301,12 +341,21 @@ const settle = (ctx: Context, job: Job, attempt: Attempt, worktree: Worktree | u
  */
 export const run = (ctx: Context, slot: number): Effect.Effect<void> =>
   Effect.gen(function*() {
+    const current: Current = { fiber: undefined }
+    // the worker's stop watcher: interrupts the running attempt, if any, when the session
+    // stops (a child of this fiber: it ends with the worker)
+    yield* Effect.fork(Effect.zipRight(
+      Deferred.await(ctx.stopped),
+      Effect.suspend(() => current.fiber === undefined ? Effect.void : Fiber.interrupt(current.fiber))
+    ))
     while (!(yield* Deferred.isDone(ctx.stopped))) {
-      const next = yield* Effect.raceFirst(
+      // a test that is waiting now is taken without racing the stop (the race forks fibers)
+      const ready = yield* ctx.queue.poll
+      const next = Option.isSome(ready) ? ready : yield* Effect.raceFirst(
         ctx.queue.take.pipe(Effect.map(Option.some)),
         Deferred.await(ctx.stopped).pipe(Effect.as(Option.none<Job>()))
       )
       if (Option.isNone(next)) return
-      yield* attemptOnce(ctx, slot, next.value).pipe(Effect.ensuring(ctx.queue.release(next.value)))
+      yield* attemptOnce(ctx, current, slot, next.value).pipe(Effect.ensuring(ctx.queue.release(next.value)))
     }
   })

@@ -636,6 +636,14 @@ const makeWith = (
         Effect.flatMap(summaries({ id: sessionId }, 1), (rows) =>
           rows[0] === undefined ? Effect.fail(unknownSession(sessionId, where)) : Effect.succeed(summary(rows[0])))
       ),
+    sessionConfig: (sessionId) =>
+      read(
+        `read the config of session ${sessionId}`,
+        Effect.flatMap(
+          sql<{ readonly config: string }>`SELECT config FROM sessions WHERE id = ${sessionId}`,
+          (rows) => rows[0] === undefined ? Effect.fail(unknownSession(sessionId, where)) : Effect.succeed(rows[0].config)
+        )
+      ),
     report: (sessionId) =>
       read(
         `read session ${sessionId}`,
@@ -735,6 +743,36 @@ const makeWith = (
             WHERE session_id = ${latest[0].id} AND status NOT IN ('PASSED', 'FLAKY')
             ORDER BY seq`
           return Option.some(rows.map((r) => r.test_id as TestId))
+        })
+      ),
+    lastFailedTests: (repoRoot) =>
+      read(
+        `read the last session of ${repoRoot}`,
+        Effect.gen(function*() {
+          const latest = yield* sql<{ readonly id: string }>`SELECT id FROM sessions
+            WHERE repo_root = ${repoRoot} AND status <> 'RUNNING'
+            ORDER BY started_at DESC, id DESC LIMIT 1`
+          if (latest[0] === undefined) return Option.none()
+          const sessionId = latest[0].id
+          const rows = yield* sql<{
+            readonly test_id: string
+            readonly request: string | null
+            readonly sha: string
+            readonly ref_name: string
+            readonly attempts: number
+          }>`SELECT e.test_id, e.request, e.sha, e.ref_name,
+              (SELECT COUNT(*) FROM attempts a WHERE a.session_id = e.session_id AND a.test_id = e.test_id) AS attempts
+            FROM executions e
+            WHERE e.session_id = ${sessionId} AND e.status NOT IN ('PASSED', 'FLAKY')
+            ORDER BY e.seq`
+          const tests = yield* Effect.forEach(rows, (r): Effect.Effect<PendingTest, StoreError> =>
+            pendingTest(
+              sessionId,
+              { testId: r.test_id, request: r.request, sha: r.sha, refName: r.ref_name },
+              r.attempts,
+              where
+            ))
+          return Option.some({ sessionId, tests })
         })
       ),
     deleteSession: (sessionId) =>

@@ -40,6 +40,8 @@ export interface TestHistory {
   readonly expectedMs: number | undefined
   /** share (0..1) of its last 20 finished executions (CANCELLED ones not counted) that ended FLAKY */
   readonly flakiness: number | undefined
+  /** the statuses of those finished executions, newest first; absent when there are none */
+  readonly recent?: ReadonlyArray<TestStatus>
 }
 
 /**
@@ -54,6 +56,18 @@ export interface PendingTest {
   readonly refName: string
   /** attempts already made; the next one is attempts + 1 */
   readonly attempts: number
+}
+
+/**
+ * The tests that did not pass in the latest finished session of a repository.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LastFailed {
+  readonly sessionId: string
+  /** in queue order; `attempts` is how many that session made */
+  readonly tests: ReadonlyArray<PendingTest>
 }
 
 /**
@@ -105,10 +119,20 @@ export class Store extends Context.Tag("grove/Store")<Store, {
   readonly liveGroups: (sessionId: string) => Effect.Effect<ReadonlyArray<LiveGroup>, StoreError>
   /** ids of the tests that did not pass in the latest finished session of this repository */
   readonly lastFailed: (repoRoot: string) => Effect.Effect<Option.Option<ReadonlyArray<TestId>>, StoreError>
+  /**
+   * the tests of `lastFailed` with their stored requests (secret values not stored),
+   * and the session they come from (for `--last-failed`)
+   */
+  readonly lastFailedTests: (repoRoot: string) => Effect.Effect<Option.Option<LastFailed>, StoreError>
   /** deletes a session with its executions and attempts */
   readonly deleteSession: (sessionId: string) => Effect.Effect<void, StoreError>
   /** the summary of one session; fails with `StoreError({ reason: "UnknownSession" })` when there is none */
   readonly requireSession: (sessionId: string) => Effect.Effect<SessionSummary, StoreError>
+  /**
+   * the config snapshot a session was last started with (`RecordMeta.config`, JSON);
+   * fails with `UnknownSession` when there is none
+   */
+  readonly sessionConfig: (sessionId: string) => Effect.Effect<string, StoreError>
   /**
    * deletes every session but the newest `keep` (by start time), with their executions and
    * attempts; returns the deleted ids, newest first (the caller removes their log folders)
@@ -296,19 +320,37 @@ export const historyOf = (
   newestFirst: ReadonlyArray<{ readonly status: TestStatus; readonly durationMs: number | null }>
 ): TestHistory => {
   const durations: Array<number> = []
-  let finished = 0
-  let flaky = 0
+  const recent: Array<TestStatus> = []
   for (const row of newestFirst) {
     if (isSuccess(row.status) && row.durationMs !== null && durations.length < historyWindow.durations) {
       durations.push(row.durationMs)
     }
-    if (isTerminal(row.status) && row.status !== "CANCELLED" && finished < historyWindow.flakiness) {
-      finished++
-      if (row.status === "FLAKY") flaky++
+    if (isTerminal(row.status) && row.status !== "CANCELLED" && recent.length < historyWindow.flakiness) {
+      recent.push(row.status)
     }
   }
-  return { expectedMs: median(durations), flakiness: finished === 0 ? undefined : flaky / finished }
+  return {
+    expectedMs: median(durations),
+    flakiness: flakyShare(recent),
+    ...(recent.length === 0 ? {} : { recent })
+  }
 }
+
+const flakyShare = (statuses: ReadonlyArray<TestStatus>): number | undefined =>
+  statuses.length === 0 ? undefined : statuses.filter((s) => s === "FLAKY").length / statuses.length
+
+/**
+ * The flakiness of a test that just ended with `status`, given what history said of
+ * it before: the share of FLAKY among this execution and the finished ones before it
+ * (20 in all). A CANCELLED or unfinished status says nothing: history's figure stays.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const flakinessWith = (history: TestHistory | undefined, status: TestStatus): number | undefined =>
+  !isTerminal(status) || status === "CANCELLED"
+    ? history?.flakiness
+    : flakyShare([status, ...(history?.recent ?? [])].slice(0, historyWindow.flakiness))
 
 /**
  * A session row with the statuses of its tests, as listed by `sessions`.
@@ -777,9 +819,23 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
             .map((e) => e.row.testId as TestId)
         )
       }),
+    lastFailedTests: (repoRoot) =>
+      Effect.suspend(() => {
+        const latest = [...sessions.values()]
+          .filter((s) => s.repoRoot === repoRoot && s.status !== "RUNNING")
+          .sort(newestFirst)[0]
+        if (latest === undefined) return Effect.succeed(Option.none())
+        return Effect.forEach(
+          [...(executions.get(latest.id)?.values() ?? [])]
+            .filter((e) => !isSuccess(e.row.status))
+            .sort((a, b) => a.row.seq - b.row.seq),
+          (e) => pendingTest(latest.id, e.row, e.attempts.size, where)
+        ).pipe(Effect.map((tests) => Option.some({ sessionId: latest.id, tests })))
+      }),
     deleteSession: (sessionId) => Effect.map(require(sessionId), () => deleteNow(sessionId)),
     requireSession: (sessionId) =>
       Effect.map(require(sessionId), ([session]) => summaryOf(session, statusesOf(sessionId))),
+    sessionConfig: (sessionId) => Effect.map(require(sessionId), ([session]) => session.config),
     gc: (keep) =>
       Effect.sync(() => {
         const doomed = [...sessions.values()].sort(newestFirst).slice(Math.max(0, keep)).map((s) => s.id)

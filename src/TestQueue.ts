@@ -12,6 +12,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
 import { GroveConfigTag } from "./Config.js"
@@ -44,12 +45,16 @@ export interface Job extends Scheduler.Entry {
 export class TestQueue extends Context.Tag("grove/TestQueue")<TestQueue, {
   /** adds a new test; suspends while the queue is full */
   readonly offer: (entry: Job) => Effect.Effect<void>
+  /** adds a new test when there is room now; false (and nothing added) when the queue is full */
+  readonly tryOffer: (entry: Job) => Effect.Effect<boolean>
   /** sorts the batch by the Scheduler's order, then offers it in that order */
   readonly offerAll: (entries: Iterable<Job>) => Effect.Effect<void>
   /** puts a retry back; it never waits for a slot */
   readonly requeue: (entry: Job) => Effect.Effect<void>
   /** the best waiting test whose resources are free; suspends until there is one */
   readonly take: Effect.Effect<Job>
+  /** what `take` would take now, without suspending: none when no waiting test is free to run */
+  readonly poll: Effect.Effect<Option.Option<Job>>
   /** frees the resources a taken test held */
   readonly release: (entry: Job) => Effect.Effect<void>
   /** removes and returns every waiting test (used when the session stops) */
@@ -70,27 +75,32 @@ export const make = (capacity: number): Effect.Effect<TestQueue["Type"], never, 
     const fresh = yield* TRef.make(0)
     const busy = yield* TRef.make<ReadonlySet<string>>(new Set())
 
-    const offer = (entry: Job) =>
+    const offerSTM = (entry: Job) =>
       STM.gen(function*() {
-        if ((yield* TRef.get(fresh)) >= capacity) return yield* STM.retry
+        if ((yield* TRef.get(fresh)) >= capacity) return false
         yield* TRef.update(fresh, (n) => n + 1)
         yield* TRef.update(waiting, Array.append<Job>(entry))
-      }).pipe(STM.commit)
+        return true
+      })
+    const offer = (entry: Job) => STM.commit(STM.flatMap(offerSTM(entry), (added) => added ? STM.void : STM.retry))
+    const tryOffer = (entry: Job) => STM.commit(offerSTM(entry))
 
     const requeue = (entry: Job) =>
       TRef.update(waiting, Array.append<Job>(entry)).pipe(STM.commit)
 
-    const take = STM.gen(function*() {
+    const takeSTM = STM.gen(function*() {
       const list = yield* TRef.get(waiting)
       const held = yield* TRef.get(busy)
       const i = scheduler.pick(list, held)
-      if (i === -1) return yield* STM.retry
+      if (i === -1) return Option.none<Job>()
       const entry = list[i]!
       yield* TRef.set(waiting, Array.remove(list, i))
       if (!entry.retry) yield* TRef.update(fresh, (n) => n - 1)
       if (entry.resources.length > 0) yield* TRef.set(busy, new Set([...held, ...entry.resources]))
-      return entry
-    }).pipe(STM.commit)
+      return Option.some(entry)
+    })
+    const take = STM.commit(STM.flatMap(takeSTM, Option.match({ onNone: () => STM.retry, onSome: STM.succeed })))
+    const poll = STM.commit(takeSTM)
 
     const release = (entry: Job) =>
       entry.resources.length === 0 ? Effect.void : TRef.update(busy, (held) => {
@@ -107,9 +117,11 @@ export const make = (capacity: number): Effect.Effect<TestQueue["Type"], never, 
 
     return {
       offer,
+      tryOffer,
       offerAll: (entries) => Effect.forEach(Array.sort(entries, scheduler.order), offer, { discard: true }),
       requeue,
       take,
+      poll,
       release,
       drain,
       size: STM.commit(STM.map(TRef.get(waiting), (l) => l.length))

@@ -210,6 +210,23 @@ describe("Orchestrator (in memory, TestClock)", () => {
       script: (spec) => Effect.succeed(spec.testId === "bad" ? { exitCode: 1, durationMs: 1000 } : { exitCode: 0, durationMs: 30_000 })
     }))))
 
+  it.scoped("--max-fail also cancels tests still waiting for room in a full queue", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("bad", { priority: 1 }), req("a"), req("b"), req("c")]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.tests.map((t) => [t.id, t.status]), [
+        ["bad", "FAILED"],
+        ["a", "CANCELLED"],
+        ["b", "CANCELLED"],
+        ["c", "CANCELLED"]
+      ])
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 1, retries: 0, maxFail: 1, maxQueueSize: 1 },
+      script: () => Effect.succeed({ exitCode: 1, durationMs: 1000 })
+    }))))
+
   it.scoped("a defect in a runner ends that attempt as ERROR and the session goes on", () =>
     Effect.gen(function*() {
       const orch = yield* Orchestrator

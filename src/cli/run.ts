@@ -19,6 +19,7 @@ import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Config from "../Config.js"
 import type { Report, TestRequest } from "../Domain.js"
+import type { GitError, StoreError } from "../GroveError.js"
 import * as Git from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
 import * as Harness from "../Harness.js"
@@ -27,10 +28,14 @@ import { formatDuration } from "../internal/text.js"
 import * as Orchestrator from "../Orchestrator.js"
 import * as Plan from "../Plan.js"
 import * as ReportModule from "../Report.js"
+import * as Resume from "../Resume.js"
 import * as Scheduler from "../Scheduler.js"
 import * as SqlStore from "../SqlStore.js"
+import type { PendingTest } from "../Store.js"
+import { Store } from "../Store.js"
+import * as Live from "../view/Live.js"
 import * as Plain from "../view/Plain.js"
-import { db, type Env, err, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
+import { db, type Env, err, integer, loadPlans, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
 
 const runOptions = {
   plans: Args.text({ name: "PLAN" }).pipe(
@@ -43,7 +48,7 @@ const runOptions = {
       "Make one test per positional ARG from CMD; {} is replaced by the shell-quoted ARG (appended when absent). Example: --each 'npx vitest run {}' test/a.test.ts test/b.test.ts"
     )
   ),
-  workers: Options.integer("workers").pipe(
+  workers: integer("workers").pipe(
     Options.withAlias("j"),
     Options.optional,
     Options.withDescription("Tests run at once, each in its own worktree (default 3). Example: --workers 6")
@@ -57,7 +62,7 @@ const runOptions = {
     Options.optional,
     Options.withDescription("Per-attempt timeout: 90s, 5m, 1h30m, or N% of the test's median duration. Example: --timeout 10m")
   ),
-  retries: Options.integer("retries").pipe(
+  retries: integer("retries").pipe(
     Options.optional,
     Options.withDescription("Extra attempts after one that did not pass (default 2). Example: --retries 0")
   ),
@@ -78,7 +83,7 @@ const runOptions = {
   ),
   noCleanup: Options.boolean("no-cleanup").pipe(Options.withDescription("Keep every worktree when the session ends")),
   failFast: Options.boolean("fail-fast").pipe(Options.withDescription("Same as --max-fail 1")),
-  maxFail: Options.integer("max-fail").pipe(
+  maxFail: integer("max-fail").pipe(
     Options.optional,
     Options.withDescription("Stop once N tests did not pass (after retries); the rest are CANCELLED. Example: --max-fail 3")
   ),
@@ -179,6 +184,8 @@ interface Prepared {
   readonly tests: ReadonlyArray<TestRequest>
   readonly reports: ReadonlyArray<ReportTarget>
   readonly dbFile: string
+  /** the config without the flags (file and environment over the defaults), and the flags */
+  readonly configSources: { readonly base: Partial<Config.GroveConfig>; readonly flags: Partial<Config.GroveConfig> }
 }
 
 /**
@@ -215,6 +222,17 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
       issues.push(new Issue({ where: "--resume", message: "cannot be combined with --last-failed: give one" }))
     }
     const fromStore = Option.isSome(o.resume) || o.lastFailed
+    if (fromStore) {
+      const flag = Option.isSome(o.resume) ? "--resume" : "--last-failed"
+      const what = Option.isSome(o.resume) ? "the session's own tests" : "the tests of the previous session"
+      if (o.plans.length > 0 || Option.isSome(o.each)) {
+        issues.push(new Issue({ where: flag, message: `runs ${what}: give no plans or --each` }))
+      }
+      if (o.ref.length > 0) issues.push(new Issue({ where: "--ref", message: `does not apply to ${flag}, which runs ${what} at their refs` }))
+      if (Option.isSome(o.resume) && (o.tag.length > 0 || Option.isSome(o.filter))) {
+        issues.push(new Issue({ where: o.tag.length > 0 ? "--tag" : "--filter", message: "does not apply to --resume, which runs every test the session has left" }))
+      }
+    }
     if (Option.isNone(o.each) && o.plans.length === 0 && !fromStore) {
       issues.push(new Issue({ where: "grove run", message: "no tests: give plan files (grove run docs/plans/*.md) or --each CMD ARG..." }))
     }
@@ -249,9 +267,8 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
         onRight: (requests) => (tests = requests)
       })
     } else if (o.plans.length > 0) {
-      const loaded = yield* Plan.load(o.plans, { repoRoot: repoInfo?.root ?? cwd, cwd }).pipe(
-        Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), [] as ReadonlyArray<Plan.LoadedPlan>)))
-      )
+      const { issues: planIssues, plans: loaded } = yield* loadPlans(o.plans, { repoRoot: repoInfo?.root ?? cwd, cwd })
+      issues.push(...planIssues)
       if (repoInfo !== undefined && loaded.length > 0) {
         yield* Plan.checkRefs(loaded, { repo: repoInfo, baseRef: "HEAD" }).pipe(
           Effect.catchAll((e) => Effect.sync(() => void issues.push(...(e._tag === "InvalidInput" ? e.issues : [new Issue({ where: "git", message: e.message })]))))
@@ -272,14 +289,22 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
       onRight: (t) => (tests = t)
     })
 
-    if (issues.length > 0 || repoInfo === undefined) {
+    // the store is looked at read-only: a file that is not grove's is refused untouched
+    const dbFile = Option.isSome(o.db)
+      ? path.resolve(o.db.value)
+      : repoInfo === undefined
+      ? undefined
+      : path.join(repoInfo.commonDir, "grove", "grove.db")
+    if (dbFile !== undefined) {
+      yield* SqlStore.inspect(dbFile).pipe(
+        Effect.catchAll((e) => Effect.sync(() => void issues.push(new Issue({ where: Option.isSome(o.db) ? "--db" : "store", message: e.message }))))
+      )
+    }
+
+    if (issues.length > 0 || repoInfo === undefined || dbFile === undefined) {
       return yield* Effect.fail(new InvalidInput({ issues: (issues.length > 0 ? issues : [new Issue({ where: "--repo", message: "not a repository" })]) as [Issue, ...Array<Issue>] }))
     }
-    const dbFile = Option.match(o.db, {
-      onNone: () => path.join(repoInfo.commonDir, "grove", "grove.db"),
-      onSome: (f) => path.resolve(f)
-    })
-    return { repo: repoInfo, config, tests, reports, dbFile }
+    return { repo: repoInfo, config, tests, reports, dbFile, configSources: { base: { ...fileConfig, ...envConfig }, flags } }
   })
 
 // ---------------------------------------------------------------------------
@@ -332,6 +357,81 @@ const dryRun = (prepared: Prepared) =>
     return 0
   })
 
+/**
+ * What a session runs: new tests, and (for --resume) the tests a dead run left, in
+ * the session `id`. `done` is the stored report of a resumed session that has nothing
+ * left to run.
+ */
+interface Work {
+  readonly config: Config.GroveConfig
+  readonly id: string | undefined
+  readonly tests: ReadonlyArray<TestRequest>
+  readonly pending: ReadonlyArray<PendingTest>
+  readonly done: Option.Option<Report>
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/**
+ * Reads what --resume and --last-failed run from the store, reaps what a dead run of
+ * the resumed session left, and reclaims the worktrees of dead grove runs.
+ */
+const workOf = (o: RunOptions, p: Prepared): Effect.Effect<Work, InvalidInput | StoreError | GitError, Store | Git.Git> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    let work: Work = { config: p.config, id: undefined, tests: p.tests, pending: [], done: Option.none() }
+    if (Option.isSome(o.resume)) {
+      const id = o.resume.value
+      yield* store.requireSession(id)
+      // the session goes on with the config it was recorded with, under the flags given now
+      const recorded = Resume.configOf(yield* store.sessionConfig(id))
+      const { base, flags } = p.configSources
+      const config = yield* Config.validate({ ...Config.defaults, ...base, ...recorded, ...flags }, (k) => `config ${k}`)
+      const resumed = yield* Resume.prepare(p.repo, id, { grace: config.killGrace })
+      const did = Resume.describe(resumed)
+      yield* err(
+        `grove: resuming session ${id} (${resumed.session.status}): ` +
+          (did === undefined ? "" : `${did}; `) + `${plural(resumed.pending.length, "test")} left to run`
+      )
+      const done = resumed.pending.length === 0 && resumed.session.status !== "RUNNING"
+        ? yield* store.report(id)
+        : Option.none()
+      work = { config, id, tests: [], pending: resumed.pending, done }
+    } else if (o.lastFailed) {
+      const last = yield* store.lastFailedTests(p.repo.root)
+      if (Option.isNone(last)) {
+        return yield* Effect.fail(InvalidInput.one(
+          "--last-failed",
+          `the store ${p.dbFile} holds no finished session of ${p.repo.root}: run grove without --last-failed first`
+        ))
+      }
+      const selected = Plan.select(last.value.tests.map((t) => t.request), {
+        tags: o.tag,
+        filter: Option.getOrUndefined(o.filter)
+      })
+      if (Either.isLeft(selected)) return yield* Effect.fail(selected.left)
+      yield* err(
+        `grove: --last-failed: ${plural(last.value.tests.length, "test")} did not pass in session ${last.value.sessionId}` +
+          (selected.right.length === last.value.tests.length ? "" : `, ${selected.right.length} selected`)
+      )
+      work = { ...work, tests: selected.right }
+    }
+    // a plain run (and a resumed one) takes back the worktrees of grove runs that died
+    const reclaimed = yield* Resume.reclaim(p.repo).pipe(
+      Effect.catchAll((e) => Effect.as(err(`grove: warning: could not list worktrees to reclaim: ${e.message}`), undefined))
+    )
+    if (reclaimed !== undefined) {
+      if (reclaimed.removed.length > 0) {
+        const sessions = [...new Set(reclaimed.removed.map((w) => w.session))]
+        yield* err(`grove: removed ${plural(reclaimed.removed.length, "worktree")} left by dead grove runs (session ${sessions.join(", ")})`)
+      }
+      for (const { error, worktree } of reclaimed.failed) {
+        yield* err(`grove: warning: could not remove worktree ${worktree.path} of dead session ${worktree.session}: ${error.message}`)
+      }
+    }
+    return work
+  })
+
 const runTests = (o: RunOptions) =>
   Effect.gen(function*() {
     const signals = yield* Signals.listen
@@ -351,16 +451,36 @@ const runTests = (o: RunOptions) =>
       Deferred.await(firstSignal).pipe(Effect.as(Option.none()))
     ).pipe(Effect.provide(Git.layer))
     if (Option.isNone(prepared)) return Signals.exitCodeOf(yield* Deferred.await(firstSignal))
-    const p = prepared.value
-    if (o.dryRun) return yield* dryRun(p)
+    if (o.dryRun) return yield* dryRun(prepared.value)
 
     const style = styleOf(process.stdout)
-    const live = Orchestrator.layerSession({ repo: p.repo.root, baseRef: "HEAD" }).pipe(
+    const p0 = prepared.value
+    if ((Option.isSome(o.resume) || o.lastFailed) && !(yield* FileSystem.FileSystem.pipe(Effect.flatMap((fs) => fs.exists(p0.dbFile)), Effect.orElseSucceed(() => false)))) {
+      return yield* Effect.fail(InvalidInput.one(
+        Option.isSome(o.resume) ? "--resume" : "--last-failed",
+        Option.isSome(o.resume)
+          ? `there is no session ${JSON.stringify(o.resume.value)}: the store ${p0.dbFile} does not exist; pass --db with the store that holds it`
+          : `the store ${p0.dbFile} does not exist, so there is no previous session: run grove without --last-failed first`
+      ))
+    }
+    const storeContext = yield* Layer.build(SqlStore.layer({ filename: p0.dbFile }))
+    const work = yield* workOf(o, p0).pipe(Effect.provide(Layer.merge(Git.layer, Layer.succeedContext(storeContext))))
+    const p: Prepared = { ...p0, config: work.config }
+    if (Option.isSome(work.done)) {
+      yield* err(`grove: session ${work.done.value.session.id} has no test left to run (CANCELLED tests stay as they are: --last-failed runs them again)`)
+      yield* out(Plain.summary(style, work.done.value))
+      yield* writeReports(work.done.value, p.reports)
+      return ReportModule.exitCode(work.done.value)
+    }
+    const count = work.tests.length + work.pending.length
+    const runWork = (orch: Orchestrator.Orchestrator["Type"]) =>
+      Effect.zipRight(orch.submitPending(work.pending), orch.runTests(work.tests))
+    const live = Orchestrator.layerSession({ repo: p.repo.root, baseRef: "HEAD", id: work.id }).pipe(
       Layer.provide(Layer.mergeAll(
         Config.layer(p.config),
         Git.layer,
         Harness.layerShell,
-        SqlStore.layer({ filename: p.dbFile })
+        Layer.succeedContext(storeContext)
       ))
     )
     const report = yield* Effect.scoped(Effect.gen(function*() {
@@ -370,17 +490,24 @@ const runTests = (o: RunOptions) =>
       const events = yield* orch.subscribe
       yield* out(Plain.sessionLine(style, {
         id: orch.session.id,
-        tests: p.tests.length,
+        tests: count,
         workers: p.config.workers,
         baseRef: orch.session.baseRef,
         baseSha: orch.session.baseSha
       }))
       if (yield* Deferred.isDone(firstSignal)) yield* orch.stop({ interrupted: true })
+      if (count === 0 && work.id === undefined) yield* err("grove: warning: no test matched; nothing to run")
+      // on a terminal: the live view, erased when its scope closes (also on interruption)
+      if (!o.quiet && process.stdout.isTTY === true && process.env.TERM !== "dumb") {
+        return yield* Effect.scoped(Effect.zipRight(
+          Live.start(events, Live.stdoutOptions({ workers: p.config.workers }, style.color)),
+          runWork(orch)
+        ))
+      }
       const printer = yield* Effect.fork(Effect.forever(Effect.flatMap(Queue.take(events), (event) =>
         event._tag === "TestFinished" && !o.quiet ? out(Plain.testLine(style, event.result)) : Effect.void
       )))
-      if (p.tests.length === 0) yield* err("grove: warning: no test matched; nothing to run")
-      const report = yield* orch.runTests(p.tests)
+      const report = yield* runWork(orch)
       // print what the printer has not reached yet, in order
       yield* Fiber.interrupt(printer)
       for (const event of yield* Queue.takeAll(events)) {

@@ -3,13 +3,17 @@
  *
  * @since 0.1.0
  */
+import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
+import type { Issue } from "../GroveError.js"
+import * as Plan from "../Plan.js"
 import type * as Plain from "../view/Plain.js"
 
 /**
@@ -77,3 +81,43 @@ export const onInvalid = <A, R>(self: Effect.Effect<number, A, R>) =>
     })
   )
 
+
+/**
+ * An integer option whose parse error names the flag (`Options.integer` says only
+ * "'x' is not a integer"). Shown as `--NAME N` in the help.
+ *
+ * @since 0.1.0
+ */
+export const integer = (name: string) =>
+  Options.text(name).pipe(
+    Options.withPseudoName("N"),
+    Options.mapEffect((text) =>
+      /^\s*[-+]?\d+\s*$/.test(text)
+        ? Effect.succeed(Number(text))
+        : Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--${name}: expected a whole number such as 4, got ${JSON.stringify(text)}`)))
+    )
+  )
+
+/**
+ * `Plan.load`, listing every problem at once: when some plans do not load, the
+ * ones that load on their own are returned too, so that their refs and `cwd` are
+ * still checked (SPEC §2: all errors at once).
+ *
+ * @since 0.1.0
+ */
+export const loadPlans = (
+  files: ReadonlyArray<string>,
+  options: { readonly repoRoot: string; readonly cwd: string }
+): Effect.Effect<
+  { readonly plans: ReadonlyArray<Plan.LoadedPlan>; readonly issues: ReadonlyArray<Issue> },
+  never,
+  FileSystem.FileSystem | Path.Path
+> =>
+  Plan.load(files, options).pipe(
+    Effect.map((plans) => ({ plans, issues: [] })),
+    Effect.catchAll((e) =>
+      Effect.forEach(files, (file) => Effect.option(Plan.load([file], options)), { concurrency: 8 }).pipe(
+        Effect.map((alone) => ({ plans: alone.flatMap((p) => (p._tag === "Some" ? p.value : [])), issues: e.issues }))
+      )
+    )
+  )

@@ -10,7 +10,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Git from "../Git.js"
 import * as Plan from "../Plan.js"
-import { onInvalid, out, repo, setExit } from "./shared.js"
+import { InvalidInput, type Issue } from "../GroveError.js"
+import { loadPlans, onInvalid, out, repo, setExit } from "./shared.js"
 
 /**
  * @since 0.1.0
@@ -25,9 +26,17 @@ export const validate = Command.make("validate", {
     const path = yield* Path.Path
     const repoInfo = yield* git.repoInfo(path.resolve(o.repo)).pipe(Effect.option)
     const cwd = process.cwd()
-    const loaded = yield* Plan.load(o.plans, { repoRoot: Option.match(repoInfo, { onNone: () => cwd, onSome: (r) => r.root }), cwd })
-    if (Option.isSome(repoInfo)) yield* Plan.checkRefs(loaded, { repo: repoInfo.value, baseRef: "HEAD" })
-    yield* out(`${loaded.length} plan${loaded.length === 1 ? "" : "s"} valid: ${loaded.reduce((n, p) => n + p.request.steps.length, 0)} steps${Option.isNone(repoInfo) ? " (refs not checked: not inside a repository)" : ""}`)
+    const { issues, plans: loaded } = yield* loadPlans(o.plans, { repoRoot: Option.match(repoInfo, { onNone: () => cwd, onSome: (r) => r.root }), cwd })
+    const refIssues = Option.isSome(repoInfo) && loaded.length > 0
+      ? yield* Plan.checkRefs(loaded, { repo: repoInfo.value, baseRef: "HEAD" }).pipe(
+        Effect.as([]),
+        Effect.catchTag("InvalidInput", (e) => Effect.succeed(e.issues))
+      )
+      : []
+    const all = [...issues, ...refIssues]
+    if (all.length > 0) return yield* Effect.fail(new InvalidInput({ issues: all as [Issue, ...Array<Issue>] }))
+    const steps = loaded.reduce((n, p) => n + p.request.steps.length, 0)
+    yield* out(`${loaded.length} plan${loaded.length === 1 ? "" : "s"} valid: ${steps} step${steps === 1 ? "" : "s"}${Option.isNone(repoInfo) ? " (refs not checked: not inside a repository)" : ""}`)
     return 0
   }).pipe(onInvalid, Effect.provide(Git.layer), Effect.flatMap(setExit))).pipe(
     Command.withDescription("Parse and check plans (refs too inside a repository); run nothing. Example: grove validate docs/plans/*.md")

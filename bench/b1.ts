@@ -1,0 +1,102 @@
+/**
+ * B1 orchestration overhead: N tests through the full Orchestrator (real queue,
+ * scheduler, runners, pool, report) with the in-memory Git, an instant Harness and
+ * the in-memory or SQLite Store. Prints `BENCH {json}` with tests/s per session and
+ * the process's peak RSS.
+ *
+ *   node dist/bench/b1.js --tests 10000 --workers 4 --store memory --sessions 3 --warmup 1
+ *
+ * @since 0.1.0
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Config, Domain, Git, Harness, Orchestrator, SqlStore, Store } from "../src/index.js"
+import { args, emit, numberArg, peakRssMiB } from "./common.js"
+
+const a = args()
+const tests = numberArg(a, "tests", 10_000)
+const workers = numberArg(a, "workers", 4)
+const sessions = numberArg(a, "sessions", 3)
+const warmup = numberArg(a, "warmup", 1)
+const store = a.get("store") ?? "memory"
+
+/**
+ * The instant harness: every attempt passes at once with no output. It reports a
+ * spawn (as the real harness does, so the store writes AttemptSpawned) with a pgid
+ * above any Linux pid, like the scripted fake; unlike the fake it records nothing.
+ */
+const instant: Layer.Layer<Harness.Harness> = Layer.sync(Harness.Harness, () => {
+  let n = 0
+  return Harness.Harness.of({
+    run: (spec) => {
+      const outcome: Harness.AttemptOutcome = { _tag: "Exited", exitCode: 0, signal: null, failedStep: undefined, tail: "", bytes: 0 }
+      return spec.onSpawn === undefined
+        ? Effect.succeed(outcome)
+        : Effect.as(spec.onSpawn({ pgid: Harness.memoryPgidBase + n++, startTime: "bench" }), outcome)
+    }
+  })
+})
+
+const repo: Git.MemoryRepo = { root: "/repo", refs: { main: "c0ffee1" }, files: { c0ffee1: { "README.md": "bench" } } }
+
+const requests = (count: number, prefix: string): ReadonlyArray<Domain.TestRequest> =>
+  Array.from({ length: count }, (_, i) =>
+    new Domain.TestRequest({
+      id: Domain.TestId.make(`${prefix}-${i}`),
+      name: `test ${i}`,
+      source: "bench",
+      steps: [new Domain.Step({ shell: "sh", script: "true" })],
+      priority: 0,
+      tags: [],
+      env: {},
+      secretEnv: [],
+      resources: []
+    }))
+
+const dbDir = store === "sqlite" ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b1-")) : undefined
+
+const session = (count: number, label: string) =>
+  Effect.gen(function*() {
+    const batch = requests(count, label)
+    const storeLayer: Layer.Layer<Store.Store, unknown> = store === "sqlite"
+      ? SqlStore.layer({ filename: Path.join(dbDir!, `${label}.db`) }).pipe(Layer.provide(NodeContext.layer))
+      : Store.layerMemory
+    const live = Orchestrator.layerSession({ repo: repo.root, baseRef: "main" }).pipe(
+      Layer.provide(Layer.mergeAll(
+        Config.layer({ workers, retries: 0 }),
+        Git.layerMemory({ repos: [repo] }),
+        instant,
+        storeLayer
+      ))
+    )
+    const started = performance.now()
+    const report = yield* Effect.scoped(Effect.flatMap(Orchestrator.Orchestrator, (o) => o.runTests(batch)).pipe(
+      Effect.provide(live)
+    ))
+    const ms = performance.now() - started
+    if (report.totals.passed !== count) {
+      return yield* Effect.die(new Error(`expected ${count} passed, got ${JSON.stringify(report.totals)}`))
+    }
+    return { ms, testsPerSecond: count / (ms / 1000) }
+  })
+
+const program = Effect.gen(function*() {
+  for (let i = 0; i < warmup; i++) yield* session(Math.min(tests, 2000), `warm${i}`)
+  const runs: Array<{ ms: number; testsPerSecond: number }> = []
+  for (let i = 0; i < sessions; i++) runs.push(yield* session(tests, `s${i}`))
+  emit({ tests, workers, store, runs, peakRssMiB: peakRssMiB(), heapUsedMiB: process.memoryUsage().heapUsed / 1048576 })
+})
+
+Effect.runPromise(program).then(
+  () => {
+    if (dbDir !== undefined) Fs.rmSync(dbDir, { recursive: true, force: true })
+  },
+  (e) => {
+    console.error(e)
+    process.exitCode = 1
+  }
+)

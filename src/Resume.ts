@@ -1,0 +1,425 @@
+/**
+ * What a dead grove run leaves behind, and how a later run takes it back (SPEC §5).
+ *
+ * A grove killed with SIGKILL (or a machine that lost power) cannot clean up: its
+ * worktrees stay registered and locked with `grove <session> <pid>`, and the process
+ * groups of its running attempts may live on (they are detached on purpose). This
+ * module finds both from what grove wrote down — the lock reasons in
+ * `git worktree list`, the process groups in the store — and removes them, never
+ * touching what a live grove owns:
+ *
+ * 1. An owner is alive while a process with its pid runs (not a zombie) and, where
+ *    /proc tells, that process is node or grove. A pid reused by something else counts
+ *    as dead; a pid reused by another node process counts as alive, which errs on the
+ *    side of leaving things alone.
+ * 2. A recorded process group is killed only when it is still the attempt's: its
+ *    leader runs with the start time recorded at spawn, or — the leader gone — a member
+ *    carries the session's `GROVE_SESSION` entry. Then every process carrying that
+ *    entry is terminated too (it finds `setsid` escapees the group misses).
+ * 3. `--resume` then closes the dead run's open attempts as CANCELLED and returns the
+ *    tests without a terminal status, with the attempts they already made, so attempt
+ *    numbers continue.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
+import { defaults, type GroveConfig } from "./Config.js"
+import { Attempt, isTerminal, SessionEvent, type TestId } from "./Domain.js"
+import { Git, type RepoInfo } from "./Git.js"
+import { type GitError, InvalidInput, type StoreError } from "./GroveError.js"
+import * as ProcessTree from "./internal/processTree.js"
+import { type PendingTest, type SessionSummary, Store } from "./Store.js"
+
+// -----------------------------------------------------------------------------
+// owners
+// -----------------------------------------------------------------------------
+
+/**
+ * Who locked a worktree: `grove <session> <pid>`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LockOwner {
+  readonly session: string
+  readonly pid: number
+}
+
+/**
+ * Reads a lock reason grove wrote (`grove <session> <pid>`); anything else is not grove's.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const parseLock = (reason: string | undefined): LockOwner | undefined => {
+  const match = /^grove (\S+) (\d+)$/.exec((reason ?? "").trim())
+  if (match === null) return undefined
+  const pid = Number(match[2])
+  return Number.isSafeInteger(pid) && pid > 0 ? { session: match[1]!, pid } : undefined
+}
+
+const readCommandLine = (pid: number): string | undefined => {
+  try {
+    return Fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\u0000", " ")
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether the grove process `pid` may still be running (point 1 of the module notes):
+ * this process itself; else a live, non-zombie process with that pid whose command
+ * line (when /proc shows it) names node or grove.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ownerAlive = (pid: number): Effect.Effect<boolean> =>
+  Effect.sync(() => {
+    if (!Number.isSafeInteger(pid) || pid <= 1) return false
+    if (pid === process.pid) return true
+    if (!ProcessTree.procAvailable) return ProcessTree.signal(pid, 0) !== "gone"
+    if (ProcessTree.isGone(ProcessTree.readStat(pid))) return false
+    const commandLine = readCommandLine(pid)
+    return commandLine === undefined || commandLine === "" || /node|grove/i.test(commandLine)
+  })
+
+// -----------------------------------------------------------------------------
+// worktrees
+// -----------------------------------------------------------------------------
+
+/**
+ * A worktree grove owns, from its lock.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GroveWorktree {
+  readonly path: string
+  readonly session: string
+  /** the grove process that locked it */
+  readonly pid: number
+  /** whether that process still runs (`ownerAlive`) */
+  readonly alive: boolean
+  /** git reports its folder missing */
+  readonly prunable: boolean
+  /** the commit it is at, when git knows */
+  readonly head: string | undefined
+}
+
+/**
+ * The worktrees of `repo` that grove locked, in `git worktree list` order.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const worktrees = (repo: RepoInfo): Effect.Effect<ReadonlyArray<GroveWorktree>, GitError, Git> =>
+  Effect.gen(function*() {
+    const git = yield* Git
+    const entries = yield* git.worktreeList(repo)
+    const out: Array<GroveWorktree> = []
+    for (const entry of entries) {
+      const owner = parseLock(entry.locked)
+      if (owner === undefined || entry.path === repo.root) continue
+      out.push({
+        path: entry.path,
+        session: owner.session,
+        pid: owner.pid,
+        alive: yield* ownerAlive(owner.pid),
+        prunable: entry.prunable,
+        head: entry.head
+      })
+    }
+    return out
+  })
+
+/**
+ * What `reclaim` did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reclaimed {
+  readonly removed: ReadonlyArray<GroveWorktree>
+  readonly failed: ReadonlyArray<{ readonly worktree: GroveWorktree; readonly error: GitError }>
+}
+
+/** `rmdir`: only an empty folder goes */
+const removeIfEmpty = (dir: string): Effect.Effect<void> =>
+  Effect.sync(() => {
+    try {
+      Fs.rmdirSync(dir)
+    } catch {
+      // not empty, gone already, or not ours to judge: leave it
+    }
+  })
+
+/**
+ * Removes the worktrees of dead grove runs (their lock's pid is gone; with `session`,
+ * only that session's), prunes git's records, and removes the session folders
+ * (`<worktreeDir>/<session>`) and the worktree root they leave empty. A worktree git
+ * cannot remove is reported in `failed`, and the others still go.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const reclaim = (
+  repo: RepoInfo,
+  options: { readonly session?: string | undefined } = {}
+): Effect.Effect<Reclaimed, GitError, Git> =>
+  Effect.gen(function*() {
+    const git = yield* Git
+    const stale = (yield* worktrees(repo)).filter((w) =>
+      !w.alive && (options.session === undefined || w.session === options.session)
+    )
+    if (stale.length === 0) return { removed: [], failed: [] }
+    const removed: Array<GroveWorktree> = []
+    const failed: Array<{ readonly worktree: GroveWorktree; readonly error: GitError }> = []
+    for (const worktree of stale) {
+      yield* git.worktreeRemove(repo, worktree.path).pipe(
+        Effect.match({
+          onFailure: (error) => void failed.push({ worktree, error }),
+          onSuccess: () => void removed.push(worktree)
+        })
+      )
+    }
+    yield* git.prune(repo).pipe(Effect.ignore)
+    for (const worktree of removed) {
+      const sessionDir = NodePath.dirname(worktree.path)
+      if (NodePath.basename(sessionDir) !== worktree.session) continue
+      yield* removeIfEmpty(sessionDir)
+      yield* removeIfEmpty(NodePath.dirname(sessionDir))
+    }
+    return { removed, failed }
+  })
+
+// -----------------------------------------------------------------------------
+// processes
+// -----------------------------------------------------------------------------
+
+/**
+ * What `reapProcesses` did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reaped {
+  /** recorded process groups that were still the attempt's and alive */
+  readonly groups: number
+  /** live processes found (groups, their descendants, carriers of the session's entry) */
+  readonly processes: number
+  /** of those, the ones that needed SIGKILL after the grace period */
+  readonly killed: number
+}
+
+/** point 2 of the module notes: is the recorded group `pgid` still the attempt's? */
+const groupIsTheAttempts = (pgid: number, startTime: string, sessionEntry: string): boolean => {
+  const procs = ProcessTree.listProcesses()
+  const leader = procs.find((p) => p.pid === pgid)
+  if (leader !== undefined && !ProcessTree.isGone(leader)) return leader.startTime === startTime
+  return procs.some((p) => p.pgid === pgid && !ProcessTree.isGone(p) && ProcessTree.environHas(p.pid, sessionEntry))
+}
+
+/**
+ * Terminates what the dead run of `sessionId` left running (point 2 of the module
+ * notes): SIGTERM, then SIGKILL after `grace`. Groups recorded without a start time
+ * are left alone (they cannot be told from a reused pid). Call it only once the
+ * session's owner is known to be dead.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const reapProcesses = (
+  sessionId: string,
+  grace: Duration.DurationInput
+): Effect.Effect<Reaped, StoreError, Store> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const groups = yield* store.liveGroups(sessionId)
+    if (!ProcessTree.procAvailable) {
+      // without /proc there is no start time to check: leave them alone rather than risk a reused pid
+      return { groups: 0, processes: 0, killed: 0 }
+    }
+    const sessionEntry = `GROVE_SESSION=${sessionId}`
+    let live = 0
+    let processes = 0
+    let killed = 0
+    for (const group of groups) {
+      if (group.processStartTime === "" || ProcessTree.refusal(group.pgid) !== undefined) continue
+      if (!(yield* Effect.sync(() => groupIsTheAttempts(group.pgid, group.processStartTime, sessionEntry)))) continue
+      const done = yield* ProcessTree.terminate({ pgid: group.pgid, startTime: group.processStartTime }, grace)
+      if (done.found > 0) live++
+      processes += done.found
+      killed += done.killed
+    }
+    // whatever still carries the session's entry escaped its group (setsid) or was never recorded
+    const carriers = yield* Effect.sync(() => ProcessTree.findByEnv(sessionEntry))
+    const first = carriers[0]
+    if (first !== undefined) {
+      const done = yield* ProcessTree.terminate(
+        { pgid: first.pid, startTime: first.startTime, envEntry: sessionEntry },
+        grace
+      )
+      processes += done.found
+      killed += done.killed
+    }
+    return { groups: live, processes, killed }
+  })
+
+// -----------------------------------------------------------------------------
+// resume
+// -----------------------------------------------------------------------------
+
+/**
+ * The message an attempt gets when its grove died while it ran.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const interruptedMessage = "grove stopped before this attempt ended (its process died); the attempt was not counted as a result"
+
+/**
+ * Ends the attempts of `sessionId` still recorded RUNNING as CANCELLED (their grove is
+ * dead, so nobody else will); returns how many. Their tests keep no terminal status
+ * and stay pending.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const closeInterrupted = (sessionId: string): Effect.Effect<number, StoreError, Store> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const report = yield* store.report(sessionId)
+    if (Option.isNone(report)) return 0
+    let closed = 0
+    for (const test of report.value.tests) {
+      if (isTerminal(test.status)) continue
+      for (const attempt of test.attempts) {
+        if (attempt.status !== "RUNNING") continue
+        yield* store.record(
+          sessionId,
+          SessionEvent.AttemptFinished({
+            testId: test.id as TestId,
+            attempt: new Attempt({ ...attempt, status: "CANCELLED", message: interruptedMessage })
+          })
+        )
+        closed++
+      }
+    }
+    return closed
+  })
+
+/**
+ * What `prepare` found and did before a session is resumed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Prepared {
+  readonly session: SessionSummary
+  readonly worktrees: Reclaimed
+  readonly processes: Reaped
+  /** attempts of the dead run that were closed as CANCELLED */
+  readonly closed: number
+  /** the tests to run, in queue order, with the attempts they already made */
+  readonly pending: ReadonlyArray<PendingTest>
+}
+
+/**
+ * Everything `grove run --resume SESSION` does before the session runs again:
+ * checks that the store holds the session (`StoreError` UnknownSession otherwise),
+ * that it belongs to `repo` and that its grove is dead (`InvalidInput` otherwise;
+ * nothing is touched then); reaps its process groups, then its worktrees; closes its
+ * open attempts; and returns the tests without a terminal status.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const prepare = (
+  repo: RepoInfo,
+  sessionId: string,
+  options: { readonly grace: Duration.DurationInput }
+): Effect.Effect<Prepared, StoreError | InvalidInput | GitError, Store | Git> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const session = yield* store.requireSession(sessionId)
+    if (session.repoRoot !== "" && session.repoRoot !== repo.root) {
+      return yield* Effect.fail(InvalidInput.one(
+        "--resume",
+        `session ${sessionId} ran in repository ${session.repoRoot}, not ${repo.root}: pass --repo ${session.repoRoot}`
+      ))
+    }
+    if (session.status === "RUNNING" && session.pid !== process.pid && (yield* ownerAlive(session.pid))) {
+      return yield* Effect.fail(InvalidInput.one(
+        "--resume",
+        `session ${sessionId} is still running in grove process ${session.pid}: wait for it to end, ` +
+          `or stop it (kill ${session.pid}) and resume it then`
+      ))
+    }
+    const processes = yield* reapProcesses(sessionId, options.grace)
+    const reclaimed = yield* reclaim(repo, { session: sessionId })
+    const closed = yield* closeInterrupted(sessionId)
+    const pending = yield* store.pending(sessionId)
+    return { session, worktrees: reclaimed, processes, closed, pending }
+  })
+
+/**
+ * A short line for the terminal about what `prepare` reaped, or undefined when
+ * there was nothing.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const describe = (prepared: Prepared): string | undefined => {
+  const bits: Array<string> = []
+  const { processes, worktrees: wt } = prepared
+  if (processes.processes > 0) {
+    bits.push(`terminated ${processes.processes} process${processes.processes === 1 ? "" : "es"} it left running`)
+  }
+  if (wt.removed.length > 0) bits.push(`removed ${wt.removed.length} worktree${wt.removed.length === 1 ? "" : "s"}`)
+  if (prepared.closed > 0) {
+    bits.push(`closed ${prepared.closed} interrupted attempt${prepared.closed === 1 ? "" : "s"} as CANCELLED`)
+  }
+  return bits.length === 0 ? undefined : bits.join(", ")
+}
+
+const durationKeys = new Set<string>(["timeout", "killGrace", "retryBase", "retryCap"])
+
+/**
+ * The config a session was recorded with (the snapshot `Orchestrator` stores with
+ * SessionStarted: durations in milliseconds), as far as this grove knows its keys;
+ * unknown keys and values of the wrong type are left out. A resumed session runs
+ * with it, under the flags given to `--resume`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const configOf = (snapshot: string): Partial<GroveConfig> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(snapshot)
+  } catch {
+    return {}
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return {}
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!Object.prototype.hasOwnProperty.call(defaults, key)) continue
+    if (durationKeys.has(key)) {
+      if (typeof value === "number" && Number.isFinite(value) && value >= 0) out[key] = Duration.millis(value)
+      continue
+    }
+    const known = (defaults as unknown as Record<string, unknown>)[key]
+    const fits = known === undefined
+      ? typeof value === "string" || typeof value === "number"
+      : Array.isArray(known)
+      ? Array.isArray(value) && value.every((v) => typeof v === "string")
+      : typeof value === typeof known
+    if (fits) out[key] = value
+  }
+  return out as Partial<GroveConfig>
+}

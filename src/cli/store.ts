@@ -1,0 +1,531 @@
+/**
+ * The commands that read the store (SPEC §6): `grove sessions`, `grove show`,
+ * `grove report`, `grove worktrees`, `grove gc`. Each takes `--repo` and `--db` as
+ * `grove run` does. A store file that does not exist is not created: it holds no
+ * session. A file that is not grove's store is refused with its bytes untouched.
+ *
+ * @since 0.1.0
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { Report, type TestId, TestResult } from "../Domain.js"
+import * as Git from "../Git.js"
+import { InvalidInput, StoreError } from "../GroveError.js"
+import { formatDuration } from "../internal/text.js"
+import * as ReportModule from "../Report.js"
+import * as Resume from "../Resume.js"
+import * as SqlStore from "../SqlStore.js"
+import { type SessionSummary, Store } from "../Store.js"
+import * as Plain from "../view/Plain.js"
+import { db, err, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
+
+// ---------------------------------------------------------------------------
+// the store of a command
+// ---------------------------------------------------------------------------
+
+interface Where {
+  /** absolute path of the store file */
+  readonly dbFile: string
+  /** the repository, when --repo names one */
+  readonly repo: Option.Option<Git.RepoInfo>
+  /** whether the store file exists (a missing one is never created here) */
+  readonly exists: boolean
+}
+
+/**
+ * Finds the store: `--db`, else `<git-common-dir>/grove/grove.db` of `--repo`. Looks at
+ * an existing file read-only first (NotADatabase, SchemaTooNew: exit 2, file untouched).
+ */
+const locate = (o: { readonly repo: string; readonly db: Option.Option<string> }) =>
+  Effect.gen(function*() {
+    const git = yield* Git.Git
+    const path = yield* Path.Path
+    const fs = yield* FileSystem.FileSystem
+    const repoDir = path.resolve(o.repo)
+    const repoInfo = yield* git.repoInfo(repoDir).pipe(Effect.option)
+    const dbFile = Option.isSome(o.db)
+      ? path.resolve(o.db.value)
+      : Option.isSome(repoInfo)
+      ? path.join(repoInfo.value.commonDir, "grove", "grove.db")
+      : undefined
+    if (dbFile === undefined) {
+      return yield* Effect.fail(InvalidInput.one(
+        "--repo",
+        `${repoDir} is not inside a git repository, so grove has no store there: pass --repo with a folder of the repository, or --db FILE`
+      ))
+    }
+    yield* SqlStore.inspect(dbFile)
+    const exists = yield* fs.exists(dbFile).pipe(Effect.orElseSucceed(() => false))
+    return { dbFile, repo: repoInfo, exists } satisfies Where
+  })
+
+/** runs `use` with the store open, or `missing` when the file does not exist */
+const withStore = <A, E, R>(
+  where: Where,
+  use: Effect.Effect<A, E, R | Store>,
+  missing: Effect.Effect<A, E | StoreError, Exclude<R, Store>>
+): Effect.Effect<A, E | StoreError, Exclude<R, Store> | FileSystem.FileSystem | Path.Path> =>
+  where.exists
+    ? Effect.provide(use, SqlStore.layer({ filename: where.dbFile })) as Effect.Effect<
+      A,
+      E | StoreError,
+      Exclude<R, Store> | FileSystem.FileSystem | Path.Path
+    >
+    : missing
+
+const noSuchSession = (where: Where, id: string) =>
+  new StoreError({
+    reason: "UnknownSession",
+    detail: `there is no session ${JSON.stringify(id)}: the store ${where.dbFile} does not exist yet ` +
+      "(no grove run has used it); pass --repo or --db with the store that holds it"
+  })
+
+const requireRepo = (where: Where, command: string) =>
+  Option.match(where.repo, {
+    onNone: () =>
+      Effect.fail(InvalidInput.one("--repo", `grove ${command} needs a repository: pass --repo with a folder inside it`)),
+    onSome: Effect.succeed
+  })
+
+const iso = (millis: number | null | undefined): string | null =>
+  millis === null || millis === undefined ? null : new Date(millis).toISOString()
+
+const json = (value: unknown) => out(JSON.stringify(value, null, 2))
+
+const common = { repo, db }
+
+const jsonOption = (what: string) => Options.boolean("json").pipe(Options.withDescription(`Print ${what} as JSON`))
+
+/** a session id argument */
+const sessionArg = Args.text({ name: "SESSION" }).pipe(
+  Args.withDescription("A session id, as `grove sessions` lists them. Example: 20261124-0912-k3f9")
+)
+
+/** runs a command body with its exit code and errors handled as every grove command does */
+const command = <R>(body: Effect.Effect<number, unknown, R>) =>
+  body.pipe(onInvalid, Effect.provide(Git.layer), Effect.flatMap(setExit))
+
+// ---------------------------------------------------------------------------
+// grove sessions
+// ---------------------------------------------------------------------------
+
+/**
+ * A session as `grove sessions --json` prints it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionJson {
+  readonly id: string
+  readonly status: string
+  readonly startedAt: string | null
+  readonly completedAt: string | null
+  readonly durationMs: number | null
+  readonly total: number
+  readonly passed: number
+  readonly notPassed: number
+  readonly repoRoot: string
+  readonly pid: number
+  /** RUNNING, but its grove is gone: `grove run --resume` finishes it */
+  readonly resumable: boolean
+}
+
+const sessionJson = (s: SessionSummary) =>
+  Effect.map(
+    s.status === "RUNNING" ? Effect.map(Resume.ownerAlive(s.pid), (alive) => !alive) : Effect.succeed(false),
+    (resumable): SessionJson => ({
+      id: s.id,
+      status: s.status,
+      startedAt: iso(s.startedAt),
+      completedAt: iso(s.completedAt),
+      durationMs: s.completedAt === undefined ? null : Math.max(0, s.completedAt - s.startedAt),
+      total: s.total,
+      passed: s.passed,
+      notPassed: s.notPassed,
+      repoRoot: s.repoRoot,
+      pid: s.pid,
+      resumable
+    })
+  )
+
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths: Array<number> = []
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd())
+    .join("\n")
+}
+
+const shortTime = (millis: number) => new Date(millis).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z")
+
+/**
+ * `grove sessions [--limit N] [--json]`: recent sessions, newest first.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const sessions = Command.make("sessions", {
+  ...common,
+  limit: Options.integer("limit").pipe(
+    Options.withDefault(20),
+    Options.withDescription("How many sessions to list, newest first (default 20). Example: --limit 5")
+  ),
+  json: jsonOption("the sessions")
+}, (o) =>
+  command(Effect.gen(function*() {
+    if (o.limit < 0) return yield* Effect.fail(InvalidInput.one("--limit", `must be 0 or more, got ${o.limit}`))
+    const where = yield* locate(o)
+    const list = yield* withStore(
+      where,
+      Effect.flatMap(Store, (store) => store.sessions(o.limit)),
+      Effect.succeed([] as ReadonlyArray<SessionSummary>)
+    )
+    const rows = yield* Effect.forEach(list, sessionJson)
+    if (o.json) {
+      yield* json(rows)
+      return 0
+    }
+    if (rows.length === 0) {
+      yield* out(`no sessions in ${where.dbFile}`)
+      return 0
+    }
+    yield* out(table([
+      ["SESSION", "STATUS", "STARTED", "DURATION", "TESTS", "PASSED", "NOT PASSED"],
+      ...list.map((s, i) => [
+        s.id,
+        rows[i]!.resumable ? "RUNNING (grove died: grove run --resume)" : s.status,
+        shortTime(s.startedAt),
+        s.completedAt === undefined ? "-" : formatDuration(s.completedAt - s.startedAt),
+        String(s.total),
+        String(s.passed),
+        String(s.notPassed)
+      ])
+    ]))
+    return 0
+  }))).pipe(
+    Command.withDescription("List recent sessions of the store, newest first. Example: grove sessions --limit 5 --json")
+  )
+
+// ---------------------------------------------------------------------------
+// grove show / grove report
+// ---------------------------------------------------------------------------
+
+/**
+ * The stored report of a session; tests without a stored flakiness get history's
+ * current figure.
+ */
+const storedReport = (where: Where, id: string) =>
+  withStore(
+    where,
+    Effect.gen(function*() {
+      const store = yield* Store
+      yield* store.requireSession(id)
+      const report = yield* store.report(id)
+      if (Option.isNone(report)) return yield* Effect.fail(noSuchSession(where, id))
+      const missing = report.value.tests.filter((t) => t.flakiness === undefined).map((t) => t.id as TestId)
+      if (missing.length === 0) return report.value
+      const history = yield* store.history(missing)
+      return new Report({
+        ...report.value,
+        tests: report.value.tests.map((t) => {
+          const flakiness = t.flakiness ?? history.get(t.id)?.flakiness
+          return flakiness === undefined ? t : new TestResult({ ...t, flakiness })
+        })
+      })
+    }),
+    Effect.fail(noSuchSession(where, id))
+  )
+
+const percent = (share: number | undefined) => (share === undefined ? "-" : `${Math.round(share * 100)}%`)
+
+const showText = (report: Report): string => {
+  const style = styleOf(process.stdout)
+  const s = report.session
+  const t = report.totals
+  const lines: Array<string> = []
+  lines.push(
+    `session ${s.id}  ${s.status}  started ${DateTime.formatIso(s.startedAt)}` +
+      `${s.completedAt === null ? "" : `  took ${formatDuration(s.durationMs)}`}  ${s.workers} worker${
+        s.workers === 1 ? "" : "s"
+      }  ${s.baseRef} ${s.baseSha.slice(0, 10)}`
+  )
+  lines.push(
+    `${t.total} test${t.total === 1 ? "" : "s"}: ${t.passed} passed, ${t.flaky} flaky, ${t.failed} failed, ` +
+      `${t.timedOut} timed out, ${t.error} error, ${t.cancelled} cancelled; success rate ${t.successRate.toFixed(1)}%`
+  )
+  if (report.tests.length > 0) {
+    lines.push("")
+    lines.push(table([
+      ["STATUS", "TEST", "DURATION", "ATTEMPTS", "FLAKY RECENTLY"],
+      ...report.tests.map((r) => [
+        r.status,
+        Plain.safe(r.id),
+        formatDuration(r.durationMs),
+        String(r.attempts.length),
+        percent(r.flakiness)
+      ])
+    ]))
+    for (const r of report.tests) {
+      if (r.attempts.length === 0 && r.keptWorktree === undefined) continue
+      lines.push("", `${Plain.status(style, r.status)} ${Plain.safe(r.id)}  ${Plain.safe(r.name)}  (${Plain.safe(r.source)}, ${r.ref})`)
+      for (const a of r.attempts) {
+        const how = a.exitCode !== null ? `exit ${a.exitCode}` : a.signal !== null ? a.signal : "-"
+        lines.push(
+          `  attempt ${a.n}  ${a.status.padEnd(9)} ${how.padEnd(8)} worker ${a.worker}  ${
+            DateTime.formatIso(a.startedAt)
+          }  ${formatDuration(a.durationMs)}`
+        )
+        if (a.message !== undefined) lines.push(`    ${Plain.safe(a.message)}`)
+        if (a.logPath !== "") lines.push(`    log: ${a.logPath}`)
+      }
+      if (r.keptWorktree !== undefined) lines.push(`  worktree kept: ${r.keptWorktree}`)
+    }
+  }
+  return lines.join("\n")
+}
+
+/**
+ * `grove show SESSION [--json]`: one session with its tests and attempts. The JSON is
+ * the session's JSON report (SPEC §7), with each test's flakiness.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const show = Command.make("show", { ...common, session: sessionArg, json: jsonOption("the session") }, (o) =>
+  command(Effect.gen(function*() {
+    const where = yield* locate(o)
+    const report = yield* storedReport(where, o.session)
+    if (o.json) yield* out(ReportModule.renderers.json!(report).trimEnd())
+    else yield* out(showText(report))
+    return 0
+  }))).pipe(
+    Command.withDescription("Show one session with its tests and attempts. Example: grove show 20261124-0912-k3f9 --json")
+  )
+
+/**
+ * `grove report SESSION --format junit|json|markdown|html [--out FILE]`.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const report = Command.make("report", {
+  ...common,
+  session: sessionArg,
+  format: Options.choice("format", ["junit", "json", "markdown", "html"] as const).pipe(
+    Options.withDescription("The kind of report (SPEC §7). Example: --format junit")
+  ),
+  out: Options.text("out").pipe(
+    Options.optional,
+    Options.withDescription("Write the report to FILE instead of standard output. Example: --out out/junit.xml")
+  )
+}, (o) =>
+  command(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const target = Option.map(o.out, (f) => path.resolve(f))
+    if (Option.isSome(target)) {
+      const dir = path.dirname(target.value)
+      const info = yield* fs.stat(dir).pipe(Effect.option)
+      if (Option.isNone(info) || info.value.type !== "Directory") {
+        return yield* Effect.fail(InvalidInput.one("--out", `folder ${dir} does not exist: create it first`))
+      }
+      const existing = yield* fs.stat(target.value).pipe(Effect.option)
+      if (Option.isSome(existing) && existing.value.type === "Directory") {
+        return yield* Effect.fail(InvalidInput.one("--out", `${target.value} is a folder: name a file`))
+      }
+    }
+    const where = yield* locate(o)
+    const stored = yield* storedReport(where, o.session)
+    const text = yield* ReportModule.render(o.format, stored)
+    if (Option.isNone(target)) {
+      yield* out(text)
+      return 0
+    }
+    yield* fs.writeFileString(target.value, text).pipe(
+      Effect.mapError((e) => InvalidInput.one("--out", `cannot write ${target.value}: ${e.message}`))
+    )
+    yield* err(`grove: wrote the ${o.format} report of session ${o.session} to ${target.value}`)
+    return 0
+  }))).pipe(
+    Command.withDescription(
+      "Write the report of a stored session. Example: grove report 20261124-0912-k3f9 --format junit --out out/junit.xml"
+    )
+  )
+
+// ---------------------------------------------------------------------------
+// grove worktrees
+// ---------------------------------------------------------------------------
+
+/**
+ * `grove worktrees [--prune] [--json]`: the worktrees grove owns, from their locks; with
+ * `--prune`, removes those whose grove process is gone.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const worktrees = Command.make("worktrees", {
+  ...common,
+  prune: Options.boolean("prune").pipe(
+    Options.withDescription("Remove the worktrees whose grove process is gone (and prune git's records of them)")
+  ),
+  json: jsonOption("the worktrees")
+}, (o) =>
+  command(Effect.gen(function*() {
+    const where = yield* locate(o)
+    const repoInfo = yield* requireRepo(where, "worktrees")
+    const listed = yield* Resume.worktrees(repoInfo)
+    // the status of each worktree's session, when the store holds it
+    const ids = [...new Set(listed.map((w) => w.session))]
+    const statuses = yield* withStore(
+      where,
+      Effect.flatMap(Store, (store) =>
+        Effect.forEach(ids, (id) =>
+          store.requireSession(id).pipe(
+            Effect.map((s) => [id, s.status] as const),
+            Effect.catchTag("StoreError", (e) => e.reason === "UnknownSession" ? Effect.succeed([id, "unknown"] as const) : Effect.fail(e))
+          ))),
+      Effect.succeed(ids.map((id) => [id, "unknown"] as const))
+    ).pipe(Effect.map((pairs) => new Map<string, string>(pairs)))
+    const rows = listed.map((w) => ({
+      path: w.path,
+      session: w.session,
+      sessionStatus: statuses.get(w.session) ?? "unknown",
+      pid: w.pid,
+      alive: w.alive,
+      prunable: w.prunable,
+      head: w.head ?? null
+    }))
+    const reclaimed = o.prune ? yield* Resume.reclaim(repoInfo) : undefined
+    if (o.json) {
+      yield* json({
+        worktrees: rows,
+        ...(reclaimed === undefined ? {} : {
+          removed: reclaimed.removed.map((w) => w.path),
+          failed: reclaimed.failed.map((f) => ({ path: f.worktree.path, error: f.error.message }))
+        })
+      })
+    } else {
+      if (rows.length === 0) yield* out(`no worktrees owned by grove in ${repoInfo.root}`)
+      else {
+        yield* out(table([
+          ["WORKTREE", "SESSION", "OWNER", "STATE"],
+          ...rows.map((r) => [
+            r.path,
+            `${r.session} (${r.sessionStatus})`,
+            `pid ${r.pid}`,
+            r.alive ? "in use" : `stale${r.prunable ? ", folder missing" : ""}${o.prune ? "" : ": grove worktrees --prune removes it"}`
+          ])
+        ]))
+      }
+      if (reclaimed !== undefined) {
+        yield* out(
+          reclaimed.removed.length === 0
+            ? "nothing to prune"
+            : `removed ${reclaimed.removed.length} stale worktree${reclaimed.removed.length === 1 ? "" : "s"}`
+        )
+        for (const f of reclaimed.failed) yield* err(`grove: could not remove ${f.worktree.path}: ${f.error.message}`)
+      }
+    }
+    return reclaimed !== undefined && reclaimed.failed.length > 0 ? 1 : 0
+  }))).pipe(
+    Command.withDescription("List the worktrees grove owns (from their locks); --prune removes stale ones. Example: grove worktrees --prune")
+  )
+
+// ---------------------------------------------------------------------------
+// grove gc
+// ---------------------------------------------------------------------------
+
+/** a session id that is safe as one folder name */
+const safeSegment = (id: string) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id) && !id.includes("..")
+
+/**
+ * `grove gc [--keep N] [--json]`: deletes every session but the newest N, with its
+ * executions, attempts and log folder. A session whose grove still runs is kept.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const gc = Command.make("gc", {
+  ...common,
+  keep: Options.integer("keep").pipe(
+    Options.withDefault(20),
+    Options.withDescription("How many of the newest sessions to keep (default 20). Example: --keep 5")
+  ),
+  json: jsonOption("what was deleted")
+}, (o) =>
+  command(Effect.gen(function*() {
+    if (o.keep < 0) return yield* Effect.fail(InvalidInput.one("--keep", `must be 0 or more, got ${o.keep}`))
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const git = yield* Git.Git
+    const where = yield* locate(o)
+    const result = yield* withStore(
+      where,
+      Effect.gen(function*() {
+        const store = yield* Store
+        const all = yield* store.sessions(1_000_000_000)
+        const deleted: Array<string> = []
+        const running: Array<string> = []
+        const logs: Array<string> = []
+        const commonDirs = new Map<string, Option.Option<string>>()
+        for (const s of all.slice(o.keep)) {
+          if (s.status === "RUNNING" && (yield* Resume.ownerAlive(s.pid))) {
+            running.push(s.id)
+            continue
+          }
+          yield* store.deleteSession(s.id)
+          deleted.push(s.id)
+          if (!safeSegment(s.id)) continue
+          // its logs: <git-common-dir>/grove/sessions/<id> of the repository it ran in
+          if (!commonDirs.has(s.repoRoot)) {
+            const own = Option.filter(where.repo, (r) => r.root === s.repoRoot)
+            commonDirs.set(
+              s.repoRoot,
+              Option.isSome(own)
+                ? Option.some(own.value.commonDir)
+                : s.repoRoot === ""
+                ? Option.none()
+                : yield* git.repoInfo(s.repoRoot).pipe(Effect.map((r) => r.commonDir), Effect.option)
+            )
+          }
+          const commonDir = commonDirs.get(s.repoRoot)!
+          if (Option.isNone(commonDir)) continue
+          const folder = path.join(commonDir.value, "grove", "sessions", s.id)
+          if (yield* fs.exists(folder).pipe(Effect.orElseSucceed(() => false))) {
+            yield* fs.remove(folder, { recursive: true }).pipe(
+              Effect.tap(() => Effect.sync(() => logs.push(folder))),
+              Effect.catchAll((e) => err(`grove: warning: could not remove ${folder}: ${e.message}`))
+            )
+          }
+        }
+        return { deleted, running, logs, kept: all.length - deleted.length }
+      }),
+      Effect.succeed({ deleted: [] as Array<string>, running: [] as Array<string>, logs: [] as Array<string>, kept: 0 })
+    )
+    if (o.json) {
+      yield* json({ deleted: result.deleted, kept: result.kept, stillRunning: result.running, removedLogs: result.logs })
+    } else {
+      yield* out(
+        `deleted ${result.deleted.length} session${result.deleted.length === 1 ? "" : "s"}` +
+          (result.deleted.length === 0 ? "" : ` (${result.deleted.join(", ")})`) +
+          `, kept ${result.kept}` +
+          (result.running.length === 0 ? "" : `, of which still running: ${result.running.join(", ")}`)
+      )
+    }
+    return 0
+  }))).pipe(
+    Command.withDescription("Delete old sessions (rows and logs), keeping the newest N. Example: grove gc --keep 10")
+  )
+
+/**
+ * The store commands, for the root command's subcommand list.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const commands = [sessions, show, report, worktrees, gc] as const

@@ -1,0 +1,203 @@
+/**
+ * The built `grove` binary as a real process, for end-to-end tests of the CLI:
+ * spawn it with a cwd and an environment, collect stdout, stderr and the exit
+ * code, send it signals; find the processes a run left behind through /proc.
+ *
+ * The binary is `dist/src/bin.js`: `npm test` builds it first; run `npm run build`
+ * before running a CLI test file alone.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { git } from "./repo.js"
+
+/** the repository's root (where package.json is) */
+export const projectRoot = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..")
+
+/** the built executable */
+export const binPath = Path.join(projectRoot, "dist", "src", "bin.js")
+
+/** what a finished grove process left */
+export interface Outcome {
+  /** exit code, or null when a signal killed it */
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** a running grove process */
+export interface Running {
+  readonly pid: number
+  /** stdout so far */
+  readonly stdout: () => string
+  readonly stderr: () => string
+  /** waits for the process to exit */
+  readonly exit: Effect.Effect<Outcome>
+  readonly kill: (signal: NodeJS.Signals) => Effect.Effect<void>
+}
+
+export interface SpawnOptions {
+  readonly cwd: string
+  /** added to the environment (after the variables below are removed from the inherited one) */
+  readonly env?: Record<string, string>
+}
+
+/**
+ * The environment grove gets: the test runner's, without anything that would
+ * change grove's behaviour from outside (GROVE_*, NO_COLOR, GITHUB_STEP_SUMMARY,
+ * the user's git config), plus `extra`.
+ */
+export const groveEnv = (extra: Record<string, string> = {}): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith("GROVE_") || k === "NO_COLOR" || k === "FORCE_COLOR" || k === "GITHUB_STEP_SUMMARY") continue
+    env[k] = v
+  }
+  return {
+    ...env,
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: "/dev/null",
+    GIT_TERMINAL_PROMPT: "0",
+    ...extra
+  }
+}
+
+/**
+ * Starts `node dist/src/bin.js ...args`, stdin closed, stdout and stderr piped
+ * (so not a TTY). When the scope closes and the process still runs, it is
+ * killed with SIGKILL (a failing test must not leave grove behind).
+ */
+export const spawn = (args: ReadonlyArray<string>, options: SpawnOptions): Effect.Effect<Running, never, Scope.Scope> =>
+  spawnCommand(process.execPath, [binPath, ...args], options)
+
+const spawnCommand = (command: string, args: ReadonlyArray<string>, options: SpawnOptions): Effect.Effect<Running, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const done = yield* Deferred.make<Outcome>()
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        let stdout = ""
+        let stderr = ""
+        const proc = ChildProcess.spawn(command, args, {
+          cwd: options.cwd,
+          env: groveEnv(options.env),
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+        proc.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s))
+        proc.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s))
+        proc.on("error", (e) => {
+          stderr += `spawn error: ${e.message}`
+          Deferred.unsafeDone(done, Effect.succeed({ code: -1, signal: null, stdout, stderr }))
+        })
+        // "close": the process exited and its pipes are drained
+        proc.on("close", (code, signal) => Deferred.unsafeDone(done, Effect.succeed({ code, signal, stdout, stderr })))
+        return { proc, stdout: () => stdout, stderr: () => stderr }
+      }),
+      ({ proc }) =>
+        Effect.flatMap(Deferred.isDone(done), (finished) =>
+          finished ? Effect.void : Effect.sync(() => void proc.kill("SIGKILL")).pipe(Effect.zipRight(Deferred.await(done))))
+    )
+    return {
+      pid: child.proc.pid ?? -1,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      exit: Deferred.await(done),
+      kill: (signal) => Effect.sync(() => void child.proc.kill(signal))
+    }
+  })
+
+/** Runs grove to its end. */
+export const run = (args: ReadonlyArray<string>, options: SpawnOptions): Effect.Effect<Outcome> =>
+  Effect.scoped(Effect.flatMap(spawn(args, options), (p) => p.exit))
+
+const shellQuote = (word: string) => /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`
+
+/**
+ * Runs grove to its end on a pseudo-terminal (util-linux `script`), so that its
+ * stdout is a TTY; stdout and stderr arrive together in `stdout`.
+ */
+export const runOnTty = (args: ReadonlyArray<string>, options: SpawnOptions): Effect.Effect<Outcome> =>
+  Effect.scoped(Effect.flatMap(
+    spawnCommand("script", ["-qec", [process.execPath, binPath, ...args].map(shellQuote).join(" "), "/dev/null"], options),
+    (p) => p.exit
+  ))
+
+/**
+ * Polls `check` (every 50 ms) until it holds; dies after `within` saying what it
+ * waited for and, via `context`, what it saw. For waiting on other processes only.
+ */
+export const waitFor = <E, R>(
+  what: string,
+  check: Effect.Effect<boolean, E, R>,
+  options: { readonly within?: Duration.DurationInput; readonly context?: () => string } = {}
+): Effect.Effect<void, E, R> =>
+  check.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (ok) => ok }),
+    Effect.timeout(options.within ?? Duration.seconds(60)),
+    Effect.catchTag("TimeoutException", () =>
+      Effect.dieMessage(`timed out waiting for ${what}${options.context === undefined ? "" : `\n${options.context()}`}`)),
+    Effect.asVoid
+  )
+
+/** The session id of grove's first line (`grove session <id> ...`), if printed yet. */
+export const sessionId = (stdout: string): string | undefined => /^grove session (\S+)/.exec(stdout)?.[1]
+
+/**
+ * Live processes whose environment holds `NAME=value` (e.g. `GROVE_SESSION=<id>`,
+ * which every process of a run inherits, also one that escaped its group), with
+ * their command lines. Zombies and processes gone while reading are skipped.
+ */
+export const processesWithEnv = (entry: string): Effect.Effect<Array<{ readonly pid: number; readonly cmdline: string }>> =>
+  Effect.sync(() => {
+    const found: Array<{ pid: number; cmdline: string }> = []
+    for (const name of Fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue
+      try {
+        const environ = Fs.readFileSync(`/proc/${name}/environ`, "latin1").split("\0")
+        if (!environ.includes(entry)) continue
+        const stat = Fs.readFileSync(`/proc/${name}/stat`, "latin1")
+        const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+        if (state === "Z" || state === "X") continue
+        found.push({ pid: Number(name), cmdline: Fs.readFileSync(`/proc/${name}/cmdline`, "latin1").replace(/\0/g, " ").trim() })
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+    return found
+  })
+
+/** `git worktree list --porcelain` paths, the main worktree first. */
+export const worktreePaths = (root: string) =>
+  Effect.map(git(root, "worktree", "list", "--porcelain"), (text) =>
+    text.split("\n").filter((l) => l.startsWith("worktree ")).map((l) => l.slice("worktree ".length)))
+
+/** Removes worktrees a test kept on purpose (locked by grove: `--force` twice). */
+export const removeWorktrees = (root: string, paths: ReadonlyArray<string>) =>
+  Effect.forEach(paths, (p) => git(root, "worktree", "remove", "--force", "--force", p), { discard: true })
+
+/** Writes files (paths relative to `dir`, folders made as needed). */
+export const writeFiles = (dir: string, files: Record<string, string>) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    for (const [file, text] of Object.entries(files)) {
+      const abs = Path.join(dir, file)
+      yield* fs.makeDirectory(Path.dirname(abs), { recursive: true })
+      yield* fs.writeFileString(abs, text)
+    }
+  }).pipe(Effect.orDie)
+
+/** A plan file's text: optional front matter (YAML lines), a heading, and one block per step. */
+export const plan = (
+  options: { readonly front?: string; readonly title?: string; readonly steps: ReadonlyArray<string>; readonly shell?: "sh" | "bash" }
+): string => {
+  const front = options.front === undefined ? "" : `---\n${options.front.trim()}\n---\n`
+  const blocks = options.steps.map((s) => "```" + (options.shell ?? "bash") + "\n" + s.trim() + "\n```\n").join("\n")
+  return `${front}# ${options.title ?? "a test"}\n\n${blocks}`
+}
