@@ -57,6 +57,17 @@ const plainWhenPiped = (base: Console.Console): Console.Console => {
 }
 
 /**
+ * A reader that goes away (`grove run | head -1`) makes writes fail with EPIPE,
+ * which Node raises as an unhandled 'error' event: grove would die before it
+ * stops its tests and removes its worktrees. Output to a closed stream is dropped.
+ */
+const dropWriteErrors = Effect.sync(() => {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount("error") === 0) stream.on("error", () => undefined)
+  }
+})
+
+/**
  * Runs the command line and returns the process exit code.
  *
  * @since 0.1.0
@@ -64,6 +75,7 @@ const plainWhenPiped = (base: Console.Console): Console.Console => {
  */
 export const main = (argv: ReadonlyArray<string>): Effect.Effect<number, never, Exclude<Env, ExitCode> | Terminal.Terminal> =>
   Effect.gen(function*() {
+    yield* dropWriteErrors
     const code = yield* Ref.make(0)
     return yield* Effect.consoleWith((console) => Effect.withConsole(cli(argv), plainWhenPiped(console))).pipe(
       Effect.zipRight(Ref.get(code)),

@@ -148,15 +148,8 @@ export interface Reclaimed {
   readonly failed: ReadonlyArray<{ readonly worktree: GroveWorktree; readonly error: GitError }>
 }
 
-/** `rmdir`: only an empty folder goes */
-const removeIfEmpty = (dir: string): Effect.Effect<void> =>
-  Effect.sync(() => {
-    try {
-      Fs.rmdirSync(dir)
-    } catch {
-      // not empty, gone already, or not ours to judge: leave it
-    }
-  })
+/** `rmdir`: only an empty folder goes (not empty, or gone already: left as it is) */
+const removeIfEmpty = (dir: string): Effect.Effect<void> => Effect.ignore(Effect.try(() => Fs.rmdirSync(dir)))
 
 /**
  * Removes the worktrees of dead grove runs (their lock's pid is gone; with `session`,
@@ -188,6 +181,17 @@ export const reclaim = (
       )
     }
     yield* git.prune(repo).pipe(Effect.ignore)
+    if (failed.length > 0) {
+      // another grove starting at the same time may have removed it first: that is no failure
+      const still = new Set((yield* git.worktreeList(repo).pipe(Effect.orElseSucceed(() => []))).map((e) => e.path))
+      for (let i = failed.length - 1; i >= 0; i--) {
+        const { worktree } = failed[i]!
+        if (!still.has(worktree.path)) {
+          failed.splice(i, 1)
+          removed.push(worktree)
+        }
+      }
+    }
     for (const worktree of removed) {
       const sessionDir = NodePath.dirname(worktree.path)
       if (NodePath.basename(sessionDir) !== worktree.session) continue
@@ -374,7 +378,7 @@ export const prepare = (
  * @since 0.1.0
  * @category constructors
  */
-export const describe = (prepared: Prepared): string | undefined => {
+export const summarize = (prepared: Prepared): string | undefined => {
   const bits: Array<string> = []
   const { processes, worktrees: wt } = prepared
   if (processes.processes > 0) {

@@ -10,6 +10,7 @@
  * and carries a marker in its environment; every process started here is killed when
  * its test ends, however it ends. Run `npm run build` first (`npm test` does).
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
@@ -22,7 +23,7 @@ import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Cli from "./support/cli.js"
-import { makeRepo, type TestRepo } from "./support/repo.js"
+import { git } from "./support/repo.js"
 
 const ids = Array.from({ length: 30 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)
 
@@ -63,8 +64,24 @@ const snapshot = (dbFile: string, sessionId: string): Effect.Effect<Snapshot> =>
 // a scenario's world
 // -----------------------------------------------------------------------------
 
+/** a repository with one empty commit, in a temp folder removed with the scope */
+interface Repo {
+  readonly dir: string
+  readonly root: string
+  readonly commonDir: string
+}
+
+const tinyRepo = Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  const dir = yield* fs.realPath(yield* fs.makeTempDirectoryScoped({ prefix: "grove-crash-" }))
+  const root = NodePath.join(dir, "repo")
+  yield* git(dir, "init", "--quiet", "--initial-branch=main", "repo")
+  yield* git(root, "commit", "--quiet", "--allow-empty", "-m", "init")
+  return { dir, root, commonDir: NodePath.join(root, ".git") } satisfies Repo
+}).pipe(Effect.mapError((e) => new Error(String(e))))
+
 interface World {
-  readonly repo: TestRepo
+  readonly repo: Repo
   readonly dbFile: string
   /** `<id> <attempt>` per line, one line per attempt that started its step */
   readonly countFile: string
@@ -76,7 +93,7 @@ interface World {
 }
 
 const world: Effect.Effect<World, Error, Scope.Scope | NodeContext.NodeContext> = Effect.gen(function*() {
-  const repo = yield* makeRepo
+  const repo = yield* tinyRepo
   const value = Crypto.randomUUID()
   const marker = `GROVE_CRASH_MARKER=${value}`
   // whatever happens in the test, nothing it started outlives it
@@ -108,14 +125,13 @@ const world: Effect.Effect<World, Error, Scope.Scope | NodeContext.NodeContext> 
 const command = (w: World, options: { readonly block?: "all" | string; readonly failFirst?: string } = {}) =>
   [
     `echo "$GROVE_TEST_ID $GROVE_ATTEMPT" >> ${w.countFile}`,
-    "(sleep 30 >/dev/null 2>&1 &)",
     options.block === undefined
       ? ""
       : options.block === "all"
       ? `[ -e ${w.releaseFile} ] || sleep 30`
       : `if [ "$GROVE_TEST_ID" = ${options.block} ] && [ ! -e ${w.releaseFile} ]; then sleep 30; fi`,
     options.failFirst === undefined ? "" : `if [ "$GROVE_TEST_ID" = ${options.failFirst} ] && [ "$GROVE_ATTEMPT" = 1 ]; then exit 1; fi`,
-    "sleep 0.0$((RANDOM % 5 + 1)) # {}"
+    "sleep 0.01 # {}"
   ].filter((s) => s !== "").join("; ")
 
 const start = (w: World, cmd: string) =>
@@ -278,25 +294,17 @@ describe("crash safety (SIGKILL, then --resume)", () => {
       { context: () => p.stdout() }
     )
     const { dead, startsAtKill } = yield* kill(w, p, id)
-    const t03 = dead.attempts.filter((a) => a.test_id === "t03")
-    if (t03.length === 1) {
-      // the kill came during the backoff, as intended (the retry may also have just started)
-      assert.deepStrictEqual(t03.map((a) => a.status), ["FAILED"])
-    }
+    // the backoff is at least 0.8 s: the kill came before the retry started
+    assert.deepStrictEqual(dead.attempts.filter((a) => a.test_id === "t03").map((a) => a.status), ["FAILED"])
+    assert.strictEqual(dead.executions.find((e) => e.test_id === "t03")!.status, "QUEUED")
     yield* resumeToEnd(w, id, dead, startsAtKill)
     const final = yield* snapshot(w.dbFile, id)
     assert.strictEqual(final.executions.find((e) => e.test_id === "t03")!.status, "FLAKY")
-    assert.deepStrictEqual(final.attempts.filter((a) => a.test_id === "t03").map((a) => a.n)[0], 1)
-  }))
-
-  live("half way (15 tests finished)", Effect.gen(function*() {
-    const w = yield* world
-    const p = yield* start(w, command(w))
-    const id = yield* sessionOf(p)
-    yield* Cli.waitFor("15 tests to finish", Effect.sync(() => finishedLines(p) >= 15), { context: () => p.stdout() })
-    const { dead, startsAtKill } = yield* kill(w, p, id)
-    assert.isAtLeast(dead.executions.filter((e) => terminal(e.status)).length, 15)
-    yield* resumeToEnd(w, id, dead, startsAtKill)
+    assert.deepStrictEqual(
+      final.attempts.filter((a) => a.test_id === "t03").map((a) => [a.n, a.status]),
+      [[1, "FAILED"], [2, "PASSED"]],
+      "the retry runs in the resumed session as attempt 2"
+    )
   }))
 
   live("near the end (29 of 30 finished)", Effect.gen(function*() {
@@ -306,13 +314,20 @@ describe("crash safety (SIGKILL, then --resume)", () => {
     yield* Cli.waitFor("29 tests to finish", Effect.sync(() => finishedLines(p) >= 29), { context: () => p.stdout() })
     const { dead, startsAtKill } = yield* kill(w, p, id)
     assert.deepStrictEqual(dead.executions.filter((e) => !terminal(e.status)).map((e) => e.test_id), ["t30"])
+    // grove sessions tells a dead session from a running one
+    const listed = JSON.parse((yield* Cli.run(["sessions", "--json"], { cwd: w.repo.root })).stdout) as ReadonlyArray<{
+      readonly id: string
+      readonly status: string
+      readonly resumable: boolean
+    }>
+    assert.deepStrictEqual(listed.map((s) => [s.id, s.status, s.resumable]), [[id, "RUNNING", true]])
     Fs.writeFileSync(w.releaseFile, "")
     const outcome = yield* resumeToEnd(w, id, dead, startsAtKill)
     assert.match(outcome.stderr, /1 test left to run/)
     assert.strictEqual(finishedLinesOf(outcome.stdout), 1, "only t30 ran")
   }))
 
-  live("twice: the resumed run is killed too, and resumed again", Effect.gen(function*() {
+  live("twice: after 8 tests, then half way through the resumed run, which is resumed again", Effect.gen(function*() {
     const w = yield* world
     const p = yield* start(w, command(w))
     const id = yield* sessionOf(p)
@@ -341,28 +356,28 @@ const finishedLinesOf = (stdout: string) =>
 describe("two grove runs at once on one repository and one store", () => {
   live("both finish with correct results, and neither touches the other's worktrees", Effect.gen(function*() {
     const w = yield* world
-    const half = (from: number) => ids.slice(from, from + 15)
+    const half = (from: number) => ids.slice(from, from + 10)
     const cmd = (fail: string) =>
       `echo "$GROVE_TEST_ID $GROVE_ATTEMPT" >> ${w.countFile}; [ "$GROVE_TEST_ID" != ${fail} ]; sleep 0.0$((RANDOM % 5 + 1)) # {}`
     const a = yield* Cli.spawn(["run", "--workers", "2", "--retries", "0", "--each", cmd("t02"), ...half(0)], { cwd: w.repo.root, env: w.env })
-    const b = yield* Cli.spawn(["run", "--workers", "2", "--retries", "0", "--each", cmd("t20"), ...half(15)], { cwd: w.repo.root, env: w.env })
+    const b = yield* Cli.spawn(["run", "--workers", "2", "--retries", "0", "--each", cmd("t15"), ...half(10)], { cwd: w.repo.root, env: w.env })
     const [ra, rb] = yield* Effect.all([a.exit, b.exit], { concurrency: 2 })
-    for (const [r, failed] of [[ra, "t02"], [rb, "t20"]] as const) {
+    for (const [r, failed] of [[ra, "t02"], [rb, "t15"]] as const) {
       const context = `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`
       assert.strictEqual(r.code, 1, context)
       assert.notMatch(r.stderr, /locked|busy|SQLITE/i, context)
-      assert.match(r.stdout, /PARTIAL_SUCCESS {2}14 passed, 1 failed {2}of 15/, context)
+      assert.match(r.stdout, /PARTIAL_SUCCESS {2}9 passed, 1 failed {2}of 10/, context)
       const id = Cli.sessionId(r.stdout)!
       const s = yield* snapshot(w.dbFile, id)
       assert.strictEqual(s.session, "PARTIAL_SUCCESS")
-      assert.strictEqual(s.executions.length, 15)
+      assert.strictEqual(s.executions.length, 10)
       assert.deepStrictEqual(s.executions.filter((e) => e.status !== "PASSED").map((e) => [e.test_id, e.status]), [[failed, "FAILED"]])
     }
     assert.notStrictEqual(Cli.sessionId(ra.stdout), Cli.sessionId(rb.stdout))
     // each test ran once
     const starts = startsOf(w)
-    assert.deepStrictEqual([...starts.keys()].sort(), ids)
-    for (const t of ids) assert.strictEqual(starts.get(t), 1, t)
+    assert.deepStrictEqual([...starts.keys()].sort(), ids.slice(0, 20))
+    for (const t of ids.slice(0, 20)) assert.strictEqual(starts.get(t), 1, t)
     assert.deepStrictEqual(yield* Cli.worktreePaths(w.repo.root), [w.repo.root])
     assert.deepStrictEqual(yield* Cli.processesWithEnv(w.marker), [])
   }))

@@ -321,7 +321,7 @@ describe("Resume.prepare", () => {
       assert.strictEqual(prepared.closed, 1)
       assert.deepStrictEqual(prepared.worktrees.removed.map((w) => w.path), [wt])
       assert.isFalse(Fs.existsSync(wt))
-      assert.include(Resume.describe(prepared)!, "removed 1 worktree")
+      assert.include(Resume.summarize(prepared)!, "removed 1 worktree")
       const report = Option.getOrThrow(yield* store.report("20260101-0000-rsm1"))
       const b = report.tests.find((t) => t.id === "b")!
       assert.deepStrictEqual(b.attempts.map((a) => [a.n, a.status]), [[1, "CANCELLED"]])

@@ -31,6 +31,7 @@ import * as ReportModule from "../Report.js"
 import * as Resume from "../Resume.js"
 import * as Scheduler from "../Scheduler.js"
 import * as SqlStore from "../SqlStore.js"
+import * as Session from "../Session.js"
 import type { PendingTest } from "../Store.js"
 import { Store } from "../Store.js"
 import * as Live from "../view/Live.js"
@@ -258,6 +259,14 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
     const config = yield* Config.validate({ ...Config.defaults, ...fileConfig, ...envConfig, ...flags }, (k) => `config ${k}`).pipe(
       Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), Config.defaults)))
     )
+    if (repoInfo !== undefined) {
+      // refused here, not when the session starts: bad input creates nothing (not even the store)
+      yield* Session.worktreeRoot(repoInfo, config.worktreeDir).pipe(
+        Effect.catchAll((e) =>
+          Effect.sync(() => void issues.push(new Issue({ where: Option.isSome(o.worktreeDir) ? "--worktree-dir" : "worktreeDir", message: e.message })))
+        )
+      )
+    }
 
     let tests: ReadonlyArray<TestRequest> = []
     const cwd = process.cwd()
@@ -331,13 +340,45 @@ const writeReports = (report: Report, targets: ReadonlyArray<ReportTarget>) =>
     }
   }).pipe(Effect.catchAll((e) => err(`grove: ${e.message}`)))
 
-const dryRun = (prepared: Prepared) =>
+/**
+ * What a dry run lists: the tests, or what --resume / --last-failed would run, with
+ * the store's expected durations. The store is only read, and only when it exists.
+ */
+const dryRunTests = (o: RunOptions, p: Prepared) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const exists = yield* fs.exists(p.dbFile).pipe(Effect.orElseSucceed(() => false))
+    if (!exists) {
+      if (Option.isSome(o.resume)) {
+        return yield* Effect.fail(InvalidInput.one("--resume", `there is no session ${JSON.stringify(o.resume.value)}: the store ${p.dbFile} does not exist`))
+      }
+      return { tests: p.tests, expected: new Map<string, number>() }
+    }
+    return yield* Effect.gen(function*() {
+      const store = yield* Store
+      let tests = p.tests
+      if (Option.isSome(o.resume)) tests = (yield* store.pending(o.resume.value)).map((t) => t.request)
+      if (o.lastFailed) {
+        const last = yield* store.lastFailedTests(p.repo.root)
+        tests = Option.match(last, { onNone: () => [], onSome: (l) => l.tests.map((t) => t.request) })
+        const selected = Plan.select(tests, { tags: o.tag, filter: Option.getOrUndefined(o.filter) })
+        if (Either.isLeft(selected)) return yield* Effect.fail(selected.left)
+        tests = selected.right
+      }
+      const history = yield* store.history(tests.map((t) => t.id))
+      const expected = new Map<string, number>()
+      for (const [id, h] of history) if (h.expectedMs !== undefined) expected.set(id, h.expectedMs)
+      return { tests, expected }
+    }).pipe(Effect.provide(SqlStore.layer({ filename: p.dbFile })))
+  })
+
+const dryRun = (prepared: Prepared, expected: ReadonlyMap<string, number> = new Map()) =>
   Effect.gen(function*() {
     const order = Scheduler.make(Scheduler.longestFirstOrder)
     const entries = prepared.tests.map((request, seq) => ({
       seq,
       priority: request.priority,
-      expectedMs: undefined as number | undefined,
+      expectedMs: expected.get(request.id),
       retry: false,
       resources: request.resources,
       request
@@ -388,7 +429,7 @@ const workOf = (o: RunOptions, p: Prepared): Effect.Effect<Work, InvalidInput | 
       const { base, flags } = p.configSources
       const config = yield* Config.validate({ ...Config.defaults, ...base, ...recorded, ...flags }, (k) => `config ${k}`)
       const resumed = yield* Resume.prepare(p.repo, id, { grace: config.killGrace })
-      const did = Resume.describe(resumed)
+      const did = Resume.summarize(resumed)
       yield* err(
         `grove: resuming session ${id} (${resumed.session.status}): ` +
           (did === undefined ? "" : `${did}; `) + `${plural(resumed.pending.length, "test")} left to run`
@@ -451,7 +492,10 @@ const runTests = (o: RunOptions) =>
       Deferred.await(firstSignal).pipe(Effect.as(Option.none()))
     ).pipe(Effect.provide(Git.layer))
     if (Option.isNone(prepared)) return Signals.exitCodeOf(yield* Deferred.await(firstSignal))
-    if (o.dryRun) return yield* dryRun(prepared.value)
+    if (o.dryRun) {
+      const listed = yield* dryRunTests(o, prepared.value)
+      return yield* dryRun({ ...prepared.value, tests: listed.tests }, listed.expected)
+    }
 
     const style = styleOf(process.stdout)
     const p0 = prepared.value
@@ -467,7 +511,11 @@ const runTests = (o: RunOptions) =>
     const work = yield* workOf(o, p0).pipe(Effect.provide(Layer.merge(Git.layer, Layer.succeedContext(storeContext))))
     const p: Prepared = { ...p0, config: work.config }
     if (Option.isSome(work.done)) {
-      yield* err(`grove: session ${work.done.value.session.id} has no test left to run (CANCELLED tests stay as they are: --last-failed runs them again)`)
+      const cancelled = work.done.value.totals.cancelled
+      yield* err(
+        `grove: session ${work.done.value.session.id} has no test left to run` +
+          (cancelled === 0 ? "" : ` (its ${cancelled} CANCELLED test${cancelled === 1 ? "" : "s"} stay so: --last-failed runs them again)`)
+      )
       yield* out(Plain.summary(style, work.done.value))
       yield* writeReports(work.done.value, p.reports)
       return ReportModule.exitCode(work.done.value)

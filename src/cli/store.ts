@@ -521,11 +521,3 @@ export const gc = Command.make("gc", {
   }))).pipe(
     Command.withDescription("Delete old sessions (rows and logs), keeping the newest N. Example: grove gc --keep 10")
   )
-
-/**
- * The store commands, for the root command's subcommand list.
- *
- * @since 0.1.0
- * @category commands
- */
-export const commands = [sessions, show, report, worktrees, gc] as const

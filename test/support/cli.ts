@@ -42,6 +42,8 @@ export interface Running {
   /** waits for the process to exit */
   readonly exit: Effect.Effect<Outcome>
   readonly kill: (signal: NodeJS.Signals) => Effect.Effect<void>
+  /** closes the read end of its stdout, as `grove run | head -1` does */
+  readonly closeStdout: Effect.Effect<void>
 }
 
 export interface SpawnOptions {
@@ -109,7 +111,8 @@ const spawnCommand = (command: string, args: ReadonlyArray<string>, options: Spa
       stdout: child.stdout,
       stderr: child.stderr,
       exit: Deferred.await(done),
-      kill: (signal) => Effect.sync(() => void child.proc.kill(signal))
+      kill: (signal) => Effect.sync(() => void child.proc.kill(signal)),
+      closeStdout: Effect.sync(() => void child.proc.stdout.destroy())
     }
   })
 
@@ -140,7 +143,7 @@ export const waitFor = <E, R>(
 ): Effect.Effect<void, E, R> =>
   check.pipe(
     Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (ok) => ok }),
-    Effect.timeout(options.within ?? Duration.seconds(60)),
+    Effect.timeout(options.within ?? Duration.seconds(120)),
     Effect.catchTag("TimeoutException", () =>
       Effect.dieMessage(`timed out waiting for ${what}${options.context === undefined ? "" : `\n${options.context()}`}`)),
     Effect.asVoid
