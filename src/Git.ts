@@ -69,6 +69,8 @@ export class Git extends Context.Tag("grove/Git")<Git, {
   readonly changedBetween: (repo: RepoInfo, from: string, to: string, paths: ReadonlyArray<string>) => Effect.Effect<boolean, GitError>
   /** adds a detached worktree at `sha`, locked with `lockReason`, hooks off; submodules initialised when asked */
   readonly worktreeAdd: (repo: RepoInfo, path: string, sha: string, options: { readonly lockReason: string; readonly submodules?: boolean }) => Effect.Effect<void, GitError>
+  /** replaces a worktree's lock reason (e.g. `grove <session> kept` for one left on purpose) */
+  readonly worktreeLock: (repo: RepoInfo, path: string, reason: string) => Effect.Effect<void, GitError>
   /** unlocks and removes a worktree; when git cannot, removes the folder and prunes */
   readonly worktreeRemove: (repo: RepoInfo, path: string) => Effect.Effect<void, GitError>
   readonly worktreeList: (repo: RepoInfo) => Effect.Effect<ReadonlyArray<WorktreeEntry>, GitError>
@@ -302,6 +304,13 @@ export const make = (primitives: Primitives): Git["Type"] => {
   const prune = (repo: RepoInfo): Effect.Effect<void, GitError> =>
     Effect.asVoid(runOk(repo.root, ["worktree", "prune"]))
 
+  const worktreeLock = (repo: RepoInfo, path: string, reason: string): Effect.Effect<void, GitError> =>
+    run(repo.root, ["worktree", "unlock", path]).pipe(
+      Effect.ignore,
+      Effect.zipRight(runOk(repo.root, ["worktree", "lock", "--reason", reason, path])),
+      Effect.asVoid
+    )
+
   const worktreeRemove = (repo: RepoInfo, path: string): Effect.Effect<void, GitError> =>
     Effect.gen(function*() {
       if (!NodePath.isAbsolute(path)) return yield* Effect.fail(unsafe(path, "none: the path is not absolute"))
@@ -371,6 +380,7 @@ export const make = (primitives: Primitives): Git["Type"] => {
     pathExistsAt,
     changedBetween,
     worktreeAdd,
+    worktreeLock,
     worktreeRemove,
     worktreeList,
     prune,
@@ -553,6 +563,7 @@ const operations: ReadonlyArray<Operation> = [
   "pathExistsAt",
   "changedBetween",
   "worktreeAdd",
+  "worktreeLock",
   "worktreeRemove",
   "worktreeList",
   "prune",
@@ -705,6 +716,18 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
             )
           }
           worktrees.set(p, { path: p, repo: r.info.root, head: sha, dirty: false, locked: opts.lockReason, broken: false })
+        }),
+      worktreeLock: (repo, path, reason) =>
+        Effect.gen(function*() {
+          yield* enter("worktreeLock", path)
+          const r = yield* findRepo(repo)
+          const wt = worktrees.get(normalizePath(path))
+          if (wt === undefined || wt.repo !== r.info.root) {
+            return yield* Effect.fail(
+              new GitError({ reason: "CommandFailed", subject: `git worktree lock ${path}`, exitCode: 128, stderr: `fatal: '${path}' is not a working tree` })
+            )
+          }
+          wt.locked = reason
         }),
       worktreeRemove: (repo, path) =>
         Effect.gen(function*() {

@@ -46,7 +46,10 @@ import { type PendingTest, type SessionSummary, Store } from "./Store.js"
  */
 export interface LockOwner {
   readonly session: string
+  /** 0 for a worktree kept on purpose (`grove <session> kept`) */
   readonly pid: number
+  /** left on purpose by --keep-failed or --no-cleanup: only `grove worktrees --prune` removes it */
+  readonly kept: boolean
 }
 
 /**
@@ -56,10 +59,11 @@ export interface LockOwner {
  * @category constructors
  */
 export const parseLock = (reason: string | undefined): LockOwner | undefined => {
-  const match = /^grove (\S+) (\d+)$/.exec((reason ?? "").trim())
+  const match = /^grove (\S+) (\d+|kept)$/.exec((reason ?? "").trim())
   if (match === null) return undefined
+  if (match[2] === "kept") return { session: match[1]!, pid: 0, kept: true }
   const pid = Number(match[2])
-  return Number.isSafeInteger(pid) && pid > 0 ? { session: match[1]!, pid } : undefined
+  return Number.isSafeInteger(pid) && pid > 0 ? { session: match[1]!, pid, kept: false } : undefined
 }
 
 const readCommandLine = (pid: number): string | undefined => {
@@ -105,6 +109,8 @@ export interface GroveWorktree {
   readonly pid: number
   /** whether that process still runs (`ownerAlive`) */
   readonly alive: boolean
+  /** left on purpose (--keep-failed, --no-cleanup) */
+  readonly kept: boolean
   /** git reports its folder missing */
   readonly prunable: boolean
   /** the commit it is at, when git knows */
@@ -129,7 +135,8 @@ export const worktrees = (repo: RepoInfo): Effect.Effect<ReadonlyArray<GroveWork
         path: entry.path,
         session: owner.session,
         pid: owner.pid,
-        alive: yield* ownerAlive(owner.pid),
+        alive: owner.kept ? false : yield* ownerAlive(owner.pid),
+        kept: owner.kept,
         prunable: entry.prunable,
         head: entry.head
       })
@@ -162,12 +169,16 @@ const removeIfEmpty = (dir: string): Effect.Effect<void> => Effect.ignore(Effect
  */
 export const reclaim = (
   repo: RepoInfo,
-  options: { readonly session?: string | undefined } = {}
+  options: {
+    readonly session?: string | undefined
+    /** also the worktrees kept on purpose (`grove worktrees --prune`) */
+    readonly kept?: boolean
+  } = {}
 ): Effect.Effect<Reclaimed, GitError, Git> =>
   Effect.gen(function*() {
     const git = yield* Git
     const stale = (yield* worktrees(repo)).filter((w) =>
-      !w.alive && (options.session === undefined || w.session === options.session)
+      !w.alive && (options.kept === true || !w.kept) && (options.session === undefined || w.session === options.session)
     )
     if (stale.length === 0) return { removed: [], failed: [] }
     const removed: Array<GroveWorktree> = []

@@ -133,7 +133,10 @@ export const make: Effect.Effect<
         ? git.worktreeRemove(repo, path).pipe(
           Effect.catchAll((e) => Effect.logWarning(`grove: could not remove worktree ${path}: ${e.message}`))
         )
-        : Effect.void).pipe(
+        // left on purpose (--keep-failed, --no-cleanup): a lock no later run reclaims
+        : git.worktreeLock(repo, path, `grove ${session.id} kept`).pipe(
+          Effect.catchAll((e) => Effect.logWarning(`grove: could not mark worktree ${path} as kept: ${e.message}`))
+        )).pipe(
           Effect.ensuring(Effect.sync(() => {
             entries.delete(path)
             freeSlots.add(entry.worktree.slot)

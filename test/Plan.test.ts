@@ -378,7 +378,8 @@ const realGit = (dir: string): Layer.Layer<Git> =>
     worktreeList: () => Effect.die("not used"),
     prune: () => Effect.die("not used"),
     state: () => Effect.die("not used"),
-    checkoutClean: () => Effect.die("not used")
+    checkoutClean: () => Effect.die("not used"),
+    worktreeLock: () => Effect.die("not used")
   })
 
 describe("checkRefs", () => {

@@ -108,8 +108,9 @@ const sweepScoped = (entry: string) =>
 
 describe("Resume: lock reasons and config snapshots", () => {
   it("parseLock reads grove's lock reasons only", () => {
-    assert.deepStrictEqual(Resume.parseLock("grove 20261124-0912-k3f9 4242"), { session: "20261124-0912-k3f9", pid: 4242 })
-    assert.deepStrictEqual(Resume.parseLock("  grove s 7\n"), { session: "s", pid: 7 })
+    assert.deepStrictEqual(Resume.parseLock("grove 20261124-0912-k3f9 4242"), { session: "20261124-0912-k3f9", pid: 4242, kept: false })
+    assert.deepStrictEqual(Resume.parseLock("  grove s 7\n"), { session: "s", pid: 7, kept: false })
+    assert.deepStrictEqual(Resume.parseLock("grove s kept"), { session: "s", pid: 0, kept: true })
     for (const reason of [undefined, "", "grove", "grove s", "grove s x", "grove s 0", "mine 1 2", "grove s 12 extra"]) {
       assert.isUndefined(Resume.parseLock(reason), String(reason))
     }
@@ -177,6 +178,8 @@ describe("Resume: owners and worktrees", () => {
       const otherDead = NodePath.join(root, "20260102-0000-gone", "w1")
       const live = NodePath.join(root, "20260103-0000-live", "w1")
       const foreign = NodePath.join(repo.dir, "mine")
+      const kept = NodePath.join(root, "20260104-0000-kept", "w1")
+      yield* add(kept, "grove 20260104-0000-kept kept")
       yield* add(deadA, `grove 20260101-0000-dead ${dead}`)
       yield* add(deadB, `grove 20260101-0000-dead ${dead}`)
       yield* add(otherDead, `grove 20260102-0000-gone ${dead}`)
@@ -192,7 +195,8 @@ describe("Resume: owners and worktrees", () => {
           ["20260101-0000-dead", false, "20260101-0000-dead"],
           ["20260101-0000-dead", false, "20260101-0000-dead"],
           ["20260102-0000-gone", false, "20260102-0000-gone"],
-          ["20260103-0000-live", true, "20260103-0000-live"]
+          ["20260103-0000-live", true, "20260103-0000-live"],
+          ["20260104-0000-kept", false, "20260104-0000-kept"]
         ]
       )
 
@@ -211,8 +215,10 @@ describe("Resume: owners and worktrees", () => {
       assert.isTrue(Fs.existsSync(foreign), "a worktree grove did not lock stays")
       assert.isTrue(Fs.existsSync(root), "the root still holds the live session")
       const left = (yield* g.worktreeList(info)).map((e) => e.path).sort()
-      assert.deepStrictEqual(left, [repo.root, foreign, live].sort())
+      assert.deepStrictEqual(left, [repo.root, foreign, live, kept].sort(), "a worktree kept on purpose (--keep-failed) stays")
       assert.deepStrictEqual((yield* Resume.reclaim(info)).removed, [])
+      // grove worktrees --prune: the kept one too
+      assert.deepStrictEqual((yield* Resume.reclaim(info, { kept: true })).removed.map((w) => w.path), [kept])
     }).pipe(Effect.provide(Layer.provideMerge(Git.layer, NodeContext.layer))))
 })
 

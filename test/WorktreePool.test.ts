@@ -303,7 +303,7 @@ describe("WorktreePool (real git)", () => {
       const entries = yield* env.git.worktreeList(env.info)
       assert.deepStrictEqual(entries.map((e) => [e.path, e.locked]), [
         [env.repo.root, undefined],
-        [kept!.path, `grove ${sessionId} ${process.pid}`]
+        [kept!.path, `grove ${sessionId} kept`]
       ])
       assert.deepStrictEqual(yield* fs.readDirectory(dir), ["w1"])
     }).pipe(Effect.provide(RealGit)))
@@ -319,7 +319,7 @@ describe("WorktreePool (real git)", () => {
         NodePath.join(env.session.worktreeDir, "w1"),
         NodePath.join(env.session.worktreeDir, "w2")
       ])
-      for (const e of entries.slice(1)) assert.strictEqual(e.locked, `grove ${sessionId} ${process.pid}`)
+      for (const e of entries.slice(1)) assert.strictEqual(e.locked, `grove ${sessionId} kept`)
       assert.deepStrictEqual((yield* fs.readDirectory(env.session.worktreeDir)).sort(), ["w1", "w2"])
       assert.strictEqual(env.counts.worktreeRemove, 0)
     }).pipe(Effect.provide(RealGit)))

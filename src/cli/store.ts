@@ -397,10 +397,11 @@ export const worktrees = Command.make("worktrees", {
       sessionStatus: statuses.get(w.session) ?? "unknown",
       pid: w.pid,
       alive: w.alive,
+      kept: w.kept,
       prunable: w.prunable,
       head: w.head ?? null
     }))
-    const reclaimed = o.prune ? yield* Resume.reclaim(repoInfo) : undefined
+    const reclaimed = o.prune ? yield* Resume.reclaim(repoInfo, { kept: true }) : undefined
     if (o.json) {
       yield* json({
         worktrees: rows,
@@ -418,7 +419,7 @@ export const worktrees = Command.make("worktrees", {
             r.path,
             `${r.session} (${r.sessionStatus})`,
             `pid ${r.pid}`,
-            r.alive ? "in use" : `stale${r.prunable ? ", folder missing" : ""}${o.prune ? "" : ": grove worktrees --prune removes it"}`
+            r.alive ? "in use" : r.kept ? `kept${o.prune ? "" : ": grove worktrees --prune removes it"}` : `stale${r.prunable ? ", folder missing" : ""}${o.prune ? "" : ": grove worktrees --prune removes it"}`
           ])
         ]))
       }
