@@ -478,12 +478,15 @@ const runTests = (o: RunOptions) =>
     const signals = yield* Signals.listen
     const firstSignal = yield* Deferred.make<Signals.Signal>()
     const orchestrator = yield* Ref.make(Option.none<Orchestrator.Orchestrator["Type"]>())
+    // while the live view is on screen, messages go above it through the view
+    const notice = yield* Ref.make<(text: string) => Effect.Effect<void>>(err)
     yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
       const signal = yield* Queue.take(signals)
       const first = yield* Deferred.succeed(firstSignal, signal)
       const orch = yield* Ref.get(orchestrator)
-      if (first) yield* err(`\ngrove: ${signal}: stopping, terminating running tests (again to skip the grace period)`)
-      else yield* err(`\ngrove: ${signal} again: killing running tests now, then cleaning up`)
+      const say = yield* Ref.get(notice)
+      if (first) yield* say(`grove: ${signal}: stopping, terminating running tests (again to skip the grace period)`)
+      else yield* say(`grove: ${signal} again: killing running tests now, then cleaning up`)
       if (Option.isSome(orch)) yield* orch.value.stop({ interrupted: true, immediate: !first })
     })))
 
@@ -547,10 +550,11 @@ const runTests = (o: RunOptions) =>
       if (count === 0 && work.id === undefined) yield* err("grove: warning: no test matched; nothing to run")
       // on a terminal: the live view, erased when its scope closes (also on interruption)
       if (!o.quiet && process.stdout.isTTY === true && process.env.TERM !== "dumb") {
-        return yield* Effect.scoped(Effect.zipRight(
-          Live.start(events, Live.stdoutOptions({ workers: p.config.workers }, style.color)),
-          runWork(orch)
-        ))
+        return yield* Effect.scoped(Effect.gen(function*() {
+          const view = yield* Live.start(events, Live.stdoutOptions({ workers: p.config.workers }, style.color))
+          yield* Effect.acquireRelease(Ref.set(notice, view.print), () => Ref.set(notice, err))
+          return yield* runWork(orch)
+        }))
       }
       const printer = yield* Effect.fork(Effect.forever(Effect.flatMap(Queue.take(events), (event) =>
         event._tag === "TestFinished" && !o.quiet ? out(Plain.testLine(style, event.result)) : Effect.void
