@@ -532,6 +532,7 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
         assert.include(yield* fs.readFileString(log), `attempt ${i + 1} says boom`)
       }
       assert.match(o.stdout, /\| attempt 2 says boom/, "the last lines of the failing attempt")
+      assert.match(o.stdout.slice(flaky, last), /^ {4}attempt 1 log: \S+b-flaky\S*\.1\.log$/m, "the flaky test's failed attempt has its log path")
 
       // --keep-failed: the worktree of the failed test's last attempt stays, as it was left; the others go
       const kept = /^ {4}worktree kept: (.+)$/m.exec(o.stdout)?.[1]

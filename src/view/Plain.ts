@@ -118,7 +118,12 @@ export const summary = (style: Style, report: Report, options: { readonly tailLi
   }
   if (flaky.length > 0) {
     out.push("", paint(style, "bold", `Flaky (${flaky.length})`))
-    for (const t of flaky) out.push(`  ${safe(t.id)}: ${t.attempts.map((a) => a.status).join(" → ")}`)
+    for (const t of flaky) {
+      out.push(`  ${safe(t.id)}: ${t.attempts.map((a) => a.status).join(" → ")}`)
+      for (const a of t.attempts) {
+        if (a.status !== "PASSED" && a.logPath !== "") out.push(paint(style, "dim", `    attempt ${a.n} log: ${a.logPath}`))
+      }
+    }
   }
   if (cancelled.length > 0) {
     out.push("", paint(style, "dim", `Cancelled (${cancelled.length}): ${cancelled.map((t) => safe(t.id)).join(", ")}`))
