@@ -432,6 +432,25 @@ const makeWith = (
     for (const k of secrets.keys()) if (k.startsWith(key(sessionId, ""))) secrets.delete(k)
   }
 
+  /** the tests of a session with one of `statuses`, in queue order, with their attempt counts */
+  const testsWithStatus = (sessionId: string, statuses: ReadonlyArray<TestStatus>, where: string) =>
+    Effect.flatMap(
+      sql<{
+        readonly test_id: string
+        readonly request: string | null
+        readonly sha: string
+        readonly ref_name: string
+        readonly attempts: number
+      }>`SELECT e.test_id, e.request, e.sha, e.ref_name,
+          (SELECT COUNT(*) FROM attempts a WHERE a.session_id = e.session_id AND a.test_id = e.test_id) AS attempts
+        FROM executions e
+        WHERE e.session_id = ${sessionId} AND ${sql.in("e.status", statuses)}
+        ORDER BY e.seq`,
+      (rows) =>
+        Effect.forEach(rows, (r): Effect.Effect<PendingTest, StoreError> =>
+          pendingTest(sessionId, { testId: r.test_id, request: r.request, sha: r.sha, refName: r.ref_name }, r.attempts, where))
+    )
+
   const write = <A, R>(what: string, effect: Effect.Effect<A, StoreError | SqlError, R>): Effect.Effect<A, StoreError, R> =>
     lock.withPermits(1)(immediate(effect)).pipe(
       Effect.catchTag("SqlError", (e) => Effect.fail(queryFailed(where, what, busyTimeout)(e)))
@@ -698,24 +717,7 @@ const makeWith = (
         `read the tests left in session ${sessionId}`,
         Effect.gen(function*() {
           yield* requireSession(sessionId)
-          const rows = yield* sql<{
-            readonly test_id: string
-            readonly request: string | null
-            readonly sha: string
-            readonly ref_name: string
-            readonly attempts: number
-          }>`SELECT e.test_id, e.request, e.sha, e.ref_name,
-              (SELECT COUNT(*) FROM attempts a WHERE a.session_id = e.session_id AND a.test_id = e.test_id) AS attempts
-            FROM executions e
-            WHERE e.session_id = ${sessionId} AND e.status IN ('QUEUED', 'RUNNING')
-            ORDER BY e.seq`
-          return yield* Effect.forEach(rows, (r): Effect.Effect<PendingTest, StoreError> =>
-            pendingTest(
-              sessionId,
-              { testId: r.test_id, request: r.request, sha: r.sha, refName: r.ref_name },
-              r.attempts,
-              where
-            ))
+          return yield* testsWithStatus(sessionId, ["QUEUED", "RUNNING"], where)
         })
       ),
     liveGroups: (sessionId) =>
@@ -754,24 +756,11 @@ const makeWith = (
             ORDER BY started_at DESC, id DESC LIMIT 1`
           if (latest[0] === undefined) return Option.none()
           const sessionId = latest[0].id
-          const rows = yield* sql<{
-            readonly test_id: string
-            readonly request: string | null
-            readonly sha: string
-            readonly ref_name: string
-            readonly attempts: number
-          }>`SELECT e.test_id, e.request, e.sha, e.ref_name,
-              (SELECT COUNT(*) FROM attempts a WHERE a.session_id = e.session_id AND a.test_id = e.test_id) AS attempts
-            FROM executions e
-            WHERE e.session_id = ${sessionId} AND e.status NOT IN ('PASSED', 'FLAKY')
-            ORDER BY e.seq`
-          const tests = yield* Effect.forEach(rows, (r): Effect.Effect<PendingTest, StoreError> =>
-            pendingTest(
-              sessionId,
-              { testId: r.test_id, request: r.request, sha: r.sha, refName: r.ref_name },
-              r.attempts,
-              where
-            ))
+          const tests = yield* testsWithStatus(
+            sessionId,
+            ["FAILED", "TIMED_OUT", "ERROR", "CANCELLED", "QUEUED", "RUNNING"],
+            where
+          )
           return Option.some({ sessionId, tests })
         })
       ),

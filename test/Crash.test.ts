@@ -10,7 +10,6 @@
  * and carries a marker in its environment; every process started here is killed when
  * its test ends, however it ends. Run `npm run build` first (`npm test` does).
  */
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
@@ -23,7 +22,7 @@ import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Cli from "./support/cli.js"
-import { git } from "./support/repo.js"
+import { type EmptyRepo, makeEmptyRepo } from "./support/repo.js"
 
 const ids = Array.from({ length: 30 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)
 
@@ -64,21 +63,9 @@ const snapshot = (dbFile: string, sessionId: string): Effect.Effect<Snapshot> =>
 // a scenario's world
 // -----------------------------------------------------------------------------
 
-/** a repository with one empty commit, in a temp folder removed with the scope */
-interface Repo {
-  readonly dir: string
-  readonly root: string
-  readonly commonDir: string
-}
+type Repo = EmptyRepo
 
-const tinyRepo = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  const dir = yield* fs.realPath(yield* fs.makeTempDirectoryScoped({ prefix: "grove-crash-" }))
-  const root = NodePath.join(dir, "repo")
-  yield* git(dir, "init", "--quiet", "--initial-branch=main", "repo")
-  yield* git(root, "commit", "--quiet", "--allow-empty", "-m", "init")
-  return { dir, root, commonDir: NodePath.join(root, ".git") } satisfies Repo
-}).pipe(Effect.mapError((e) => new Error(String(e))))
+const tinyRepo = makeEmptyRepo("grove-crash-")
 
 interface World {
   readonly repo: Repo

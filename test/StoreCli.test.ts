@@ -5,7 +5,6 @@
  * clear error, exit 2, nothing created and the file's bytes unchanged.
  * Run `npm run build` first (`npm test` does).
  */
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
@@ -19,23 +18,11 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Json from "../src/report/Json.js"
 import * as Cli from "./support/cli.js"
-import { git } from "./support/repo.js"
+import { type EmptyRepo, git, makeEmptyRepo } from "./support/repo.js"
 
-interface Repo {
-  readonly dir: string
-  readonly root: string
-  readonly commonDir: string
-}
+type Repo = EmptyRepo
 
-/** a repository with one empty commit, in a temp folder removed with the scope */
-const tinyRepo = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  const dir = yield* fs.realPath(yield* fs.makeTempDirectoryScoped({ prefix: "grove-storecli-" }))
-  const root = NodePath.join(dir, "repo")
-  yield* git(dir, "init", "--quiet", "--initial-branch=main", "repo")
-  yield* git(root, "commit", "--quiet", "--allow-empty", "-m", "init")
-  return { dir, root, commonDir: NodePath.join(root, ".git") } satisfies Repo
-}).pipe(Effect.mapError((e) => new Error(String(e))))
+const tinyRepo = makeEmptyRepo("grove-storecli-")
 
 const grove = (repo: Repo, ...args: Array<string>) => Cli.run(args, { cwd: repo.root })
 

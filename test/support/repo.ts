@@ -101,3 +101,21 @@ export const makeRepo: Effect.Effect<TestRepo, Error, Scope.Scope | FileSystem.F
 
     return { dir, root, commonDir: NodePath.join(root, ".git"), first, second, feature }
   })
+
+/** A repository with one empty commit on `main`, in a temp folder removed with the scope. */
+export interface EmptyRepo {
+  readonly dir: string
+  readonly root: string
+  readonly commonDir: string
+}
+
+/** Creates an `EmptyRepo`; `prefix` names the temp folder (e.g. "grove-crash-"). */
+export const makeEmptyRepo = (prefix: string): Effect.Effect<EmptyRepo, Error, Scope.Scope | FileSystem.FileSystem | CommandExecutor.CommandExecutor> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const dir = yield* fs.realPath(yield* fs.makeTempDirectoryScoped({ prefix }))
+    const root = NodePath.join(dir, "repo")
+    yield* git(dir, "init", "--quiet", "--initial-branch=main", "repo")
+    yield* git(root, "commit", "--quiet", "--allow-empty", "-m", "init")
+    return { dir, root, commonDir: NodePath.join(root, ".git") }
+  }).pipe(Effect.mapError((e) => (e instanceof Error ? e : new Error(String(e)))))
