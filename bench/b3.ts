@@ -6,7 +6,8 @@
  * - grove's first run (no history: submission order),
  * - grove's second run on the same SQLite db (stored medians: longest first),
  * - GNU parallel -j`workers` on the same commands in list order,
- * - the lower bound of SPEC §4 (`Scheduler.lowerBound` of the nominal durations).
+ * - the lower bound of SPEC §4 (`Scheduler.lowerBound` of the nominal durations), and the
+ *   same bound of the durations grove measured on its second run (overhead included).
  *
  * grove runs as the CLI (`grove run --each 'sleep {}' …`). Prints `BENCH {json}`.
  *
@@ -72,11 +73,19 @@ const main = async () => {
     if (s.code !== 0) throw new Error(`grove ${label} exited ${s.code}: ${s.stderr}\n${s.stdout}`)
     const json = JSON.parse(Fs.readFileSync(report, "utf8")) as {
       session: { durationMs: number }
-      tests: Array<{ id: string; attempts: Array<{ worker: number; startedAt: string }> }>
+      tests: Array<{ id: string; attempts: Array<{ worker: number; startedAt: string; durationMs: number }> }>
     }
     // the test that started first: the longest one on the second run
     const first = [...json.tests].sort((x, y) => Date.parse(x.attempts[0]!.startedAt) - Date.parse(y.attempts[0]!.startedAt))[0]
-    return { wallMs: s.wallMs, sessionMs: json.session.durationMs, firstStarted: first?.id }
+    // the bound of the durations grove measured (each attempt from its start, worktree preparation included):
+    // how far the schedule is from the best one for these tests as grove ran them
+    const measured = json.tests.map((t) => t.attempts.reduce((sum, x) => sum + x.durationMs, 0))
+    return {
+      wallMs: s.wallMs,
+      sessionMs: json.session.durationMs,
+      firstStarted: first?.id,
+      measuredBoundMs: Scheduler.lowerBound(measured, workers)
+    }
   }
   const rows: Array<Record<string, unknown>> = []
   for (let round = 0; round < rounds; round++) {
@@ -91,6 +100,7 @@ const main = async () => {
       groveSecondWallMs: second.wallMs,
       groveSecondSessionMs: second.sessionMs,
       secondFirstStarted: second.firstStarted,
+      secondMeasuredBoundMs: second.measuredBoundMs,
       parallelWallMs: par.wallMs
     }
     rows.push(row)
