@@ -432,6 +432,12 @@ const makeWith = (
     for (const k of secrets.keys()) if (k.startsWith(key(sessionId, ""))) secrets.delete(k)
   }
 
+  /** the newest session of `repoRoot` that is not running (none or one row) */
+  const latestFinished = (repoRoot: string) =>
+    sql<{ readonly id: string }>`SELECT id FROM sessions
+      WHERE repo_root = ${repoRoot} AND status <> 'RUNNING'
+      ORDER BY started_at DESC, id DESC LIMIT 1`
+
   /** the tests of a session with one of `statuses`, in queue order, with their attempt counts */
   const testsWithStatus = (sessionId: string, statuses: ReadonlyArray<TestStatus>, where: string) =>
     Effect.flatMap(
@@ -737,9 +743,7 @@ const makeWith = (
       read(
         `read the last session of ${repoRoot}`,
         Effect.gen(function*() {
-          const latest = yield* sql<{ readonly id: string }>`SELECT id FROM sessions
-            WHERE repo_root = ${repoRoot} AND status <> 'RUNNING'
-            ORDER BY started_at DESC, id DESC LIMIT 1`
+          const latest = yield* latestFinished(repoRoot)
           if (latest[0] === undefined) return Option.none()
           const rows = yield* sql<{ readonly test_id: string }>`SELECT test_id FROM executions
             WHERE session_id = ${latest[0].id} AND status NOT IN ('PASSED', 'FLAKY')
@@ -751,9 +755,7 @@ const makeWith = (
       read(
         `read the last session of ${repoRoot}`,
         Effect.gen(function*() {
-          const latest = yield* sql<{ readonly id: string }>`SELECT id FROM sessions
-            WHERE repo_root = ${repoRoot} AND status <> 'RUNNING'
-            ORDER BY started_at DESC, id DESC LIMIT 1`
+          const latest = yield* latestFinished(repoRoot)
           if (latest[0] === undefined) return Option.none()
           const sessionId = latest[0].id
           const tests = yield* testsWithStatus(

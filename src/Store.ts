@@ -765,6 +765,15 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
     for (const k of secrets.keys()) if (k.startsWith(key(sessionId, ""))) secrets.delete(k)
   }
 
+  /** the newest session of `repoRoot` that is not running */
+  const latestFinished = (repoRoot: string) =>
+    [...sessions.values()].filter((s) => s.repoRoot === repoRoot && s.status !== "RUNNING").sort(newestFirst)[0]
+  /** the tests of a session that did not pass, in queue order */
+  const notPassed = (sessionId: string) =>
+    [...(executions.get(sessionId)?.values() ?? [])]
+      .filter((e) => !isSuccess(e.row.status))
+      .sort((a, b) => a.row.seq - b.row.seq)
+
   return Store.of({
     record,
     sessions: (limit) =>
@@ -808,29 +817,16 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
           .map((a) => ({ pgid: a.pgid!, processStartTime: a.processStartTime! }))),
     lastFailed: (repoRoot) =>
       Effect.sync(() => {
-        const latest = [...sessions.values()]
-          .filter((s) => s.repoRoot === repoRoot && s.status !== "RUNNING")
-          .sort(newestFirst)[0]
-        if (latest === undefined) return Option.none()
-        return Option.some(
-          [...(executions.get(latest.id)?.values() ?? [])]
-            .filter((e) => !isSuccess(e.row.status))
-            .sort((a, b) => a.row.seq - b.row.seq)
-            .map((e) => e.row.testId as TestId)
-        )
+        const latest = latestFinished(repoRoot)
+        return latest === undefined ? Option.none() : Option.some(notPassed(latest.id).map((e) => e.row.testId as TestId))
       }),
     lastFailedTests: (repoRoot) =>
       Effect.suspend(() => {
-        const latest = [...sessions.values()]
-          .filter((s) => s.repoRoot === repoRoot && s.status !== "RUNNING")
-          .sort(newestFirst)[0]
+        const latest = latestFinished(repoRoot)
         if (latest === undefined) return Effect.succeed(Option.none())
-        return Effect.forEach(
-          [...(executions.get(latest.id)?.values() ?? [])]
-            .filter((e) => !isSuccess(e.row.status))
-            .sort((a, b) => a.row.seq - b.row.seq),
-          (e) => pendingTest(latest.id, e.row, e.attempts.size, where)
-        ).pipe(Effect.map((tests) => Option.some({ sessionId: latest.id, tests })))
+        return Effect.forEach(notPassed(latest.id), (e) => pendingTest(latest.id, e.row, e.attempts.size, where)).pipe(
+          Effect.map((tests) => Option.some({ sessionId: latest.id, tests }))
+        )
       }),
     deleteSession: (sessionId) => Effect.map(require(sessionId), () => deleteNow(sessionId)),
     requireSession: (sessionId) =>

@@ -4,45 +4,20 @@
  * util-linux `script` inside it records the raw bytes grove wrote. The same run
  * piped has no escape code at all.
  */
-import * as Command from "@effect/platform/Command"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { stripAnsi } from "../src/internal/text.js"
 import * as Live from "../src/view/Live.js"
+import { shellQuote } from "../src/Plan.js"
+import { exec, groveEnv } from "./support/cli.js"
 import { makeRepo } from "./support/repo.js"
 
 const bin = NodePath.resolve(import.meta.dirname, "../dist/src/bin.js")
 const built = NodePath.resolve(import.meta.dirname, "../dist/src/view/Live.js")
-
-const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`
-
-/** grove's environment: this process's, without what would change its output */
-const cleanEnv = (extra: Record<string, string> = {}): Record<string, string> => {
-  const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith("GROVE_") || k === "NO_COLOR" || k === "GITHUB_STEP_SUMMARY" || k.startsWith("TMUX")) continue
-    env[k] = v
-  }
-  return { ...env, ...extra }
-}
-
-/** runs a command to its end; stdin is empty, stdout and stderr are collected */
-const exec = (cmd: string, args: ReadonlyArray<string>, options: { cwd: string; env: Record<string, string> }) =>
-  Effect.scoped(Effect.gen(function*() {
-    const proc = yield* Command.start(Command.make(cmd, ...args).pipe(
-      Command.workingDirectory(options.cwd),
-      Command.env(options.env, { extendEnv: false }),
-      Command.stdin(Stream.empty)
-    ))
-    const text = <E>(s: Stream.Stream<Uint8Array, E>) => s.pipe(Stream.decodeText(), Stream.mkString)
-    const [stdout, stderr, code] = yield* Effect.all([text(proc.stdout), text(proc.stderr), proc.exitCode], { concurrency: "unbounded" })
-    return { stdout, stderr, code: code as number }
-  }))
 
 const plan = (name: string, script: string) => `---\nretries: 0\n---\n# ${name}\n\n\`\`\`bash\n${script}\n\`\`\`\n`
 
@@ -72,8 +47,8 @@ const inTerminal = (dir: string, command: string, env: Record<string, string>, s
     const raw = NodePath.join(dir, "raw.typescript")
     const exitFile = NodePath.join(dir, "exit")
     const tmux = (...args: Array<string>) => exec("tmux", ["-S", socket, "-f", "/dev/null", ...args], { cwd: dir, env })
-    const inner = `script -qfec ${quote(command)} ${quote(raw)}; echo $? > ${quote(exitFile)}; ` +
-      `tmux -S ${quote(socket)} wait-for -S grove-done; sleep 600`
+    const inner = `script -qfec ${shellQuote(command)} ${shellQuote(raw)}; echo $? > ${shellQuote(exitFile)}; ` +
+      `tmux -S ${shellQuote(socket)} wait-for -S grove-done; sleep 600`
     yield* Effect.acquireRelease(
       tmux("new-session", "-d", "-s", "grove", "-x", String(size.columns), "-y", String(size.rows), inner),
       () => Effect.ignore(tmux("kill-server"))
@@ -92,8 +67,8 @@ describe("grove run on a terminal", () => {
   it.scopedLive("redraws a live block in place, then leaves the complete summary on the screen; piped, no escape code", () =>
     Effect.gen(function*() {
       const { args, repo } = yield* setup
-      const env = cleanEnv()
-      const command = `cd ${quote(repo.root)} && exec ${quote(process.execPath)} ${quote(bin)} ${args.map(quote).join(" ")}`
+      const env = groveEnv()
+      const command = `cd ${shellQuote(repo.root)} && exec ${shellQuote(process.execPath)} ${shellQuote(bin)} ${args.map(shellQuote).join(" ")}`
       const { exitCode, raw, screen } = yield* inTerminal(repo.dir, command, env, { columns: 72, rows: 50 })
       assert.strictEqual(exitCode, 1, raw)
 
@@ -139,9 +114,9 @@ describe("grove run on a terminal", () => {
   it.scopedLive("NO_COLOR: still redrawn in place, without a colour; --quiet: only the summary", () =>
     Effect.gen(function*() {
       const { args, repo } = yield* setup
-      const command = `stty cols 60 rows 30; exec ${quote(process.execPath)} ${quote(bin)} ${args.map(quote).join(" ")}`
+      const command = `stty cols 60 rows 30; exec ${shellQuote(process.execPath)} ${shellQuote(bin)} ${args.map(shellQuote).join(" ")}`
       const run = (extra: Record<string, string>, more: ReadonlyArray<string> = []) =>
-        exec("script", ["-qfec", command + more.map((a) => " " + quote(a)).join(""), "/dev/null"], { cwd: repo.root, env: cleanEnv(extra) })
+        exec("script", ["-qfec", command + more.map((a) => " " + shellQuote(a)).join(""), "/dev/null"], { cwd: repo.root, env: groveEnv(extra) })
       const noColor = yield* run({ NO_COLOR: "1" })
       assert.strictEqual(noColor.code, 1, noColor.stdout)
       assert.match(noColor.stdout, /\r\x1b\[\d+A\x1b\[J/)

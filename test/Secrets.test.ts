@@ -6,14 +6,14 @@
  * junit, markdown, html, GITHUB_STEP_SUMMARY), no log, and not in the bytes of any
  * file grove leaves (the SQLite store and its -wal/-shm included).
  */
-import * as Command from "@effect/platform/Command"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
+import { shellQuote } from "../src/Plan.js"
+import { exec, groveEnv } from "./support/cli.js"
 import { makeRepo } from "./support/repo.js"
 
 const bin = NodePath.resolve(import.meta.dirname, "../dist/src/bin.js")
@@ -23,29 +23,6 @@ const TOKEN = "gr0ve-S3cret-7f3a9c1e"
 /** from the plan's env */
 const PASSWORD = "hunter2-Pl4n-b6d0e5"
 const secrets = [TOKEN, PASSWORD]
-
-const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`
-
-const cleanEnv = (extra: Record<string, string>): Record<string, string> => {
-  const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith("GROVE_") || k === "NO_COLOR" || k === "GITHUB_STEP_SUMMARY" || k === "API_TOKEN") continue
-    env[k] = v
-  }
-  return { ...env, ...extra }
-}
-
-const exec = (cmd: string, args: ReadonlyArray<string>, options: { cwd: string; env: Record<string, string> }) =>
-  Effect.scoped(Effect.gen(function*() {
-    const proc = yield* Command.start(Command.make(cmd, ...args).pipe(
-      Command.workingDirectory(options.cwd),
-      Command.env(options.env, { extendEnv: false }),
-      Command.stdin(Stream.empty)
-    ))
-    const text = <E>(s: Stream.Stream<Uint8Array, E>) => s.pipe(Stream.decodeText(), Stream.mkString)
-    const [stdout, stderr, code] = yield* Effect.all([text(proc.stdout), text(proc.stderr), proc.exitCode], { concurrency: "unbounded" })
-    return { stdout, stderr, code: code as number }
-  }))
 
 const plans: Record<string, string> = {
   "whole-and-split.md": [
@@ -133,7 +110,7 @@ describe("secrets", () => {
       yield* fs.makeDirectory(out)
       for (const [name, text] of Object.entries(plans)) yield* fs.writeFileString(NodePath.join(plansDir, name), text)
       const stepSummary = NodePath.join(out, "step-summary.md")
-      const env = cleanEnv({ API_TOKEN: TOKEN, GITHUB_STEP_SUMMARY: stepSummary })
+      const env = groveEnv({ API_TOKEN: TOKEN, GITHUB_STEP_SUMMARY: stepSummary })
       const planArgs = Object.keys(plans).map((name) => NodePath.join(plansDir, name))
       const reports = (tag: string) =>
         ["json", "junit", "markdown", "html"].flatMap((kind) => ["--report", `${kind}:${NodePath.join(out, `${tag}.${kind}`)}`])
@@ -148,7 +125,7 @@ describe("secrets", () => {
       assert.include(piped.stdout, "fatal: password *** rejected")
 
       // on a pseudo-terminal (the live view)
-      const command = `stty cols 120 rows 40; exec ${[process.execPath, bin, "run", ...planArgs, "--workers", "2", ...reports("tty")].map(quote).join(" ")}`
+      const command = `stty cols 120 rows 40; exec ${[process.execPath, bin, "run", ...planArgs, "--workers", "2", ...reports("tty")].map(shellQuote).join(" ")}`
       const tty = yield* exec("script", ["-qfec", command, "/dev/null"], { cwd: repo.root, env })
       assert.strictEqual(tty.code, 1, tty.stdout)
       assert.include(tty.stdout, "\x1b[?25l", "not the live view")

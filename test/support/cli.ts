@@ -6,11 +6,13 @@
  * The binary is `dist/src/bin.js`: `npm test` builds it first; run `npm run build`
  * before running a CLI test file alone.
  */
+import * as Command from "@effect/platform/Command"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import type * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
@@ -60,7 +62,7 @@ export interface SpawnOptions {
 export const groveEnv = (extra: Record<string, string> = {}): Record<string, string> => {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith("GROVE_") || k === "NO_COLOR" || k === "FORCE_COLOR" || k === "GITHUB_STEP_SUMMARY") continue
+    if (v === undefined || k.startsWith("GROVE_") || k === "NO_COLOR" || k === "FORCE_COLOR" || k === "GITHUB_STEP_SUMMARY" || k.startsWith("TMUX")) continue
     env[k] = v
   }
   return {
@@ -204,3 +206,16 @@ export const plan = (
   const blocks = options.steps.map((s) => "```" + (options.shell ?? "bash") + "\n" + s.trim() + "\n```\n").join("\n")
   return `${front}# ${options.title ?? "a test"}\n\n${blocks}`
 }
+
+/** runs any command to its end; stdin is empty, stdout and stderr are collected */
+export const exec = (cmd: string, args: ReadonlyArray<string>, options: { readonly cwd: string; readonly env: Record<string, string> }) =>
+  Effect.scoped(Effect.gen(function*() {
+    const proc = yield* Command.start(Command.make(cmd, ...args).pipe(
+      Command.workingDirectory(options.cwd),
+      Command.env(options.env, { extendEnv: false }),
+      Command.stdin(Stream.empty)
+    ))
+    const text = <E>(s: Stream.Stream<Uint8Array, E>) => s.pipe(Stream.decodeText(), Stream.mkString)
+    const [stdout, stderr, code] = yield* Effect.all([text(proc.stdout), text(proc.stderr), proc.exitCode], { concurrency: "unbounded" })
+    return { stdout, stderr, code: code as number }
+  }))
