@@ -123,6 +123,9 @@ export class Orchestrator extends Context.Tag("grove/Orchestrator")<Orchestrator
 
 const decodeRequest = Schema.decodeUnknownEither(TestRequest)
 
+/** TestQueued events written to the store per transaction */
+const queuedChunk = 500
+
 /**
  * @since 0.1.0
  * @category constructors
@@ -188,6 +191,14 @@ export const make: Effect.Effect<
     store.record(session.id, event, event._tag === "SessionStarted" ? meta : undefined).pipe(
       Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)),
       Effect.zipRight(PubSub.publish(pubsub, event)),
+      Effect.asVoid
+    )
+
+  /** `publish` of each event, written to the store together */
+  const publishAll = (events: ReadonlyArray<SessionEvent>): Effect.Effect<void> =>
+    store.recordAll(session.id, events).pipe(
+      Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)),
+      Effect.zipRight(PubSub.publishAll(pubsub, events)),
       Effect.asVoid
     )
 
@@ -388,8 +399,11 @@ export const make: Effect.Effect<
       yield* start
       yield* STM.commit(TRef.update(outstanding, (n) => n + jobs.length))
       const sorted = [...jobs].sort(scheduler.order)
-      for (const job of sorted) {
-        yield* publish(Event.TestQueued({ test: job.request, sha: job.sha, refName: job.refName, expectedMs: job.expectedMs }))
+      // written in chunks, a transaction each (one per test was most of a large submission's time)
+      for (let i = 0; i < sorted.length; i += queuedChunk) {
+        yield* publishAll(sorted.slice(i, i + queuedChunk).map((job) =>
+          Event.TestQueued({ test: job.request, sha: job.sha, refName: job.refName, expectedMs: job.expectedMs })
+        ))
       }
       for (const job of sorted) yield* enqueue(job, queue.tryOffer(job), queue.offer)
     })

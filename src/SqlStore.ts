@@ -62,7 +62,7 @@ import {
  * @since 0.1.0
  * @category models
  */
-export const schemaVersion = 1
+export const schemaVersion = 2
 
 const groveVersion = "0.1.0"
 
@@ -135,7 +135,10 @@ const migrations: ReadonlyArray<readonly [version: number, statements: ReadonlyA
       PRIMARY KEY (session_id, test_id, n),
       FOREIGN KEY (session_id, test_id) REFERENCES executions (session_id, test_id) ON DELETE CASCADE
     )`
-  ]]
+  ]],
+  // a new test's seq is the session's last + 1: without this index every insert scanned
+  // the session's executions, O(n²) in a session (issue 6, B1)
+  [2, [`CREATE INDEX executions_by_seq ON executions (session_id, seq)`]]
 ]
 
 // -----------------------------------------------------------------------------
@@ -493,7 +496,7 @@ const makeWith = (
     )
 
   const nextSeq = (sessionId: string) =>
-    sql`(SELECT COALESCE(MAX(seq), 0) + 1 FROM executions WHERE session_id = ${sessionId})`
+    sql`(COALESCE((SELECT seq FROM executions WHERE session_id = ${sessionId} ORDER BY seq DESC LIMIT 1), 0) + 1)`
 
   const upsertAttempt = (row: AttemptRow) =>
     sql`INSERT INTO attempts (session_id, test_id, n, status, exit_code, signal, worker, worktree, started_at,
@@ -509,12 +512,22 @@ const makeWith = (
         pgid = COALESCE(excluded.pgid, attempts.pgid),
         process_start_time = COALESCE(excluded.process_start_time, attempts.process_start_time)`
 
-  const record = (sessionId: string, event: SessionEvent, meta?: RecordMeta): Effect.Effect<void, StoreError> => {
+  /**
+   * What recording one event takes: the statements (run inside a write transaction),
+   * what they do (for an error message), and what to remember once they committed.
+   */
+  interface EventWrite {
+    readonly what: string
+    readonly statements: Effect.Effect<void, StoreError | SqlError>
+    readonly committed?: () => void
+  }
+
+  const writeOf = (sessionId: string, event: SessionEvent, meta?: RecordMeta): Effect.Effect<EventWrite, StoreError> => {
     switch (event._tag) {
       case "SessionStarted":
-        return write(
-          `record the start of session ${sessionId}`,
-          sql`INSERT INTO sessions (id, status, started_at, base_ref, base_sha, workers, repo_root, pid, config)
+        return Effect.succeed({
+          what: `record the start of session ${sessionId}`,
+          statements: sql`INSERT INTO sessions (id, status, started_at, base_ref, base_sha, workers, repo_root, pid, config)
             VALUES (${sessionId}, 'RUNNING', ${event.startedAt}, ${event.baseRef}, ${event.baseSha}, ${event.workers},
               ${meta?.repoRoot ?? ""}, ${meta?.pid ?? 0}, ${meta?.config ?? "{}"})
             ON CONFLICT (id) DO UPDATE SET
@@ -524,34 +537,37 @@ const makeWith = (
               repo_root = COALESCE(${meta?.repoRoot ?? null}, sessions.repo_root),
               pid = COALESCE(${meta?.pid ?? null}, sessions.pid),
               config = COALESCE(${meta?.config ?? null}, sessions.config)`
-        )
+        })
       case "TestQueued": {
         const test = event.test
-        return Effect.flatMap(storedRequest(sessionId, test, where), (request) =>
-          write(
-            `record that test ${test.id} of session ${sessionId} was queued`,
-            Effect.gen(function*() {
-              yield* requireSession(sessionId)
-              const status = yield* executionStatus(sessionId, test.id)
-              if (Option.isSome(status) && isTerminal(status.value)) return
-              if (Option.isSome(status)) {
-                yield* sql`UPDATE executions SET status = 'QUEUED', name = ${test.name}, source = ${test.source},
-                    ref_name = ${event.refName}, sha = ${event.sha}, request = ${request},
-                    priority = ${test.priority}, expected_ms = ${event.expectedMs ?? null}
-                  WHERE session_id = ${sessionId} AND test_id = ${test.id}`
-              } else {
-                yield* sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
-                    request, priority, expected_ms)
-                  VALUES (${sessionId}, ${test.id}, ${nextSeq(sessionId)}, ${test.name}, ${test.source},
-                    ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs ?? null})`
-              }
-            })
-          )).pipe(Effect.tap(() => Effect.sync(() => secrets.set(key(sessionId, test.id), secretValues(test)))))
+        // its secrets are known before anything else is written: a batch may hold its attempts too
+        return Effect.map(storedRequest(sessionId, test, where), (request) => {
+          secrets.set(key(sessionId, test.id), secretValues(test))
+          return {
+          what: `record that test ${test.id} of session ${sessionId} was queued`,
+          statements: Effect.gen(function*() {
+            yield* requireSession(sessionId)
+            const status = yield* executionStatus(sessionId, test.id)
+            if (Option.isSome(status) && isTerminal(status.value)) return
+            if (Option.isSome(status)) {
+              yield* sql`UPDATE executions SET status = 'QUEUED', name = ${test.name}, source = ${test.source},
+                  ref_name = ${event.refName}, sha = ${event.sha}, request = ${request},
+                  priority = ${test.priority}, expected_ms = ${event.expectedMs ?? null}
+                WHERE session_id = ${sessionId} AND test_id = ${test.id}`
+            } else {
+              yield* sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
+                  request, priority, expected_ms)
+                VALUES (${sessionId}, ${test.id}, ${nextSeq(sessionId)}, ${test.name}, ${test.source},
+                  ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs ?? null})`
+            }
+          })
+        }
+        })
       }
       case "AttemptStarted":
-        return write(
-          `record the start of attempt ${event.n} of test ${event.testId} of session ${sessionId}`,
-          Effect.gen(function*() {
+        return Effect.succeed({
+          what: `record the start of attempt ${event.n} of test ${event.testId} of session ${sessionId}`,
+          statements: Effect.gen(function*() {
             yield* requireTest(sessionId, event.testId)
             yield* sql`INSERT INTO attempts (session_id, test_id, n, status, worker, worktree, started_at, log_path)
               VALUES (${sessionId}, ${event.testId}, ${event.n}, 'RUNNING', ${event.worker}, ${event.worktree},
@@ -563,41 +579,43 @@ const makeWith = (
             yield* sql`UPDATE executions SET status = 'RUNNING'
               WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND status IN ('QUEUED', 'RUNNING')`
           })
-        )
+        })
       case "AttemptSpawned":
-        return write(
-          `record the process group of attempt ${event.n} of test ${event.testId} of session ${sessionId}`,
-          Effect.zipRight(
+        return Effect.succeed({
+          what: `record the process group of attempt ${event.n} of test ${event.testId} of session ${sessionId}`,
+          statements: Effect.zipRight(
             requireSession(sessionId),
             sql`UPDATE attempts SET pgid = ${event.pgid}, process_start_time = ${event.processStartTime}
               WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND n = ${event.n}`
           )
-        )
+        })
       case "AttemptFinished":
-        return write(
-          `record the end of attempt ${event.attempt.n} of test ${event.testId} of session ${sessionId}`,
-          Effect.zipRight(
+        return Effect.succeed({
+          what: `record the end of attempt ${event.attempt.n} of test ${event.testId} of session ${sessionId}`,
+          statements: Effect.zipRight(
             requireTest(sessionId, event.testId),
-            upsertAttempt(
-              attemptRow(sessionId, event.testId, event.attempt, secrets.get(key(sessionId, event.testId)) ?? [])
+            Effect.suspend(() =>
+              upsertAttempt(
+                attemptRow(sessionId, event.testId, event.attempt, secrets.get(key(sessionId, event.testId)) ?? [])
+              )
             )
           )
-        )
+        })
       case "RetryScheduled":
-        return write(
-          `record the retry of test ${event.testId} of session ${sessionId}`,
-          Effect.zipRight(
+        return Effect.succeed({
+          what: `record the retry of test ${event.testId} of session ${sessionId}`,
+          statements: Effect.zipRight(
             requireSession(sessionId),
             sql`UPDATE executions SET status = 'QUEUED'
               WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND status IN ('QUEUED', 'RUNNING')`
           )
-        )
+        })
       case "TestFinished": {
         const result = event.result
-        const values = secrets.get(key(sessionId, result.id)) ?? []
-        return write(
-          `record the result of test ${result.id} of session ${sessionId}`,
-          Effect.gen(function*() {
+        return Effect.succeed({
+          what: `record the result of test ${result.id} of session ${sessionId}`,
+          statements: Effect.gen(function*() {
+            const values = secrets.get(key(sessionId, result.id)) ?? []
             yield* requireSession(sessionId)
             yield* sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
                 request, priority, duration_ms, flakiness, kept_worktree)
@@ -610,14 +628,15 @@ const makeWith = (
             for (const attempt of result.attempts) {
               yield* upsertAttempt(attemptRow(sessionId, result.id, attempt, values))
             }
-          })
-        ).pipe(Effect.tap(() => Effect.sync(() => secrets.delete(key(sessionId, result.id)))))
+          }),
+          committed: () => secrets.delete(key(sessionId, result.id))
+        })
       }
       case "SessionFinished": {
         const { session: info, totals } = event.report
-        return write(
-          `record the end of session ${sessionId}`,
-          Effect.zipRight(
+        return Effect.succeed({
+          what: `record the end of session ${sessionId}`,
+          statements: Effect.zipRight(
             requireSession(sessionId),
             sql`UPDATE sessions SET status = ${info.status},
                 completed_at = ${info.completedAt === null ? null : DateTime.toEpochMillis(info.completedAt)},
@@ -625,11 +644,34 @@ const makeWith = (
                 flaky = ${totals.flaky}, failed = ${totals.failed}, timed_out = ${totals.timedOut},
                 error = ${totals.error}, cancelled = ${totals.cancelled}, success_rate = ${totals.successRate}
               WHERE id = ${sessionId}`
-          )
-        ).pipe(Effect.tap(() => Effect.sync(() => forgetSession(sessionId))))
+          ),
+          committed: () => forgetSession(sessionId)
+        })
       }
     }
   }
+
+  const record = (sessionId: string, event: SessionEvent, meta?: RecordMeta): Effect.Effect<void, StoreError> =>
+    Effect.flatMap(writeOf(sessionId, event, meta), (w) =>
+      Effect.tap(write(w.what, w.statements), () => Effect.sync(() => w.committed?.())))
+
+  /**
+   * Many events in one transaction (one commit instead of one per event). When that
+   * fails, they are written one by one, so the error names the event it is about and
+   * the events before it are kept.
+   */
+  const recordAll = (sessionId: string, events: ReadonlyArray<SessionEvent>): Effect.Effect<void, StoreError> =>
+    events.length <= 1
+      ? Effect.forEach(events, (e) => record(sessionId, e), { discard: true })
+      : Effect.forEach(events, (e) => writeOf(sessionId, e)).pipe(
+        Effect.flatMap((ws) =>
+          Effect.tap(
+            write(`record ${ws.length} events of session ${sessionId}`, Effect.forEach(ws, (w) => w.statements, { discard: true })),
+            () => Effect.sync(() => ws.forEach((w) => w.committed?.()))
+          )
+        ),
+        Effect.catchAll(() => Effect.forEach(events, (e) => record(sessionId, e), { discard: true }))
+      )
 
   const summaries = (filter: "all" | { readonly id: string }, limit: number) =>
     sql<SummaryRecord>`SELECT s.id, s.status, s.started_at, s.completed_at, s.repo_root, s.pid,
@@ -653,6 +695,7 @@ const makeWith = (
 
   return Store.of({
     record,
+    recordAll,
     sessions: (limit) =>
       read("list sessions", Effect.map(summaries("all", Math.max(0, limit)), (rows) => rows.map(summary))),
     requireSession: (sessionId) =>

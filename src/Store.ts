@@ -111,6 +111,12 @@ export class Store extends Context.Tag("grove/Store")<Store, {
    * `UnknownSession`, attempts of a test never queued with `Query`
    */
   readonly record: (sessionId: string, event: SessionEvent, meta?: RecordMeta) => Effect.Effect<void, StoreError>
+  /**
+   * `record` of each event in order, in one write where the backend can (a submitted
+   * batch's TestQueued events). Fails with the first event's error that `record` gives;
+   * the events before it are kept.
+   */
+  readonly recordAll: (sessionId: string, events: ReadonlyArray<SessionEvent>) => Effect.Effect<void, StoreError>
   readonly sessions: (limit: number) => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
   /** the session folded into a report (tests without a result show QUEUED/RUNNING) */
   readonly report: (sessionId: string) => Effect.Effect<Option.Option<Report>, StoreError>
@@ -776,6 +782,7 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
 
   return Store.of({
     record,
+    recordAll: (sessionId, events) => Effect.forEach(events, (e) => record(sessionId, e), { discard: true }),
     sessions: (limit) =>
       Effect.sync(() =>
         [...sessions.values()].sort(newestFirst).slice(0, Math.max(0, limit)).map((s) =>

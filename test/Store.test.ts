@@ -100,7 +100,7 @@ describe("SqlStore (SQLite only)", () => {
       const s = scenario("20261124-0912-keep")
       yield* withStore(file, recordAll("20261124-0912-keep", s.inFlight, s.meta))
       assert.strictEqual(yield* userVersion(file), SqlStore.schemaVersion)
-      // a second open finds version 1 and runs no migration (a second CREATE TABLE would fail)
+      // a second open finds the current version and runs no migration (a second CREATE TABLE would fail)
       const [report, pending] = yield* withStore(
         file,
         Effect.flatMap(Store.Store, (store) => Effect.all([store.report("20261124-0912-keep"), store.pending("20261124-0912-keep")]))
@@ -113,6 +113,30 @@ describe("SqlStore (SQLite only)", () => {
       assert.strictEqual(Option.getOrThrow(final).session.status, "PARTIAL_SUCCESS")
       const tables = yield* raw(file, (sql) => sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
       assert.deepStrictEqual(tables.map((t) => t.name), ["attempts", "executions", "sessions"])
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.scoped("a version-1 file is migrated to the current version in place: data kept, seq index added", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped()
+      const file = `${dir}/grove.db`
+      // a file as grove 0.1.0 (schema 1) left it: its tables, a session, user_version 1
+      const s = scenario("20261124-0912-old1")
+      yield* withStore(file, recordAll("20261124-0912-old1", s.inFlight, s.meta))
+      yield* raw(file, (sql) =>
+        Effect.all([sql`DROP INDEX executions_by_seq`, sql.unsafe("PRAGMA user_version = 1")], { discard: true }))
+      assert.strictEqual(yield* userVersion(file), 1)
+
+      yield* withStore(file, recordAll("20261124-0912-old1", s.rest))
+      assert.strictEqual(yield* userVersion(file), SqlStore.schemaVersion)
+      const indexes = yield* raw(file, (sql) =>
+        sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions' AND sql IS NOT NULL ORDER BY name`)
+      assert.deepStrictEqual(indexes.map((i) => i.name), ["executions_by_seq", "executions_by_test"])
+      const plan = yield* raw(file, (sql) =>
+        sql<{ detail: string }>`EXPLAIN QUERY PLAN SELECT seq FROM executions WHERE session_id = 'x' ORDER BY seq DESC LIMIT 1`)
+      assert.include(plan.map((p) => p.detail).join(" "), "executions_by_seq")
+      const final = yield* withStore(file, Effect.flatMap(Store.Store, (store) => store.report("20261124-0912-old1")))
+      assert.deepStrictEqual(Option.getOrThrow(final).tests.map((t) => t.status), ["FLAKY", "FAILED", "CANCELLED"])
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.scoped("no secret value reaches the file; deleting a session deletes its rows", () =>

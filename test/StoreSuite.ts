@@ -283,10 +283,14 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
       run(Effect.gen(function*() {
         const store = yield* Store
         const s = scenario("20261124-0912-scrt")
-        yield* recordAll("20261124-0912-scrt", s.inFlight.slice(0, 5), s.meta)
-        // a harness that forgot to mask: the store masks what it knows
+        yield* store.record("20261124-0912-scrt", s.inFlight[0]!, s.meta)
+        // a harness that forgot to mask: the store masks what it knows, also when the test's
+        // TestQueued is in the same recordAll batch as the attempt
         const leaky = new Attempt({ ...s.attempts.a1, tail: `curl -H "Authorization: ${SECRET}"\n`, message: `token ${SECRET} rejected` })
-        yield* store.record("20261124-0912-scrt", SessionEvent.AttemptFinished({ testId: id("a"), attempt: leaky }))
+        yield* store.recordAll("20261124-0912-scrt", [
+          ...s.inFlight.slice(1, 5),
+          SessionEvent.AttemptFinished({ testId: id("a"), attempt: leaky })
+        ])
         const report = Option.getOrThrow(yield* store.report("20261124-0912-scrt"))
         const json = JSON.stringify(encodeReport(report))
         assert.notInclude(json, SECRET)
@@ -318,6 +322,32 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
         const error = (yield* Effect.flip(store.record("20261124-0912-unkt", started("20261124-0912-unkt", "a", s.attempts.a1))))
         assert.strictEqual(error.reason, "Query")
         assert.include(error.message, "never queued")
+      })))
+
+    it.effect("recordAll writes events in order like record; on a failing event it keeps the ones before and fails", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const s = scenario("20261124-0912-all1")
+        const [first, ...others] = [...s.inFlight, ...s.rest]
+        yield* store.record("20261124-0912-all1", first!, s.meta)
+        yield* store.recordAll("20261124-0912-all1", others)
+        assert.deepStrictEqual(encodeReport(Option.getOrThrow(yield* store.report("20261124-0912-all1"))), encodeReport(s.report))
+
+        // the second session: two tests queued, then an attempt of a test never queued
+        const t = scenario("20261124-0912-all2")
+        yield* store.record("20261124-0912-all2", t.inFlight[0]!, t.meta)
+        const queued = (id: string) => SessionEvent.TestQueued({ test: request(id), sha: "c".repeat(40), refName: "main", expectedMs: undefined })
+        const error = yield* Effect.flip(store.recordAll("20261124-0912-all2", [
+          queued("q1"),
+          queued("q2"),
+          started("20261124-0912-all2", "never", t.attempts.a1),
+          queued("q3")
+        ]))
+        assert.strictEqual(error.reason, "Query")
+        assert.include(error.message, "never")
+        const report = Option.getOrThrow(yield* store.report("20261124-0912-all2"))
+        assert.deepStrictEqual(report.tests.map((x) => [x.id, x.status]), [["q1", "QUEUED"], ["q2", "QUEUED"]])
+        assert.strictEqual((yield* Effect.flip(store.recordAll("20261124-0000-nope", [queued("q1"), queued("q2")]))).reason, "UnknownSession")
       })))
 
     it.effect("history: median of the last 10 PASSED/FLAKY durations", () =>
