@@ -36,6 +36,30 @@ const mainSnapshot = (root: string) =>
     stash: git(root, "stash", "list")
   })
 
+describe("Git.parseStatus (git status --porcelain=v2 --branch -z)", () => {
+  const head = "# branch.oid 1111111111111111111111111111111111111111\u0000# branch.head (detached)\u0000"
+  const kept = (p: string) => p.startsWith("node_modules/") || p.includes("/.cache/")
+  it("clean: no entries, or only kept untracked and ignored paths", () => {
+    assert.deepStrictEqual(Git.parseStatus(head, kept), { head: "1".repeat(40), clean: true })
+    assert.deepStrictEqual(Git.parseStatus(`${head}! node_modules/\u0000? build/.cache/c\u0000`, kept), { head: "1".repeat(40), clean: true })
+    assert.deepStrictEqual(Git.parseStatus("# branch.oid (initial)\u0000", kept), { head: "", clean: true })
+  })
+  it("dirty: a tracked change (ordinary, renamed, unmerged) or an untracked or ignored path that is not kept", () => {
+    for (
+      const entry of [
+        "1 .M N... 100644 100644 100644 aaaa aaaa src/app.txt",
+        "2 R. N... 100644 100644 100644 aaaa aaaa R100 new.txt\u0000old.txt",
+        "u UU N... 100644 100644 100644 100644 aaaa bbbb cccc both.txt",
+        "? added.txt",
+        "! dist/",
+        "? build/out.o"
+      ]
+    ) {
+      assert.deepStrictEqual(Git.parseStatus(`${head}${entry}\u0000`, kept), { head: "1".repeat(40), clean: false }, entry)
+    }
+  })
+})
+
 describe("Git (real git)", () => {
   it.scopedLive("adds a locked, detached worktree, lists it and removes it", () =>
     Effect.gen(function*() {
