@@ -227,6 +227,9 @@ export const make: Effect.Effect<
     Effect.gen(function*() {
       if (options.interrupted) yield* Ref.set(interrupted, true)
       if (options.immediate === true) yield* Deferred.succeed(hurry, undefined)
+      // closed first: an offer that has not happened yet gives false (its test is cancelled
+      // by whoever offered it), one that has is drained below
+      yield* queue.close
       yield* Deferred.succeed(stopped, undefined)
       yield* cancelWaiting
     })
@@ -240,27 +243,13 @@ export const make: Effect.Effect<
         Effect.sleep(delay).pipe(Effect.as(true)),
         Deferred.await(stopped).pipe(Effect.as(false))
       ).pipe(
-        Effect.flatMap((due) => due ? enqueue(job, Effect.as(queue.requeue(job), true), queue.requeue) : cancel(job))
+        Effect.flatMap((due) => due ? enqueue(job, queue.requeue) : cancel(job))
       )
     ).pipe(Effect.asVoid)
 
-  /** `tryPut` queues the job when there is room now; only when there is none does `put` wait, racing a stop */
-  const enqueue = (
-    job: TestQueue.Job,
-    tryPut: Effect.Effect<boolean>,
-    put: (job: TestQueue.Job) => Effect.Effect<void>
-  ): Effect.Effect<void> =>
-    Effect.gen(function*() {
-      if (yield* Deferred.isDone(stopped)) return yield* cancel(job)
-      // the race forks two fibers: worth it only when the queue is full
-      const queued = (yield* tryPut) || (yield* Effect.raceFirst(
-        put(job).pipe(Effect.as(true)),
-        Deferred.await(stopped).pipe(Effect.as(false))
-      ))
-      if (!queued) return yield* cancel(job)
-      // a stop that came while we waited for room: whatever is still queued is cancelled
-      if (yield* Deferred.isDone(stopped)) yield* cancelWaiting
-    })
+  /** queues the job (`put` suspends while the queue is full); once the queue is closed the job is cancelled */
+  const enqueue = (job: TestQueue.Job, put: (job: TestQueue.Job) => Effect.Effect<boolean>): Effect.Effect<void> =>
+    Effect.flatMap(put(job), (queued) => queued ? Effect.void : cancel(job))
 
   const runnerContext: Runner.Context = {
     session,
@@ -405,7 +394,7 @@ export const make: Effect.Effect<
           Event.TestQueued({ test: job.request, sha: job.sha, refName: job.refName, expectedMs: job.expectedMs })
         ))
       }
-      for (const job of sorted) yield* enqueue(job, queue.tryOffer(job), queue.offer)
+      for (const job of sorted) yield* enqueue(job, queue.offer)
     })
 
   const submitBatch = (tests: Iterable<TestInput>) =>
@@ -443,6 +432,8 @@ export const make: Effect.Effect<
     Effect.gen(function*() {
       const left = yield* STM.commit(TRef.get(outstanding))
       if (left > 0 || Exit.isInterrupted(exit)) yield* stop({ interrupted: left > 0 || Exit.isInterrupted(exit) })
+      // idle workers wait in take: closing the queue ends them
+      yield* queue.close
       yield* Deferred.succeed(stopped, undefined)
       const final = yield* awaitCompletion
       yield* publish(Event.SessionFinished({ report: final }))

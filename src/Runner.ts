@@ -348,13 +348,9 @@ export const run = (ctx: Context, slot: number): Effect.Effect<void> =>
       Deferred.await(ctx.stopped),
       Effect.suspend(() => current.fiber === undefined ? Effect.void : Fiber.interrupt(current.fiber))
     ))
-    while (!(yield* Deferred.isDone(ctx.stopped))) {
-      // a test that is waiting now is taken without racing the stop (the race forks fibers)
-      const ready = yield* ctx.queue.poll
-      const next = Option.isSome(ready) ? ready : yield* Effect.raceFirst(
-        ctx.queue.take.pipe(Effect.map(Option.some)),
-        Deferred.await(ctx.stopped).pipe(Effect.as(Option.none<Job>()))
-      )
+    while (true) {
+      // none once the session stopped (it closes the queue)
+      const next = yield* ctx.queue.take
       if (Option.isNone(next)) return
       yield* attemptOnce(ctx, current, slot, next.value).pipe(Effect.ensuring(ctx.queue.release(next.value)))
     }

@@ -13,6 +13,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as RedBlackTree from "effect/RedBlackTree"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
 import { GroveConfigTag } from "./Config.js"
@@ -43,20 +44,21 @@ export interface Job extends Scheduler.Entry {
  * @category tags
  */
 export class TestQueue extends Context.Tag("grove/TestQueue")<TestQueue, {
-  /** adds a new test; suspends while the queue is full */
-  readonly offer: (entry: Job) => Effect.Effect<void>
-  /** adds a new test when there is room now; false (and nothing added) when the queue is full */
-  readonly tryOffer: (entry: Job) => Effect.Effect<boolean>
+  /** adds a new test, suspending while the queue is full; false (nothing added) once it is closed */
+  readonly offer: (entry: Job) => Effect.Effect<boolean>
   /** sorts the batch by the Scheduler's order, then offers it in that order */
   readonly offerAll: (entries: Iterable<Job>) => Effect.Effect<void>
-  /** puts a retry back; it never waits for a slot */
-  readonly requeue: (entry: Job) => Effect.Effect<void>
-  /** the best waiting test whose resources are free; suspends until there is one */
-  readonly take: Effect.Effect<Job>
-  /** what `take` would take now, without suspending: none when no waiting test is free to run */
-  readonly poll: Effect.Effect<Option.Option<Job>>
+  /** puts a retry back; it never waits for a slot; false (nothing added) once the queue is closed */
+  readonly requeue: (entry: Job) => Effect.Effect<boolean>
+  /** the best waiting test whose resources are free, suspending until there is one; none once the queue is closed */
+  readonly take: Effect.Effect<Option.Option<Job>>
   /** frees the resources a taken test held */
   readonly release: (entry: Job) => Effect.Effect<void>
+  /**
+   * closes the queue (the session stops): suspended and later offers give false, takes
+   * none; the tests waiting stay until `drain`
+   */
+  readonly close: Effect.Effect<void>
   /** removes and returns every waiting test (used when the session stops) */
   readonly drain: Effect.Effect<ReadonlyArray<Job>>
   /** waiting tests (retries included) */
@@ -64,43 +66,62 @@ export class TestQueue extends Context.Tag("grove/TestQueue")<TestQueue, {
 }>() {}
 
 /**
+ * Waiting tests, best first (the Scheduler's order), in an immutable red-black tree: a
+ * new test or a retry goes in at its place and the best free one is found from the
+ * front, both in O(log n), where a sorted array copied on every change was O(n) and
+ * made a large `maxQueueSize` quadratic (issue 6, B1). Jobs are unique in it (a test is
+ * waiting, running or done), so the order never sees two equal keys.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (capacity: number): Effect.Effect<TestQueue["Type"], never, Scheduler.Scheduler> =>
   Effect.gen(function*() {
     const scheduler = yield* Scheduler.Scheduler
-    const waiting = yield* TRef.make<ReadonlyArray<Job>>([])
+    const empty = RedBlackTree.empty<Job, true>(scheduler.order)
+    const waiting = yield* TRef.make(empty)
     /** new tests waiting; retries are not counted against the capacity */
     const fresh = yield* TRef.make(0)
     const busy = yield* TRef.make<ReadonlySet<string>>(new Set())
+    const closed = yield* TRef.make(false)
 
-    const offerSTM = (entry: Job) =>
+    const add = (entry: Job) => TRef.update(waiting, RedBlackTree.insert(entry, true as const))
+
+    const offer = (entry: Job) =>
       STM.gen(function*() {
-        if ((yield* TRef.get(fresh)) >= capacity) return false
+        if (yield* TRef.get(closed)) return false
+        if ((yield* TRef.get(fresh)) >= capacity) return yield* STM.retry
         yield* TRef.update(fresh, (n) => n + 1)
-        yield* TRef.update(waiting, Array.append<Job>(entry))
+        yield* add(entry)
         return true
-      })
-    const offer = (entry: Job) => STM.commit(STM.flatMap(offerSTM(entry), (added) => added ? STM.void : STM.retry))
-    const tryOffer = (entry: Job) => STM.commit(offerSTM(entry))
+      }).pipe(STM.commit)
 
     const requeue = (entry: Job) =>
-      TRef.update(waiting, Array.append<Job>(entry)).pipe(STM.commit)
+      STM.gen(function*() {
+        if (yield* TRef.get(closed)) return false
+        yield* add(entry)
+        return true
+      }).pipe(STM.commit)
 
-    const takeSTM = STM.gen(function*() {
-      const list = yield* TRef.get(waiting)
+    /** the best entry whose resources are all free (the first one, unless resources are held) */
+    const pick = (tree: RedBlackTree.RedBlackTree<Job, true>, held: ReadonlySet<string>): Job | undefined => {
+      for (const [entry] of tree) {
+        if (entry.resources.length === 0 || !entry.resources.some((r) => held.has(r))) return entry
+      }
+      return undefined
+    }
+
+    const take = STM.gen(function*() {
+      if (yield* TRef.get(closed)) return Option.none<Job>()
+      const tree = yield* TRef.get(waiting)
       const held = yield* TRef.get(busy)
-      const i = scheduler.pick(list, held)
-      if (i === -1) return Option.none<Job>()
-      const entry = list[i]!
-      yield* TRef.set(waiting, Array.remove(list, i))
+      const entry = pick(tree, held)
+      if (entry === undefined) return yield* STM.retry
+      yield* TRef.set(waiting, RedBlackTree.removeFirst(tree, entry))
       if (!entry.retry) yield* TRef.update(fresh, (n) => n - 1)
       if (entry.resources.length > 0) yield* TRef.set(busy, new Set([...held, ...entry.resources]))
       return Option.some(entry)
-    })
-    const take = STM.commit(STM.flatMap(takeSTM, Option.match({ onNone: () => STM.retry, onSome: STM.succeed })))
-    const poll = STM.commit(takeSTM)
+    }).pipe(STM.commit)
 
     const release = (entry: Job) =>
       entry.resources.length === 0 ? Effect.void : TRef.update(busy, (held) => {
@@ -110,21 +131,20 @@ export const make = (capacity: number): Effect.Effect<TestQueue["Type"], never, 
       }).pipe(STM.commit)
 
     const drain = STM.gen(function*() {
-      const list = yield* TRef.getAndSet(waiting, [])
+      const tree = yield* TRef.getAndSet(waiting, empty)
       yield* TRef.set(fresh, 0)
-      return list
+      return globalThis.Array.from(RedBlackTree.keys(tree))
     }).pipe(STM.commit)
 
     return {
       offer,
-      tryOffer,
       offerAll: (entries) => Effect.forEach(Array.sort(entries, scheduler.order), offer, { discard: true }),
       requeue,
       take,
-      poll,
       release,
+      close: STM.commit(TRef.set(closed, true)),
       drain,
-      size: STM.commit(STM.map(TRef.get(waiting), (l) => l.length))
+      size: STM.commit(STM.map(TRef.get(waiting), RedBlackTree.size))
     }
   })
 

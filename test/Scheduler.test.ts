@@ -65,16 +65,17 @@ describe("Scheduler", () => {
 
 describe("TestQueue", () => {
   const provide = Effect.provide(Scheduler.layer)
+  const takeJob = (queue: TestQueue.TestQueue["Type"]) => Effect.map(queue.take, Option.getOrThrow)
 
   it.effect("takes the best waiting test and holds its resources until release", () =>
     Effect.gen(function*() {
       const queue = yield* TestQueue.make(10)
       yield* queue.offerAll([job(0, { resources: ["pg"] }), job(1, { resources: ["pg"] }), job(2, { expectedMs: 1 })])
-      const first = yield* queue.take
+      const first = yield* takeJob(queue)
       assert.strictEqual(first.seq, 0)
-      const second = yield* queue.take
+      const second = yield* takeJob(queue)
       assert.strictEqual(second.seq, 2, "the other pg test waits while pg is held")
-      const blocked = yield* Effect.fork(queue.take)
+      const blocked = yield* Effect.fork(takeJob(queue))
       yield* Effect.yieldNow()
       assert.isTrue(Option.isNone(yield* Fiber.poll(blocked)))
       yield* queue.release(first)
@@ -92,7 +93,7 @@ describe("TestQueue", () => {
       assert.isTrue(Option.isNone(yield* Fiber.poll(third)), "backpressure")
       yield* queue.requeue(job(9, { retry: true }))
       assert.strictEqual(yield* queue.size, 3)
-      assert.strictEqual((yield* queue.take).seq, 9, "the retry goes first")
+      assert.strictEqual((yield* takeJob(queue)).seq, 9, "the retry goes first")
       assert.isTrue(Option.isNone(yield* Fiber.poll(third)), "taking a retry frees no slot")
       yield* queue.take
       yield* Fiber.join(third)
@@ -104,10 +105,62 @@ describe("TestQueue", () => {
       const queue = yield* TestQueue.make(3)
       const batch = Array.from({ length: 12 }, (_, i) => job(i, { expectedMs: (i % 4) * 10, priority: i === 11 ? 1 : 0 }))
       const taken: Array<number> = []
-      const consumer = yield* Effect.fork(Effect.forEach(batch, () => Effect.map(queue.take, (j) => taken.push(j.seq))))
+      const consumer = yield* Effect.fork(Effect.forEach(batch, () => Effect.map(takeJob(queue), (j) => taken.push(j.seq))))
       yield* queue.offerAll(batch)
       yield* Fiber.join(consumer)
       assert.deepStrictEqual(taken, [11, 3, 7, 2, 6, 10, 1, 5, 9, 0, 4, 8])
+    }).pipe(provide))
+
+  it.effect("a large queue gives the Scheduler's order, retries first, skipping tests whose resource is held", () =>
+    Effect.gen(function*() {
+      const n = 2_000
+      const queue = yield* TestQueue.make(n)
+      // a deterministic shuffle of expected durations; every 100th test needs pg
+      const jobs = Array.from({ length: n }, (_, i) => job(i, { expectedMs: (i * 7919) % 1009, resources: i % 100 === 0 ? ["pg"] : [] }))
+      for (const j of [...jobs].reverse()) assert.isTrue(yield* queue.offer(j))
+      yield* queue.requeue(job(n, { retry: true, expectedMs: 1 }))
+      const order = [...jobs].sort(Scheduler.longestFirstOrder)
+      assert.strictEqual((yield* takeJob(queue)).seq, n, "the retry first")
+      // hold the first pg test: the other pg tests are skipped until it is released
+      const firstPg = order.find((j) => j.resources.length > 0)!
+      const taken: Array<number> = []
+      let held = false
+      while (taken.length < n) {
+        const next = yield* takeJob(queue)
+        taken.push(next.seq)
+        if (next.seq === firstPg.seq) {
+          held = true
+          continue
+        }
+        if (next.resources.length > 0 && held) assert.fail("a pg test was taken while pg was held")
+        yield* queue.release(next)
+        if (held && taken.length === n - 19) { // the 19 other pg tests are all that is left
+          yield* queue.release(firstPg)
+          held = false
+        }
+      }
+      const others = order.filter((j) => j.resources.length === 0 || j.seq === firstPg.seq).map((j) => j.seq)
+      const pgRest = order.filter((j) => j.resources.length > 0 && j.seq !== firstPg.seq).map((j) => j.seq)
+      assert.deepStrictEqual(taken, [...others, ...pgRest])
+      assert.strictEqual(yield* queue.size, 0)
+    }).pipe(provide))
+
+  it.effect("close: suspended and later offers give false, takes give none; waiting tests stay for drain", () =>
+    Effect.gen(function*() {
+      const queue = yield* TestQueue.make(1)
+      assert.isTrue(yield* queue.offer(job(0)))
+      const blockedOffer = yield* Effect.fork(queue.offer(job(1)))
+      const idle = yield* TestQueue.make(1)
+      const blockedTake = yield* Effect.fork(idle.take)
+      yield* Effect.yieldNow()
+      yield* queue.close
+      yield* idle.close
+      assert.isFalse(yield* Fiber.join(blockedOffer))
+      assert.isTrue(Option.isNone(yield* Fiber.join(blockedTake)))
+      assert.isFalse(yield* queue.offer(job(2)))
+      assert.isFalse(yield* queue.requeue(job(3, { retry: true })))
+      assert.isTrue(Option.isNone(yield* queue.take))
+      assert.deepStrictEqual((yield* queue.drain).map((j) => j.seq), [0])
     }).pipe(provide))
 
   it.effect("drain empties the queue and frees its slots", () =>
