@@ -6,12 +6,9 @@
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Pool from "effect/Pool"
+import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -100,10 +97,8 @@ export const make: Effect.Effect<
   const entries = new Map<string, Entry>()
   const freeSlots = new Set<number>(Array.from({ length: config.workers }, (_, i) => i + 1))
   const generations = new Map<number, number>()
-  const ready = yield* Deferred.make<void, WorktreeError>()
-  let created = 0
 
-  // Added before the pool exists, so it runs after the pool has released every worktree.
+  // Added first, so it runs last: after every worktree is released.
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       if (config.cleanup) {
@@ -125,6 +120,7 @@ export const make: Effect.Effect<
     return { path, slot, generation } satisfies Worktree
   })
 
+  /** removes it (or, kept or without cleanup, marks it kept); its slot is free again */
   const release = (entry: Entry) =>
     Effect.suspend(() => {
       const remove = !entry.kept && (config.cleanup || entry.discarded)
@@ -144,29 +140,39 @@ export const make: Effect.Effect<
         )
     })
 
-  // the acquisition is uninterruptible: a worktree that exists has its release registered
-  const acquire = Effect.acquireRelease(
-    Effect.gen(function*() {
-      const worktree = yield* takeSlot
-      yield* git.worktreeAdd(repo, worktree.path, session.baseSha, { lockReason, submodules: config.submodules }).pipe(
-        Effect.mapError((cause) =>
-          new WorktreeError({ reason: "Create", worktree: worktree.path, detail: cause.message, cause })
-        ),
-        Effect.tapError((error) =>
-          Effect.zipRight(Effect.sync(() => freeSlots.add(worktree.slot)), Deferred.fail(ready, error))
-        )
-      )
-      const entry: Entry = { worktree, setupSha: undefined, setupRuns: 0, discarded: false, kept: false }
-      entries.set(worktree.path, entry)
-      created++
-      if (created >= config.workers) yield* Deferred.succeed(ready, undefined)
-      return entry
-    }),
-    release
-  )
+  // Every worktree that exists is in `entries` until it is released: at the end, each one
+  // left is released (removed, or kept). Added after the prune above, so it runs before it.
+  yield* Effect.addFinalizer(() => Effect.forEach([...entries.values()], release, { concurrency: config.workers, discard: true }))
 
-  const pool = yield* Pool.make({ acquire, size: config.workers })
-  yield* Deferred.await(ready)
+  /** a new worktree; uninterruptible, so one that exists is always in `entries` */
+  const create: Effect.Effect<Entry, WorktreeError> = Effect.uninterruptible(Effect.gen(function*() {
+    const worktree = yield* takeSlot
+    yield* git.worktreeAdd(repo, worktree.path, session.baseSha, { lockReason, submodules: config.submodules }).pipe(
+      Effect.mapError((cause) => new WorktreeError({ reason: "Create", worktree: worktree.path, detail: cause.message, cause })),
+      Effect.tapError(() => Effect.sync(() => freeSlots.add(worktree.slot)))
+    )
+    const entry: Entry = { worktree, setupSha: undefined, setupRuns: 0, discarded: false, kept: false }
+    entries.set(worktree.path, entry)
+    return entry
+  }))
+
+  /**
+   * The free worktrees, one item per slot; `undefined` is a slot whose worktree was
+   * discarded or kept, made again by the next borrow that takes it. (Effect's Pool did
+   * this with a scope, a fork and a finalizer per borrow: most of a borrow's cost when
+   * tests are short, issue 6 B1.)
+   */
+  const free = yield* Queue.unbounded<Entry | undefined>()
+  yield* Effect.forEach(Array.from({ length: config.workers }), () => Effect.flatMap(create, (e) => Queue.offer(free, e)), {
+    concurrency: "unbounded",
+    discard: true
+  })
+
+  /** back to the pool: discarded and kept ones are released and their slot made again later */
+  const giveBack = (entry: Entry): Effect.Effect<void> =>
+    entry.discarded || entry.kept
+      ? Effect.zipRight(release(entry), Queue.offer(free, undefined))
+      : Queue.offer(free, entry)
 
   const prepareError = (entry: Entry, cause: GitError, what: string) =>
     new WorktreeError({ reason: "Prepare", worktree: entry.worktree.path, detail: `${what}: ${cause.message}`, cause })
@@ -230,39 +236,42 @@ export const make: Effect.Effect<
       if (needed) yield* setup(entry, sha)
     })
 
-  const discard = (entry: Entry) =>
-    Effect.suspend(() => {
-      entry.discarded = true
-      return pool.invalidate(entry)
-    })
-
   const borrow = (sha: string): Effect.Effect<Worktree, WorktreeError, Scope.Scope> =>
-    Effect.gen(function*() {
-      // the worktree goes back as soon as a borrow fails, not when the borrower's scope
-      // closes: a borrower that retries must not hold the slot its replacement needs
-      const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
-      return yield* Effect.gen(function*() {
-        const entry = yield* pool.get.pipe(Scope.extend(scope))
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const taken = yield* restore(Queue.take(free))
+        const entry = taken ?? (yield* create.pipe(Effect.tapError(() => Queue.offer(free, undefined))))
+        // it goes back when the borrower's scope closes, or as soon as its preparation fails:
+        // a borrower that retries must not hold the slot its replacement needs
+        let out = false
+        const back = Effect.suspend(() => {
+          if (out) return Effect.void
+          out = true
+          return giveBack(entry)
+        })
+        yield* Effect.addFinalizer(() => back)
         // a failure discards it; an interruption does not (the next borrow checks its state anyway)
-        yield* prepare(entry, sha).pipe(
-          Effect.tapErrorCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.void : discard(entry))
+        yield* restore(prepare(entry, sha)).pipe(
+          Effect.tapErrorCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(Effect.sync(() => {
+              entry.discarded = true
+            }), back)
+          )
         )
         return entry.worktree
-      }).pipe(Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))))
-    })
+      })
+    )
 
   const invalidate = (worktree: Worktree): Effect.Effect<void> =>
-    Effect.suspend(() => {
+    Effect.sync(() => {
       const entry = entries.get(worktree.path)
-      return entry === undefined ? Effect.void : discard(entry)
+      if (entry !== undefined) entry.discarded = true
     })
 
   const keep = (worktree: Worktree): Effect.Effect<void> =>
-    Effect.suspend(() => {
+    Effect.sync(() => {
       const entry = entries.get(worktree.path)
-      if (entry === undefined) return Effect.void
-      entry.kept = true
-      return pool.invalidate(entry)
+      if (entry !== undefined) entry.kept = true
     })
 
   return { borrow, invalidate, keep }
