@@ -282,6 +282,7 @@ const maskDeep = (value: unknown, secrets: ReadonlyArray<string>): unknown => {
 export const encodeRequest = (test: TestRequest): Effect.Effect<string, ParseResult.ParseError> =>
   Schema.encode(TestRequest)(test).pipe(
     Effect.map((encoded) => {
+      if (test.secretEnv.length === 0) return JSON.stringify(encoded)
       const secretNames = new Set(test.secretEnv)
       const env = Object.fromEntries(Object.entries(encoded.env ?? {}).filter(([name]) => !secretNames.has(name)))
       return JSON.stringify(maskDeep({ ...encoded, env }, secretValues(test)))
