@@ -69,11 +69,7 @@ interface B1 {
 const b1 = async () => {
   const tests = quick ? 2000 : 10_000
   const big = quick ? 20_000 : 100_000
-  /**
-   * the SQLite store finds each new test's seq with MAX(seq) over the session's rows (no
-   * index on it): O(n²) in a session, so 100,000 tests would take hours; see the notes
-   */
-  const bigSqlite = quick ? 5_000 : 20_000
+  const bigSqlite = quick ? 5_000 : 100_000
   const sessions = quick ? 2 : 3
   const commands: Array<string> = []
   const speed: Array<{ store: string; workers: number; perSecond: ReadonlyArray<number> }> = []
@@ -321,62 +317,69 @@ const notes: Record<string, ReadonlyArray<string>> = {
   b1: [
     "### Where the time goes (B1)",
     "",
-    "Changes made for issue 6, each keeping behaviour identical (`test/Orchestrator.test.ts`, `Scheduler`, `Store` pass):",
+    "Changes for issue 6, each keeping behaviour identical (the Orchestrator, Scheduler, TestQueue, WorktreePool and " +
+    "Store suites pass); A/B figures are best of three processes of three 10,000-test sessions, old and new build run " +
+    "one after the other:",
     "",
-    "- `Runner`: attempts and results are built with `disableValidation` (their fields come from decoded requests, the " +
-    "clock and the process; re-validating every field with Schema was the largest single cost, ≈ 60–90 µs per object " +
-    "on this machine); the borrow retry is a plain `catchIf` loop instead of `Effect.retry` (which built a schedule driver " +
-    "per borrow); a worker takes a waiting test with a non-blocking `poll` before falling back to racing `take` against " +
-    "the stop; the race between an attempt and a stop is one forked fiber per attempt, interrupted by one stop watcher per " +
-    "worker, instead of `Effect.raceFirst` (three fibers per attempt).",
-    "- `TestQueue`: `tryOffer` and `poll` (non-blocking forms of `offer` and `take`, additive).",
-    "- `Orchestrator`: finished results are kept in one map updated in place (a copy per finished test made a session " +
-    "O(n²)); a job is queued with `tryOffer` and races the stop only when the queue is full.",
+    "- First session: attempts and results built with `disableValidation` (their fields come from decoded requests, " +
+    "the clock and the process; re-validating them was ≈ 60–90 µs per object), the borrow retry a plain `catchIf` " +
+    "loop, one forked fiber per attempt for the race with a stop instead of `Effect.raceFirst`'s three, results kept " +
+    "in one map updated in place (a copy per finished test made a session O(n²)).",
+    "- `TestQueue`: waiting tests in an immutable red-black tree ordered by the Scheduler (insert and take O(log n); " +
+    "the array copied on every change made a large `maxQueueSize` quadratic: 1,290 tests/s with a 20,000-slot queue), " +
+    "and `close`, which ends suspended offers (false) and takes (none): the submitter no longer races every blocked " +
+    "offer against the stop, nor an idle worker its take. With `Store.recordAll` (a submitted batch's TestQueued " +
+    "events in one store write per 500): 3,950 → 5,200 tests/s on one worker, 3,900 → 5,300 on four.",
+    "- `WorktreePool`: a queue of free worktrees instead of Effect's `Pool` with a forked scope per borrow. No change " +
+    "beyond the noise in B1 (5,200 → 5,300); kept because it is simpler (a replacement is made by the next borrow).",
     "",
-    "What is left, from CPU profiles of 3,000-test sessions: about two thirds is Effect's runtime (fiber scheduling, " +
-    "generators, STM) and garbage collection (≈ 200 KB allocated per test). Each test is five store writes and PubSub " +
-    "publishes (TestQueued, AttemptStarted, AttemptSpawned, AttemptFinished, TestFinished), three or four STM " +
-    "transactions, a scoped borrow from the worktree pool (≈ 55 µs on its own here: `Scope.fork`, `Pool.get`, the " +
-    "state check), a fiber for the attempt, and the Schema encoding of the request for the store. 20,000 tests/s is " +
-    "50 µs per test for all of it; on this machine (`yield* Effect.void` costs ≈ 1 µs) that is out of reach without " +
-    "batching events and borrows.",
+    "What is left, from CPU profiles of 20,000-test sessions: no single cost stands out. About 20 % is garbage " +
+    "collection, 25 % the fiber runtime (generators, fiber scheduling, FiberRefs), 5 % STM; each of the Runner, the " +
+    "Store and the Orchestrator is 4–6 %. Removing whole parts, one at a time, on a copy of the build: no store writes " +
+    "and no PubSub +10 %; no worktree borrow at all +20 %; no fiber per attempt +20 %; no STM for the outstanding count " +
+    "+0 %. Each test is five events (store write and publish), three STM transactions, a borrow with a state check, a " +
+    "fiber for its attempt and the Schema encoding of its request for the store: 20,000 tests/s is 50 µs for all of it, " +
+    "and on this machine a `yield*` of an Effect costs about 1 µs. Reaching it would take batching attempts of " +
+    "instant tests, which real tests (a process each, ≥ 5 ms) would never use.",
     "",
-    "The SQLite store writes every event in its own `BEGIN IMMEDIATE` transaction (SPEC §5: every state change as it " +
-    "happens), and finds a new test's `seq` with `MAX(seq)` over the session's executions, which no index covers: " +
-    "O(n²) in a session. With an index on `executions (session_id, seq)` (tried on a copy of the build, not in `src/`) a " +
-    "6,000-test session went from 210 to 411 tests/s, and 100,000 tests took 326 s (307 tests/s, peak RSS 780 MiB).",
+    "SQLite: a new test's `seq` is its session's last + 1, and no index covered it, so each insert scanned the " +
+    "session's executions (O(n²) in a session). Schema version 2 adds `executions (session_id, seq)` (migrated in " +
+    "place; `test/Store.test.ts` opens a version-1 file): a 10,000-test session on 4 workers went from 293 to 692 " +
+    "tests/s. The rest is SQLite itself (a `BEGIN IMMEDIATE` transaction per event, SPEC §5: written as it happens) " +
+    "and @effect/sql's statement path.",
     "",
     "### Where the memory goes (B1)",
     "",
-    "After a 20,000-test session and a forced GC (heap snapshot), grove holds ≈ 1.8 KB per test with the in-memory " +
-    "store (the store's rows, plus the Orchestrator's results for the report) and ≈ 0.6 KB per test with the SQLite " +
-    "store (only the results). The peak is V8 letting garbage pile up: the same 20,000-test SQLite session peaks at " +
-    "340 MiB by default and at 195 MiB, as fast, under `node --max-old-space-size=160`. With a process that already " +
-    "takes ≈ 110 MiB before any test, 150 MB at 100,000 tests would need the report folded from the store instead of " +
-    "every result held in memory."
+    "The in-memory store keeps every row and every stored request (that is its job), and the Orchestrator keeps each " +
+    "result for the report it returns: ≈ 1.8 KB per test after a forced GC (heap snapshot, 20,000 tests), on top of " +
+    "the 100,000 requests the benchmark itself builds and submits. The process starts high: `import(\"effect\")` " +
+    "alone is 81 MiB RSS here, grove's index 107 MiB. The peak is V8 letting garbage pile up (heap used 712 MiB at " +
+    "the end of a 100,000-test session against ≈ 300 MiB live). 150 MB at 100,000 tests would need a store that keeps " +
+    "nothing in memory and a report folded from it instead of held: left open."
   ],
   b2: [
     "### Notes (B2)",
     "",
-    "grove's preparation of a worktree that is already clean is three git processes (`rev-parse` safety check, " +
-    "`status`, `clean -n`); of a dirty one seven (those, then `rev-parse`, `checkout --force`, `reset --hard`, " +
-    "`clean -ffdx`), against two for the bare loop. Each git process costs 25–30 ms through `@effect/platform`'s " +
-    "Command on this machine when it is quiet (10–13 ms with a bare `execFile`). grove also runs each test in its own " +
-    "process group through a bash wrapper, sweeps `/proc` for escaped processes after it and writes five events to " +
-    "SQLite: guarantees the bare loops do not give (they check nothing before resetting a folder and leave background " +
-    "processes behind), and what makes them cheaper than grove per test."
+    "grove's preparation of a worktree that is already clean is one git process (`git status --porcelain=v2 " +
+    "--branch --untracked-files=all --ignored=matching`, with `keep` matched as `git clean --exclude` does); of a " +
+    "dirty one five (then `rev-parse` safety check, `checkout --force`, `reset --hard`, `clean -ffdx`), against two " +
+    "for the bare loop. git is spawned with `execFile` (≈ 8 ms of CPU a call here; `@effect/platform`'s Command with " +
+    "its streams cost ≈ 27 ms). grove also runs each test in its own process group through a bash wrapper, sweeps " +
+    "`/proc` for escaped processes after it and writes five events to SQLite: guarantees the bare loops do not give " +
+    "(they check nothing before resetting a folder and leave background processes behind)."
   ],
   b3: [
     "### Notes (B3)",
     "",
-    "The second run orders the tests right (the longest starts first) and is within a few per cent of the bound of the " +
-    "durations grove measured: what separates it from the physical bound is the cost of each test, about 150 ms here " +
-    "(median of attempt duration minus nominal sleep, from the JSON report): preparing the worktree (three git " +
-    "processes), the bash wrapper and the step's shell, the `/proc` sweep at the end. The target leaves 5 % of the " +
-    "bound, about 60 ms per test for this mix. Spawning git with `execFile` instead of `@effect/platform`'s Command in " +
-    "`Git.execCli` (tried on a copy of the build) took the second run from 26.8 to 26.3 s; checking a worktree's state " +
-    "in one git call, without repeating the safety check for a worktree the pool made, would be the next step. " +
-    "`Git.ts`, `WorktreePool.ts` and `Harness.ts` were outside this change."
+    "The mix is as hard as it gets for the bound: the longest test is exactly total ÷ workers, so the bound is met only " +
+    "if the longest starts at once and the other 59 tests pack the other three workers perfectly. The second run does " +
+    "start the longest first and is within a few per cent of the bound of the durations grove measured; what separates " +
+    "it from the nominal bound is each test's own cost, which the three other workers pay about 20 times each: a test " +
+    "that costs `o` beyond its sleep puts the makespan near bound + 20·`o`, so 5 % of this bound is `o` ≈ 60 ms. " +
+    "Measured per attempt (attempt duration minus sleep, 1 worker): 110 ms before this issue's changes, about 55–70 ms " +
+    "now: one `git status` (≈ 12 ms, was three git processes through Command, ≈ 80 ms), the bash wrapper and the " +
+    "step's shell (≈ 15 ms to spawn, ≈ 15 ms of bash start-up), the `/proc` sweep (≈ 3 ms), four SQLite writes. The " +
+    "session also pays the pool's four `git worktree add` (≈ 0.2 s) before the longest test can start."
   ],
   b4: []
 }
