@@ -353,9 +353,12 @@ const notes: Record<string, ReadonlyArray<string>> = {
     "The in-memory store keeps every row and every stored request (that is its job), and the Orchestrator keeps each " +
     "result for the report it returns: ≈ 1.8 KB per test after a forced GC (heap snapshot, 20,000 tests), on top of " +
     "the 100,000 requests the benchmark itself builds and submits. The process starts high: `import(\"effect\")` " +
-    "alone is 81 MiB RSS here, grove's index 107 MiB. The peak is V8 letting garbage pile up (heap used 712 MiB at " +
-    "the end of a 100,000-test session against ≈ 300 MiB live). 150 MB at 100,000 tests would need a store that keeps " +
-    "nothing in memory and a report folded from it instead of held: left open."
+    "alone is 81 MiB RSS here, grove's index 107 MiB. Most of the peak is V8 letting garbage pile up: heap used was " +
+    "712 MiB at the end of a 100,000-test session, and the same session under `node --max-old-space-size=300` peaks " +
+    "at 367 MiB RSS (at half the speed) while 200 runs out of heap, so ≈ 250–300 MiB is live. The SQLite store holds " +
+    "no rows in memory, but the Orchestrator's results and the benchmark's 100,000 requests stay: under a 160 MB heap " +
+    "cap it runs out too. 150 MB at 100,000 tests would need a report folded from the store instead of held, and " +
+    "nothing per test kept in memory: left open."
   ],
   b2: [
     "### Notes (B2)",
