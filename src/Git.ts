@@ -196,34 +196,49 @@ const isFile = (path: string): boolean => {
 
 const keepMatchers = new Map<string, (path: string) => boolean>()
 
-/** `keep` as a predicate on repository-relative paths, with gitignore rules (as `git clean --exclude`) */
-const keptBy = (keep: ReadonlyArray<string>): (path: string) => boolean => {
+/** `keep` as a predicate on repository-relative paths, with gitignore rules (as `git clean --exclude`); none without patterns */
+const keptBy = (keep: ReadonlyArray<string>): ((path: string) => boolean) | undefined => {
+  if (keep.length === 0) return undefined
   const id = keep.join("\u0000")
   const known = keepMatchers.get(id)
   if (known !== undefined) return known
   const matcher = ignore().add([...keep])
-  const kept = keep.length === 0 ? () => false : (path: string) => matcher.ignores(path)
+  const kept = (path: string) => matcher.ignores(path)
   keepMatchers.set(id, kept)
   return kept
 }
 
 /**
- * The state in `git status --porcelain=v2 --branch -z` output: clean when nothing
- * tracked changed and every untracked (`?`) or ignored (`!`) path is kept.
+ * What `git status --porcelain=v2 --branch -z --untracked-files=normal --ignored=matching`
+ * says of a worktree: `dirty` when something tracked changed or an untracked (`?`) or
+ * ignored (`!`) file is not kept; `unsure` when, besides kept paths, only folders are
+ * listed that are not kept themselves but may hold kept paths (status shows a folder
+ * as one entry; only `git clean -n` knows whether it would remove it); else `clean`.
  *
  * @since 0.1.0
  * @category parsing
  */
-export const parseStatus = (output: string, kept: (path: string) => boolean): WorktreeState => {
+export const parseStatus = (
+  output: string,
+  kept: ((path: string) => boolean) | undefined
+): { readonly head: string; readonly state: "clean" | "dirty" | "unsure" } => {
   let head = ""
-  let clean = true
+  let dirty = false
+  let unsure = false
   for (const record of output.split("\u0000")) {
     if (record.startsWith("# branch.oid ")) head = record.slice("# branch.oid ".length)
-    else if (record.startsWith("1 ") || record.startsWith("2 ") || record.startsWith("u ")) clean = false
-    else if ((record.startsWith("? ") || record.startsWith("! ")) && !kept(record.slice(2))) clean = false
-    if (!clean && head !== "") break
+    else if (record.startsWith("1 ") || record.startsWith("2 ") || record.startsWith("u ")) dirty = true
+    else if (record.startsWith("? ") || record.startsWith("! ")) {
+      const path = record.slice(2)
+      if (kept === undefined) dirty = true
+      else if (!kept(path)) {
+        if (path.endsWith("/")) unsure = true
+        else dirty = true
+      }
+    }
+    if (dirty && head !== "") break
   }
-  return { head: head === "(initial)" ? "" : head, clean }
+  return { head: head === "(initial)" ? "" : head, state: dirty ? "dirty" : unsure ? "unsure" : "clean" }
 }
 
 /**
@@ -397,11 +412,13 @@ export const make = (primitives: Primitives): Git["Type"] => {
 
   /**
    * One `git status` (it runs before every test): HEAD, tracked changes, and untracked
-   * and ignored paths outside `keep`, i.e. exactly what `checkoutClean` would reset or
-   * remove. `keep` patterns are matched as `git clean --exclude` does, with gitignore
-   * rules. Read-only, so the safety check is lighter than a destructive command's: the
-   * folder must hold a `.git` file (a linked worktree's top level; the main checkout
-   * has a folder there) and git may not look above it.
+   * and ignored paths outside `keep`, i.e. what `checkoutClean` would reset or remove.
+   * `keep` patterns are matched as `git clean --exclude` does, with gitignore rules;
+   * status lists an untracked or ignored folder as one entry, so a folder that is not
+   * kept itself but may hold kept paths is left to `git clean -n` (a second process,
+   * only then). Read-only, so the safety check is lighter than a destructive command's:
+   * the folder must hold a `.git` file (a linked worktree's top level; the main
+   * checkout has a folder there) and git may not look above it.
    */
   const state = (worktree: string, keep: ReadonlyArray<string>): Effect.Effect<WorktreeState, GitError> =>
     Effect.gen(function*() {
@@ -409,13 +426,17 @@ export const make = (primitives: Primitives): Git["Type"] => {
       if (!isFile(NodePath.join(worktree, ".git"))) {
         return yield* Effect.fail(unsafe(worktree, "none: no .git file there, so it is not the top level of a linked worktree"))
       }
-      const args = [...baseArgs, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--ignored=matching"]
-      const result = yield* primitives.exec(args, {
-        cwd: worktree,
-        env: { ...baseEnv, GIT_CEILING_DIRECTORIES: NodePath.dirname(worktree) }
-      })
-      if (result.exitCode !== 0) return yield* Effect.fail(commandFailed(worktree, args.slice(baseArgs.length), result))
-      return parseStatus(result.stdout, keptBy(keep))
+      const env = { ...baseEnv, GIT_CEILING_DIRECTORIES: NodePath.dirname(worktree) }
+      const readOnly = (args: ReadonlyArray<string>) =>
+        Effect.flatMap(primitives.exec([...baseArgs, ...args], { cwd: worktree, env }), (result) =>
+          result.exitCode === 0 ? Effect.succeed(result.stdout) : Effect.fail(commandFailed(worktree, args, result)))
+      const status = parseStatus(
+        yield* readOnly(["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal", "--ignored=matching"]),
+        keptBy(keep)
+      )
+      if (status.state !== "unsure") return { head: status.head, clean: status.state === "clean" }
+      const removable = yield* readOnly(["clean", "-n", "-ffdx", ...keep.map((p) => `--exclude=${p}`)])
+      return { head: status.head, clean: removable.trim() === "" }
     })
 
   const checkoutClean = (worktree: string, sha: string, keep: ReadonlyArray<string>): Effect.Effect<void, GitError> =>

@@ -38,25 +38,30 @@ const mainSnapshot = (root: string) =>
 
 describe("Git.parseStatus (git status --porcelain=v2 --branch -z)", () => {
   const head = "# branch.oid 1111111111111111111111111111111111111111\u0000# branch.head (detached)\u0000"
-  const kept = (p: string) => p.startsWith("node_modules/") || p.includes("/.cache/")
+  const kept = (p: string) => p.startsWith("node_modules/") || p.includes(".cache/")
+  const sha = "1".repeat(40)
   it("clean: no entries, or only kept untracked and ignored paths", () => {
-    assert.deepStrictEqual(Git.parseStatus(head, kept), { head: "1".repeat(40), clean: true })
-    assert.deepStrictEqual(Git.parseStatus(`${head}! node_modules/\u0000? build/.cache/c\u0000`, kept), { head: "1".repeat(40), clean: true })
-    assert.deepStrictEqual(Git.parseStatus("# branch.oid (initial)\u0000", kept), { head: "", clean: true })
+    assert.deepStrictEqual(Git.parseStatus(head, kept), { head: sha, state: "clean" })
+    assert.deepStrictEqual(Git.parseStatus(`${head}! node_modules/\u0000? build/.cache/\u0000`, kept), { head: sha, state: "clean" })
+    assert.deepStrictEqual(Git.parseStatus("# branch.oid (initial)\u0000", kept), { head: "", state: "clean" })
   })
-  it("dirty: a tracked change (ordinary, renamed, unmerged) or an untracked or ignored path that is not kept", () => {
+  it("dirty: a tracked change (ordinary, renamed, unmerged) or an untracked or ignored file that is not kept", () => {
     for (
       const entry of [
         "1 .M N... 100644 100644 100644 aaaa aaaa src/app.txt",
         "2 R. N... 100644 100644 100644 aaaa aaaa R100 new.txt\u0000old.txt",
         "u UU N... 100644 100644 100644 100644 aaaa bbbb cccc both.txt",
         "? added.txt",
-        "! dist/",
-        "? build/out.o"
+        "! debug.log",
+        "? build/\u0000? build.o"
       ]
     ) {
-      assert.deepStrictEqual(Git.parseStatus(`${head}${entry}\u0000`, kept), { head: "1".repeat(40), clean: false }, entry)
+      assert.deepStrictEqual(Git.parseStatus(`${head}${entry}\u0000`, kept), { head: sha, state: "dirty" }, entry)
     }
+  })
+  it("a folder that is not kept: dirty without keep patterns, unsure with them (it may hold kept paths)", () => {
+    assert.deepStrictEqual(Git.parseStatus(`${head}? build/\u0000! dist/\u0000`, undefined), { head: sha, state: "dirty" })
+    assert.deepStrictEqual(Git.parseStatus(`${head}? build/\u0000! dist/\u0000`, kept), { head: sha, state: "unsure" })
   })
 })
 
