@@ -364,7 +364,8 @@ const notes: Record<string, ReadonlyArray<string>> = {
     "### Notes (B2)",
     "",
     "grove's preparation of a worktree that is already clean is one git process (`git status --porcelain=v2 " +
-    "--branch --untracked-files=all --ignored=matching`, with `keep` matched as `git clean --exclude` does); of a " +
+    "--branch --untracked-files=normal --ignored=matching`, with `keep` matched as `git clean --exclude` does; a " +
+    "folder that may hold kept paths is left to `git clean -n`); of a " +
     "dirty one five (then `rev-parse` safety check, `checkout --force`, `reset --hard`, `clean -ffdx`), against two " +
     "for the bare loop. git is spawned with `execFile` (≈ 8 ms of CPU a call here; `@effect/platform`'s Command with " +
     "its streams cost ≈ 27 ms). grove also runs each test in its own process group through a bash wrapper, sweeps " +
