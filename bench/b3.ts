@@ -27,7 +27,7 @@ const tests = numberArg(a, "tests", 60)
 const workers = numberArg(a, "workers", 4)
 const scale = numberArg(a, "scale", 1)
 const rounds = numberArg(a, "rounds", 2)
-const bin = Path.resolve(import.meta.dirname, "../src/bin.js")
+const bin = Path.resolve(import.meta.dirname, "../../bin/grove.js")
 
 /**
  * Pareto(α = 1.2, xₘ = 0.4 s × scale) at the quantiles (i + ½)/n, in seconds with

@@ -18,7 +18,7 @@ import { generate } from "./repo.js"
 const a = args()
 const bytes = numberArg(a, "bytes", 1024 ** 3)
 const rounds = numberArg(a, "rounds", 3)
-const bin = Path.resolve(import.meta.dirname, "../src/bin.js")
+const bin = Path.resolve(import.meta.dirname, "../../bin/grove.js")
 
 /** the flood: a log-like line repeated, cut at exactly `bytes` (`|| true`: yes ends by SIGPIPE, and steps run with pipefail) */
 export const flood = (n: number) =>

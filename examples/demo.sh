@@ -5,7 +5,7 @@
 # expected outcome here, and the demo itself exits 0 when grove behaved.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-grove="node $here/../dist/src/bin.js"
+grove="node $here/../dist/bin/grove.js"
 work="$(mktemp -d "${TMPDIR:-/tmp}/grove-demo.XXXXXX")"
 repo="$work/demo-shop"
 mkdir -p "$repo"

@@ -1,5 +1,5 @@
 /**
- * grove's command line end to end: the BUILT binary (`node dist/src/bin.js`, made by
+ * grove's command line end to end: the BUILT binary (`node dist/bin/grove.js`, made by
  * `npm test` before vitest runs; `npm run build` first when running this file alone)
  * on real git repositories in temp folders, with real processes and signals.
  */

@@ -16,7 +16,7 @@ import { shellQuote } from "../src/Plan.js"
 import { exec, groveEnv } from "./support/cli.js"
 import { makeRepo } from "./support/repo.js"
 
-const bin = NodePath.resolve(import.meta.dirname, "../dist/src/bin.js")
+const bin = NodePath.resolve(import.meta.dirname, "../dist/bin/grove.js")
 const built = NodePath.resolve(import.meta.dirname, "../dist/src/view/Live.js")
 
 const plan = (name: string, script: string) => `---\nretries: 0\n---\n# ${name}\n\n\`\`\`bash\n${script}\n\`\`\`\n`

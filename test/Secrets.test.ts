@@ -16,7 +16,7 @@ import { shellQuote } from "../src/Plan.js"
 import { exec, groveEnv } from "./support/cli.js"
 import { makeRepo } from "./support/repo.js"
 
-const bin = NodePath.resolve(import.meta.dirname, "../dist/src/bin.js")
+const bin = NodePath.resolve(import.meta.dirname, "../dist/bin/grove.js")
 
 /** from grove's environment */
 const TOKEN = "gr0ve-S3cret-7f3a9c1e"

@@ -3,7 +3,7 @@
  * spawn it with a cwd and an environment, collect stdout, stderr and the exit
  * code, send it signals; find the processes a run left behind through /proc.
  *
- * The binary is `dist/src/bin.js`: `npm test` builds it first; run `npm run build`
+ * The binary is `dist/bin/grove.js`: `npm test` builds it first; run `npm run build`
  * before running a CLI test file alone.
  */
 import * as Command from "@effect/platform/Command"
@@ -24,7 +24,7 @@ import { git } from "./repo.js"
 export const projectRoot = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 
 /** the built executable */
-export const binPath = Path.join(projectRoot, "dist", "src", "bin.js")
+export const binPath = Path.join(projectRoot, "dist", "bin", "grove.js")
 
 /** what a finished grove process left */
 export interface Outcome {
@@ -75,7 +75,7 @@ export const groveEnv = (extra: Record<string, string> = {}): Record<string, str
 }
 
 /**
- * Starts `node dist/src/bin.js ...args`, stdin closed, stdout and stderr piped
+ * Starts `node dist/bin/grove.js ...args`, stdin closed, stdout and stderr piped
  * (so not a TTY). When the scope closes and the process still runs, it is
  * killed with SIGKILL (a failing test must not leave grove behind).
  */
