@@ -2,7 +2,7 @@
  * The pure policy that picks the next test (SPEC §4): higher priority first; a retry
  * before waiting tests of equal priority; then the longest expected duration (unknown
  * counts as longest); ties in submission order. Tests sharing a resource never run at
- * once: the pick skips to the best test whose resources are all free.
+ * once: the queue skips to the best test whose resources are all free (TestQueue).
  *
  * @since 0.1.0
  */
@@ -31,10 +31,8 @@ export interface Entry {
  * @category tags
  */
 export class Scheduler extends Context.Tag("grove/Scheduler")<Scheduler, {
-  /** best first */
+  /** best first; the TestQueue takes the first waiting test in this order whose resources are all free */
   readonly order: Order.Order<Entry>
-  /** index of the best entry whose resources are all free, or -1 */
-  readonly pick: (waiting: ReadonlyArray<Entry>, busy: ReadonlySet<string>) => number
 }>() {}
 
 const expected = (e: Entry): number => e.expectedMs ?? Number.POSITIVE_INFINITY
@@ -53,23 +51,12 @@ export const longestFirstOrder: Order.Order<Entry> = Order.combineAll([
 ])
 
 /**
- * A scheduler from an order: scans for the best entry that is free to run.
+ * A scheduler from an order.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (order: Order.Order<Entry>): Scheduler["Type"] => ({
-  order,
-  pick: (waiting, busy) => {
-    let best = -1
-    for (let i = 0; i < waiting.length; i++) {
-      const e = waiting[i]!
-      if (e.resources.some((r) => busy.has(r))) continue
-      if (best === -1 || order(e, waiting[best]!) < 0) best = i
-    }
-    return best
-  }
-})
+export const make = (order: Order.Order<Entry>): Scheduler["Type"] => ({ order })
 
 /**
  * The default policy of SPEC §4.

@@ -49,12 +49,19 @@ describe("Scheduler", () => {
     assert.deepStrictEqual(orderOf(entries), [2, 1, 0])
   })
 
-  it("skips tests whose resources are busy rather than idling", () => {
-    const waiting = [entry(0, { resources: ["db"] }), entry(1, { expectedMs: 10 }), entry(2, { resources: ["db"], priority: 9 })]
-    assert.strictEqual(policy.pick(waiting, new Set()), 2)
-    assert.strictEqual(policy.pick(waiting, new Set(["db"])), 1)
-    assert.strictEqual(policy.pick([entry(0, { resources: ["db"] })], new Set(["db"])), -1)
-  })
+  it.effect("the queue skips tests whose resources are busy rather than idling", () =>
+    Effect.gen(function*() {
+      const queue = yield* TestQueue.make(10)
+      yield* queue.offerAll([job(0, { resources: ["db"] }), job(1, { expectedMs: 10 }), job(2, { resources: ["db"], priority: 9 })])
+      const first = Option.getOrThrow(yield* queue.take)
+      assert.strictEqual(first.seq, 2, "the best one, db free")
+      assert.strictEqual(Option.getOrThrow(yield* queue.take).seq, 1, "db is held: the next free one")
+      const blocked = yield* Effect.fork(queue.take)
+      yield* Effect.yieldNow()
+      assert.isTrue(Option.isNone(yield* Fiber.poll(blocked)), "only a db test is left: it waits")
+      yield* queue.release(first)
+      assert.strictEqual(Option.getOrThrow(yield* Fiber.join(blocked)).seq, 0)
+    }).pipe(Effect.provide(Scheduler.layer)))
 
   it("computes the lower bound of a session", () => {
     assert.strictEqual(Scheduler.lowerBound([10, 10, 10, 10], 2), 20)
