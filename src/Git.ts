@@ -510,6 +510,9 @@ export const execCli: Primitives["exec"] = (args, options) =>
           resume(typeof code === "number" ? Effect.succeed({ exitCode: code, stdout, stderr }) : Effect.fail(failed(error)))
         }
       )
+      // a stream error (EPIPE, or a stream destroyed when the spawn failed) is not an
+      // exception to crash on: the callback above reports how git ended
+      for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.on("error", () => undefined)
       child.stdin?.end()
     } catch (cause) {
       resume(Effect.fail(failed(cause as Error)))

@@ -224,8 +224,8 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
 
       assert.strictEqual(fail.code, 1, show(fail))
       assertSessionLine(fail)
-      assert.match(fail.stdout, /^FAILED\s+plans\/fail\b/m)
-      assert.match(fail.stdout, /^PARTIAL_SUCCESS\b/m)
+      assert.match(fail.stdout, /^FAILED\s+plans\/fail\b/m, show(fail))
+      assert.match(fail.stdout, /^PARTIAL_SUCCESS\b/m, show(fail))
 
       assert.strictEqual(none.code, 0, show(none))
       assert.match(none.stderr, /warning: no test matched/, show(none))
