@@ -11,8 +11,8 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import ignore from "ignore"
 import * as Layer from "effect/Layer"
+import ignore from "ignore"
 import * as ChildProcess from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -253,8 +253,8 @@ export const make = (primitives: Primitives): Git["Type"] => {
   const realPath = primitives.realPath ?? defaultRealPath
 
   /** runs git; the exit code is the caller's to judge */
-  const run = (cwd: string, args: ReadonlyArray<string>) =>
-    primitives.exec([...baseArgs, ...args], { cwd, env: baseEnv })
+  const run = (cwd: string, args: ReadonlyArray<string>, env: Readonly<Record<string, string>> = baseEnv) =>
+    primitives.exec([...baseArgs, ...args], { cwd, env })
 
   const commandFailed = (cwd: string, args: ReadonlyArray<string>, result: ExecResult) =>
     new GitError({
@@ -265,8 +265,8 @@ export const make = (primitives: Primitives): Git["Type"] => {
     })
 
   /** runs git and fails with CommandFailed on a non-zero exit */
-  const runOk = (cwd: string, args: ReadonlyArray<string>) =>
-    Effect.flatMap(run(cwd, args), (result) =>
+  const runOk = (cwd: string, args: ReadonlyArray<string>, env?: Readonly<Record<string, string>>) =>
+    Effect.flatMap(run(cwd, args, env), (result) =>
       result.exitCode === 0 ? Effect.succeed(result.stdout) : Effect.fail(commandFailed(cwd, args, result)))
 
   const unsafe = (worktree: string, topLevel: string, cause?: unknown) =>
@@ -427,15 +427,12 @@ export const make = (primitives: Primitives): Git["Type"] => {
         return yield* Effect.fail(unsafe(worktree, "none: no .git file there, so it is not the top level of a linked worktree"))
       }
       const env = { ...baseEnv, GIT_CEILING_DIRECTORIES: NodePath.dirname(worktree) }
-      const readOnly = (args: ReadonlyArray<string>) =>
-        Effect.flatMap(primitives.exec([...baseArgs, ...args], { cwd: worktree, env }), (result) =>
-          result.exitCode === 0 ? Effect.succeed(result.stdout) : Effect.fail(commandFailed(worktree, args, result)))
       const status = parseStatus(
-        yield* readOnly(["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal", "--ignored=matching"]),
+        yield* runOk(worktree, ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal", "--ignored=matching"], env),
         keptBy(keep)
       )
       if (status.state !== "unsure") return { head: status.head, clean: status.state === "clean" }
-      const removable = yield* readOnly(["clean", "-n", "-ffdx", ...keep.map((p) => `--exclude=${p}`)])
+      const removable = yield* runOk(worktree, ["clean", "-n", "-ffdx", ...keep.map((p) => `--exclude=${p}`)], env)
       return { head: status.head, clean: removable.trim() === "" }
     })
 

@@ -544,24 +544,24 @@ const makeWith = (
         return Effect.map(storedRequest(sessionId, test, where), (request) => {
           secrets.set(key(sessionId, test.id), secretValues(test))
           return {
-          what: `record that test ${test.id} of session ${sessionId} was queued`,
-          statements: Effect.gen(function*() {
-            yield* requireSession(sessionId)
-            const status = yield* executionStatus(sessionId, test.id)
-            if (Option.isSome(status) && isTerminal(status.value)) return
-            if (Option.isSome(status)) {
-              yield* sql`UPDATE executions SET status = 'QUEUED', name = ${test.name}, source = ${test.source},
-                  ref_name = ${event.refName}, sha = ${event.sha}, request = ${request},
-                  priority = ${test.priority}, expected_ms = ${event.expectedMs ?? null}
-                WHERE session_id = ${sessionId} AND test_id = ${test.id}`
-            } else {
-              yield* sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
-                  request, priority, expected_ms)
-                VALUES (${sessionId}, ${test.id}, ${nextSeq(sessionId)}, ${test.name}, ${test.source},
-                  ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs ?? null})`
-            }
-          })
-        }
+            what: `record that test ${test.id} of session ${sessionId} was queued`,
+            statements: Effect.gen(function*() {
+              yield* requireSession(sessionId)
+              const status = yield* executionStatus(sessionId, test.id)
+              if (Option.isSome(status) && isTerminal(status.value)) return
+              if (Option.isSome(status)) {
+                yield* sql`UPDATE executions SET status = 'QUEUED', name = ${test.name}, source = ${test.source},
+                    ref_name = ${event.refName}, sha = ${event.sha}, request = ${request},
+                    priority = ${test.priority}, expected_ms = ${event.expectedMs ?? null}
+                  WHERE session_id = ${sessionId} AND test_id = ${test.id}`
+              } else {
+                yield* sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
+                    request, priority, expected_ms)
+                  VALUES (${sessionId}, ${test.id}, ${nextSeq(sessionId)}, ${test.name}, ${test.source},
+                    ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs ?? null})`
+              }
+            })
+          }
         })
       }
       case "AttemptStarted":

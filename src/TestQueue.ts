@@ -105,9 +105,7 @@ export const make = (capacity: number): Effect.Effect<TestQueue["Type"], never, 
 
     /** the best entry whose resources are all free (the first one, unless resources are held) */
     const pick = (tree: RedBlackTree.RedBlackTree<Job, true>, held: ReadonlySet<string>): Job | undefined => {
-      for (const [entry] of tree) {
-        if (entry.resources.length === 0 || !entry.resources.some((r) => held.has(r))) return entry
-      }
+      for (const [entry] of tree) if (!entry.resources.some((r) => held.has(r))) return entry
       return undefined
     }
 

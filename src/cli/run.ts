@@ -556,8 +556,10 @@ const runTests = (o: RunOptions) =>
           return yield* runWork(orch)
         }))
       }
-      const printer = yield* Effect.fork(Effect.forever(Effect.flatMap(Queue.take(events), (event) =>
-        event._tag === "TestFinished" && !o.quiet ? out(Plain.testLine(style, event.result)) : Effect.void
+      // an event taken is printed even when the printer is interrupted right after the take
+      const printer = yield* Effect.fork(Effect.forever(Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(Queue.take(events)), (event) =>
+          event._tag === "TestFinished" && !o.quiet ? out(Plain.testLine(style, event.result)) : Effect.void)
       )))
       const report = yield* runWork(orch)
       // print what the printer has not reached yet, in order
