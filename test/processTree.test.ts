@@ -21,13 +21,15 @@ const spawnScript = (script: string, envEntry: string) =>
   )
 
 /** waits (real time: these are OS processes) until `count` processes carry the entry */
-const waitForEnv = (envEntry: string, count: number) =>
+/** waits until `count` processes carry `envEntry`, `also` holding of them too (e.g. one has left the session) */
+const waitForEnv = (envEntry: string, count: number, also: (procs: ReadonlyArray<ProcessTree.ProcInfo>) => boolean = () => true) =>
   Effect.gen(function*() {
     for (let i = 0; i < 400; i++) {
-      if (ProcessTree.findByEnv(envEntry).length >= count) return
+      const procs = ProcessTree.findByEnv(envEntry)
+      if (procs.length >= count && also(procs)) return
       yield* ProcessTree.realSleep(10)
     }
-    assert.fail(`fewer than ${count} processes with ${envEntry} after 4s`)
+    assert.fail(`fewer than ${count} processes with ${envEntry} after 4s, or not in the state awaited`)
   })
 
 const fakeStat = (pid: number, ppid: number, pgid: number, state: string, startTime: string): ProcessTree.ProcInfo => ({
@@ -121,7 +123,8 @@ describe("processTree", () => {
         `(setsid sh -c 'trap "" TERM; sleep 1000' &) ; trap "" TERM; sleep 1000 & sleep 1000`,
         entry
       )
-      yield* waitForEnv(entry, 4)
+      // four can carry the token before `setsid` has left the session: wait for that too
+      yield* waitForEnv(entry, 4, (procs) => procs.some((p) => p.sid !== child.pid))
       const escapee = ProcessTree.findByEnv(entry).find((p) => p.sid !== child.pid)
       assert.isDefined(escapee, "the setsid escapee runs in its own session")
       assert.isFalse(ProcessTree.withDescendants([child.pid!], ProcessTree.listProcesses()).has(escapee!.pid))
