@@ -12,6 +12,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import ignore from "ignore"
 import * as ChildProcess from "node:child_process"
 import * as NodeFs from "node:fs"
@@ -242,6 +243,13 @@ export const parseStatus = (
 }
 
 /**
+ * What `git worktree add` says when it lost a race with another one in the same
+ * repository: it read that one's admin folder before it was complete
+ * (`fatal: failed to read .git/worktrees/w14/commondir: Success`), or met its lock file.
+ */
+const concurrentAdd = /failed to read \S*worktrees\/[^/\s]+\/(commondir|gitdir)|\.lock': File exists/
+
+/**
  * Builds the Git service from its primitives. Every command gets hooks off and the
  * LFS / prompt environment; exit codes are checked here, not by `exec`.
  *
@@ -402,7 +410,16 @@ export const make = (primitives: Primitives): Git["Type"] => {
   ): Effect.Effect<void, GitError> =>
     Effect.gen(function*() {
       if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
-      yield* runOk(repo.root, ["worktree", "add", "--detach", "--lock", "--reason", options.lockReason, path, sha])
+      yield* runOk(repo.root, ["worktree", "add", "--detach", "--lock", "--reason", options.lockReason, path, sha]).pipe(
+        // another `git worktree add` in this repository at the same moment (a second grove)
+        // can make this one read its half-made admin folder and give up: try again, while
+        // git has left nothing at `path`
+        Effect.retry({
+          schedule: Schedule.spaced("100 millis"),
+          times: 4,
+          while: (e) => e.stderr !== undefined && concurrentAdd.test(e.stderr) && !NodeFs.existsSync(path)
+        })
+      )
       if (options.submodules === true) {
         yield* runOk(path, ["submodule", "update", "--init", "--recursive"]).pipe(
           Effect.tapError(() => worktreeRemove(repo, path).pipe(Effect.ignore))

@@ -386,6 +386,9 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
       ], { concurrency: "unbounded" })
       assert.strictEqual(mixed.code, 1, show(mixed))
       assert.strictEqual(stopped.code, 1, show(stopped))
+      for (const [o, file] of [[mixed, "mixed.json"], [stopped, "stopped.json"]] as const) {
+        assert.isTrue(Fs.existsSync(f(file)), `${file} was not written:\n${show(o)}`)
+      }
 
       const mixedReport = yield* readJson(f("mixed.json"))
       assert.deepStrictEqual(statusById(mixedReport), {

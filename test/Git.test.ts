@@ -3,8 +3,10 @@ import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as NodePath from "node:path"
+import * as TestClock from "effect/TestClock"
 import * as Git from "../src/Git.js"
 import { GitError } from "../src/GroveError.js"
 import { git, makeRepo } from "./support/repo.js"
@@ -63,6 +65,47 @@ describe("Git.parseStatus (git status --porcelain=v2 --branch -z)", () => {
     assert.deepStrictEqual(Git.parseStatus(`${head}? build/\u0000! dist/\u0000`, undefined), { head: sha, state: "dirty" })
     assert.deepStrictEqual(Git.parseStatus(`${head}? build/\u0000! dist/\u0000`, kept), { head: sha, state: "unsure" })
   })
+})
+
+describe("Git.worktreeAdd racing another git worktree add", () => {
+  const repo: Git.RepoInfo = { root: "/nowhere/repo", commonDir: "/nowhere/repo/.git", name: "repo" }
+  const race = "Preparing worktree (detached HEAD 55372b0)\nfatal: failed to read .git/worktrees/w14/commondir: Success\n"
+  /** git whose `worktree add` fails with `stderr` the first `failures` times */
+  const flakyAdd = (failures: number, stderr: string) => {
+    let adds = 0
+    const git = Git.make({
+      exec: (args) =>
+        Effect.sync(() => {
+          if (!args.includes("add")) return { exitCode: 0, stdout: "", stderr: "" }
+          adds++
+          return adds <= failures ? { exitCode: 128, stdout: "", stderr } : { exitCode: 0, stdout: "", stderr: "" }
+        })
+    })
+    return { git, adds: () => adds }
+  }
+  const add = (git: Git.Git["Type"]) =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.exit(git.worktreeAdd(repo, "/nowhere/wt/w1", "c".repeat(40), { lockReason: "grove s 1" })))
+      yield* TestClock.adjust("2 seconds")
+      return yield* Fiber.join(fiber)
+    })
+
+  it.effect("tries again after reading the other add's half-made admin folder", () =>
+    Effect.gen(function*() {
+      const g = flakyAdd(2, race)
+      assert.isTrue(Exit.isSuccess(yield* add(g.git)))
+      assert.strictEqual(g.adds(), 3)
+    }))
+
+  it.effect("gives up after four more tries, and at once on any other failure", () =>
+    Effect.gen(function*() {
+      const always = flakyAdd(100, race)
+      assert.strictEqual(failureOf(yield* add(always.git)).reason, "CommandFailed")
+      assert.strictEqual(always.adds(), 5)
+      const other = flakyAdd(1, "fatal: '/nowhere/wt/w1' already exists\n")
+      assert.include(failureOf(yield* add(other.git)).stderr, "already exists")
+      assert.strictEqual(other.adds(), 1)
+    }))
 })
 
 describe("Git (real git)", () => {
