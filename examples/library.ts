@@ -73,8 +73,9 @@ export const program = Effect.gen(function*() {
   return yield* Effect.scoped(Effect.gen(function*() {
     const orchestrator = yield* Orchestrator.Orchestrator
     yield* orchestrator.events.pipe(
-      Stream.filter((e) => e._tag === "TestFinished"),
-      Stream.runForEach((e) => Effect.log(`${e.result.status} ${e.result.id}`)),
+      Stream.runForEach(({ event }) =>
+        event._tag === "TestFinished" ? Effect.log(`${event.result.status} ${event.result.id}`) : Effect.void
+      ),
       Effect.forkScoped
     )
     return yield* orchestrator.runTests(tests)

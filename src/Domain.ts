@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import * as Path from "node:path"
 import * as Schema from "effect/Schema"
 
@@ -274,24 +273,174 @@ export interface Worktree {
 }
 
 /**
- * What the Orchestrator publishes as a session runs. The CLI's view, the store and
- * the reports consume these.
+ * The session part of a report: counts without the success rate. What
+ * `SessionFinished` carries and the fold keeps.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class Counts extends Schema.Class<Counts>("Counts")({
+  total: Schema.Int,
+  passed: Schema.Int,
+  flaky: Schema.Int,
+  failed: Schema.Int,
+  timedOut: Schema.Int,
+  error: Schema.Int,
+  cancelled: Schema.Int
+}) {}
+
+const Millis = Schema.Number
+
+/**
+ * A session started (or, resumed, started again: its id is one the store holds).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class SessionStarted extends Schema.TaggedClass<SessionStarted>()("SessionStarted", {
+  sessionId: Schema.String,
+  baseRef: Schema.String,
+  baseSha: Schema.String,
+  workers: Schema.Int,
+  startedAt: Millis
+}) {}
+
+/**
+ * A test joined the waiting room (again, for a resumed one).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class TestQueued extends Schema.TaggedClass<TestQueued>()("TestQueued", {
+  test: TestRequest,
+  sha: Schema.String,
+  refName: Schema.String,
+  expectedMs: Schema.optional(Schema.Number)
+}) {}
+
+/**
+ * A worker took the test and borrowed a worktree for attempt `n`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class AttemptStarted extends Schema.TaggedClass<AttemptStarted>()("AttemptStarted", {
+  testId: TestId,
+  n: Schema.Int,
+  worker: Schema.Int,
+  worktree: Schema.String,
+  startedAt: Millis,
+  logPath: Schema.String
+}) {}
+
+/**
+ * The attempt's process group exists (for reaping after a crash).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class AttemptSpawned extends Schema.TaggedClass<AttemptSpawned>()("AttemptSpawned", {
+  testId: TestId,
+  n: Schema.Int,
+  pgid: Schema.Int,
+  processStartTime: Schema.String
+}) {}
+
+/**
+ * An attempt ended.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class AttemptFinished extends Schema.TaggedClass<AttemptFinished>()("AttemptFinished", {
+  testId: TestId,
+  attempt: Attempt
+}) {}
+
+/**
+ * The retry Schedule decided the test runs again after `delayMs`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class RetryScheduled extends Schema.TaggedClass<RetryScheduled>()("RetryScheduled", {
+  testId: TestId,
+  nextAttempt: Schema.Int,
+  delayMs: Millis
+}) {}
+
+/**
+ * A test has its final result.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class TestFinished extends Schema.TaggedClass<TestFinished>()("TestFinished", {
+  result: TestResult
+}) {}
+
+/**
+ * The session ended: its status and counts, not its tests (those are in the store).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class SessionFinished extends Schema.TaggedClass<SessionFinished>()("SessionFinished", {
+  status: SessionStatus,
+  completedAt: Millis,
+  counts: Counts
+}) {}
+
+/**
+ * Every state change of a session (SPEC §5): what the Orchestrator appends to the
+ * store's event log and publishes, and what `SessionState.update` folds.
  *
  * @since 0.1.0
  * @category models
  */
-export type SessionEvent = Data.TaggedEnum<{
-  SessionStarted: { readonly sessionId: string; readonly baseRef: string; readonly baseSha: string; readonly workers: number; readonly startedAt: number }
-  TestQueued: { readonly test: TestRequest; readonly sha: string; readonly refName: string; readonly expectedMs: number | undefined }
-  AttemptStarted: { readonly testId: TestId; readonly n: number; readonly worker: number; readonly worktree: string; readonly startedAt: number; readonly logPath: string }
-  AttemptSpawned: { readonly testId: TestId; readonly n: number; readonly pgid: number; readonly processStartTime: string }
-  AttemptFinished: { readonly testId: TestId; readonly attempt: Attempt }
-  RetryScheduled: { readonly testId: TestId; readonly nextAttempt: number; readonly delayMs: number }
-  TestFinished: { readonly result: TestResult }
-  SessionFinished: { readonly report: Report }
-}>
+export const SessionEvent = Schema.Union(
+  SessionStarted,
+  TestQueued,
+  AttemptStarted,
+  AttemptSpawned,
+  AttemptFinished,
+  RetryScheduled,
+  TestFinished,
+  SessionFinished
+)
 /**
  * @since 0.1.0
+ * @category models
+ */
+export type SessionEvent = typeof SessionEvent.Type
+
+/**
+ * An event as the log holds it: numbered 1, 2, 3 … per session, never reused
+ * (also across `--resume`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class Logged extends Schema.Class<Logged>("Logged")({
+  seq: Schema.Int,
+  event: SessionEvent
+}) {}
+
+/**
+ * Constructors of the events by tag, e.g. `Events.TestQueued({ … })`. The values
+ * come from code that already typed them, so they are not validated again (a
+ * decoded event from the store or the network is validated by `SessionEvent`).
+ *
+ * @since 0.2.0
  * @category constructors
  */
-export const SessionEvent = Data.taggedEnum<SessionEvent>()
+export const Events = {
+  SessionStarted: (fields: ConstructorParameters<typeof SessionStarted>[0]) => new SessionStarted(fields, true),
+  TestQueued: (fields: ConstructorParameters<typeof TestQueued>[0]) => new TestQueued(fields, true),
+  AttemptStarted: (fields: ConstructorParameters<typeof AttemptStarted>[0]) => new AttemptStarted(fields, true),
+  AttemptSpawned: (fields: ConstructorParameters<typeof AttemptSpawned>[0]) => new AttemptSpawned(fields, true),
+  AttemptFinished: (fields: ConstructorParameters<typeof AttemptFinished>[0]) => new AttemptFinished(fields, true),
+  RetryScheduled: (fields: ConstructorParameters<typeof RetryScheduled>[0]) => new RetryScheduled(fields, true),
+  TestFinished: (fields: ConstructorParameters<typeof TestFinished>[0]) => new TestFinished(fields, true),
+  SessionFinished: (fields: ConstructorParameters<typeof SessionFinished>[0]) => new SessionFinished(fields, true)
+} as const

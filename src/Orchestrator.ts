@@ -8,7 +8,6 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -24,29 +23,35 @@ import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as Chunk from "effect/Chunk"
 import * as Stream from "effect/Stream"
+import * as HashMap from "effect/HashMap"
 import * as TRef from "effect/TRef"
 import { GroveConfigTag } from "./Config.js"
 import {
   type Attempt,
+  Events as Event,
   isRetryable,
   isSuccess,
   isTerminal,
+  Logged,
   type Report,
-  SessionEvent as Event,
   type SessionEvent,
   TestRequest,
-  TestResult
+  TestResult,
+  type Totals
 } from "./Domain.js"
 import { Git } from "./Git.js"
 import { GitError, InvalidInput, Issue, type WorktreeError } from "./GroveError.js"
 import { Harness } from "./Harness.js"
 import * as ReportModule from "./Report.js"
+import * as SessionState from "./SessionState.js"
 import * as Runner from "./Runner.js"
 import * as Scheduler from "./Scheduler.js"
 import * as SessionModule from "./Session.js"
 import { Session } from "./Session.js"
-import { flakinessWith, Store, type PendingTest, type TestHistory } from "./Store.js"
+import { flakinessWith, type PendingTest, stateOf, Store, type TestHistory, testStream } from "./Store.js"
 import * as TestQueue from "./TestQueue.js"
 import * as WorktreePool from "./WorktreePool.js"
 
@@ -64,7 +69,9 @@ export interface RunningAttempt {
 }
 
 /**
- * The live state of a session.
+ * The live state of a session, read off the fold (`SessionState`): counts, what
+ * runs and how much waits — never the finished tests (`awaitCompletion` reads those
+ * from the store).
  *
  * @since 0.1.0
  * @category models
@@ -72,9 +79,10 @@ export interface RunningAttempt {
 export interface Status {
   readonly sessionId: string
   readonly submitted: number
+  /** tests queued or waiting for their retry */
   readonly waiting: number
   readonly running: ReadonlyArray<RunningAttempt>
-  readonly finished: ReadonlyArray<TestResult>
+  readonly totals: Totals
   readonly stopping: boolean
 }
 
@@ -106,13 +114,20 @@ export class Orchestrator extends Context.Tag("grove/Orchestrator")<Orchestrator
   readonly submitPending: (tests: ReadonlyArray<PendingTest>) => Effect.Effect<void, SubmitError>
   /** submitBatch, then awaitCompletion */
   readonly runTests: (tests: Iterable<TestInput>) => Effect.Effect<Report, SubmitError>
-  /** waits for everything submitted so far, retries included, and folds the report */
+  /**
+   * waits for everything submitted so far, retries included, and returns the report:
+   * the fold's session and counts with the tests read from the store
+   */
   readonly awaitCompletion: Effect.Effect<Report>
+  /** waits as `awaitCompletion` does, and returns the fold's state, not the tests */
+  readonly awaitIdle: Effect.Effect<SessionState.SessionState>
   readonly status: Effect.Effect<Status>
-  /** session events from the moment the stream runs */
-  readonly events: Stream.Stream<SessionEvent>
+  /** the session's folded state, updated as each event is logged */
+  readonly state: SubscriptionRef.SubscriptionRef<SessionState.SessionState>
+  /** session events, numbered as the store logged them, from the moment the stream runs */
+  readonly events: Stream.Stream<Logged>
   /** a subscription that starts now: nothing published after this call is missed */
-  readonly subscribe: Effect.Effect<Queue.Dequeue<SessionEvent>, never, Scope.Scope>
+  readonly subscribe: Effect.Effect<Queue.Dequeue<Logged>, never, Scope.Scope>
   /**
    * Stops taking tests: running attempts are terminated and, with waiting ones,
    * become CANCELLED. `interrupted` marks the session INTERRUPTED (a signal);
@@ -148,24 +163,43 @@ export const make: Effect.Effect<
   // parent scope's finalizers (sequential or parallel) then does not matter
   const workScope = yield* Scope.make(ExecutionStrategy.sequential)
 
-  const pubsub = yield* PubSub.unbounded<SessionEvent>()
+  const pubsub = yield* PubSub.unbounded<Logged>()
   const queue = yield* TestQueue.make(config.maxQueueSize)
   const stopped = yield* Deferred.make<void>()
   const hurry = yield* Deferred.make<void>()
   const interrupted = yield* Ref.make(false)
   const outstanding = yield* TRef.make(0)
-  const submitted = new Map<string, number>()
-  const results = yield* Ref.make(new Map<string, { readonly seq: number; readonly result: TestResult }>())
-  const running = yield* Ref.make(new Map<string, RunningAttempt>())
+  /** ids of every test of the session, to refuse a second one (ids only: results are in the store) */
+  const submitted = new Set<string>()
   const failures = yield* Ref.make(0)
   const shas = new Map<string, string>()
-  /** what the store said of each submitted test's history (expected duration, flakiness) */
+  /** what the store said of each waiting or running test's history (expected duration, flakiness) */
   const histories = new Map<string, TestHistory>()
-  let seq = 0
-  /** the session's start: for a resumed session, the first run's (see below) */
-  let startedAt = session.startedAt
+  /** queue order of the tests this run submits */
+  let jobSeq = 0
   /** attempts an earlier run of a resumed session made of tests it did not finish */
   const earlierAttempts = new Map<string, ReadonlyArray<Attempt>>()
+
+  // A resumed session (an id the store already holds, see Resume.ts) goes on from its
+  // stored events: its fold, its numbering, the tests it finished (which cannot be
+  // submitted again) and the attempts of those it did not.
+  const prior = yield* stateOf(store, session.id).pipe(
+    Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), Option.none()))
+  )
+  if (Option.isSome(prior)) {
+    yield* testStream(store, session.id).pipe(
+      Stream.runForEach((test) =>
+        Effect.sync(() => {
+          submitted.add(test.id)
+          if (!isTerminal(test.status) && test.attempts.length > 0) earlierAttempts.set(test.id, test.attempts)
+        })
+      ),
+      Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`))
+    )
+  }
+  const state = yield* SubscriptionRef.make(Option.getOrElse(prior, () => SessionState.initial(session.id)))
+  /** the last sequence number of the session's log */
+  let seq = Option.match(prior, { onNone: () => 0, onSome: (p) => p.seq })
 
   /**
    * A resumed test's result with the attempts of the earlier run in front. Its status
@@ -175,6 +209,7 @@ export const make: Effect.Effect<
   const withEarlier = (ended: TestResult): TestResult => {
     const earlier = earlierAttempts.get(ended.id)
     if (earlier === undefined) return ended
+    earlierAttempts.delete(ended.id)
     const attempts = [...earlier.filter((a) => !ended.attempts.some((b) => b.n === a.n)), ...ended.attempts]
     const status = isSuccess(ended.status)
       ? attempts.slice(0, -1).some((a) => isRetryable(a.status)) ? "FLAKY" : "PASSED"
@@ -187,29 +222,35 @@ export const make: Effect.Effect<
     pid: process.pid,
     config: JSON.stringify({ ...config, timeout: Duration.toMillis(config.timeout), killGrace: Duration.toMillis(config.killGrace), retryBase: Duration.toMillis(config.retryBase), retryCap: Duration.toMillis(config.retryCap) })
   }
-  const publish = (event: SessionEvent): Effect.Effect<void> =>
-    store.record(session.id, event, event._tag === "SessionStarted" ? meta : undefined).pipe(
-      Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)),
-      Effect.zipRight(PubSub.publish(pubsub, event)),
-      Effect.asVoid
-    )
 
-  /** `publish` of each event, written to the store together */
+  /**
+   * The session's log, one writer at a time: each event gets the next number, is
+   * written to the store (with the rows it projects), folded into `state`, and only
+   * then published. A store that fails is warned about; the session goes on.
+   */
+  const log = yield* Effect.makeSemaphore(1)
   const publishAll = (events: ReadonlyArray<SessionEvent>): Effect.Effect<void> =>
-    store.recordAll(session.id, events).pipe(
-      Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)),
-      Effect.zipRight(PubSub.publishAll(pubsub, events)),
-      Effect.asVoid
-    )
+    log.withPermits(1)(Effect.gen(function*() {
+      if (events.length === 0) return
+      const first = seq + 1
+      seq += events.length
+      const write = events.length === 1
+        ? store.record(session.id, events[0]!, { seq: first, meta: events[0]!._tag === "SessionStarted" ? meta : undefined })
+        : store.recordAll(session.id, events, { firstSeq: first })
+      yield* write.pipe(Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)))
+      const logged = events.map((event, i) => new Logged({ seq: first + i, event }, { disableValidation: true }))
+      yield* SubscriptionRef.update(state, (s) => logged.reduce(SessionState.update, s))
+      yield* PubSub.publishAll(pubsub, logged)
+    }))
+  const publish = (event: SessionEvent): Effect.Effect<void> => publishAll([event])
 
   const finish = (ran: TestResult): Effect.Effect<void> =>
     Effect.gen(function*() {
       const ended = withEarlier(ran)
       const flakiness = flakinessWith(histories.get(ended.id), ended.status)
+      histories.delete(ended.id)
       // ended is a valid TestResult and flakiness a share: no need to validate it all again
       const result = flakiness === undefined ? ended : new TestResult({ ...ended, flakiness }, { disableValidation: true })
-      // in place: readers copy what they need, and a copy per test made a session O(n²)
-      yield* Ref.update(results, (m) => m.set(result.id, { seq: submitted.get(result.id) ?? 0, result }))
       yield* publish(Event.TestFinished({ result }))
       yield* STM.commit(TRef.update(outstanding, (n) => n - 1))
       if (!isSuccess(result.status) && result.status !== "CANCELLED") {
@@ -261,16 +302,7 @@ export const make: Effect.Effect<
     finish,
     retryLater,
     stopped,
-    hurry: Deferred.await(hurry),
-    running: {
-      add: (job, worker, attempt, startedAt) =>
-        Ref.update(running, (m) => m.set(job.request.id, { testId: job.request.id, worker, attempt, startedAt })),
-      remove: (job) =>
-        Ref.update(running, (m) => {
-          m.delete(job.request.id)
-          return m
-        })
-    }
+    hurry: Deferred.await(hurry)
   }
 
   // the pool and the runners start with the first accepted submission: bad input creates nothing
@@ -286,22 +318,19 @@ export const make: Effect.Effect<
     })
   )
 
+  /** the report: the fold's session and counts, the tests from the store */
   const report = Effect.gen(function*() {
-    const done = [...(yield* Ref.get(results)).values()].sort((a, b) => a.seq - b.seq).map((r) => r.result)
-    return ReportModule.make({
-      id: session.id,
-      startedAt,
-      completedAt: yield* Clock.currentTimeMillis,
-      baseRef: session.baseRef,
-      baseSha: session.baseSha,
-      workers: config.workers,
+    const tests = yield* Stream.runCollect(testStream(store, session.id)).pipe(
+      Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), Chunk.empty<TestResult>()))
+    )
+    return ReportModule.fromState(yield* SubscriptionRef.get(state), Chunk.toReadonlyArray(tests), {
+      at: yield* Clock.currentTimeMillis,
       interrupted: yield* Ref.get(interrupted)
-    }, done)
+    })
   })
 
-  const awaitCompletion = STM.commit(
-    STM.flatMap(TRef.get(outstanding), (n) => n > 0 ? STM.retry : STM.void)
-  ).pipe(Effect.zipRight(report))
+  const completed = STM.commit(STM.flatMap(TRef.get(outstanding), (n) => n > 0 ? STM.retry : STM.void))
+  const awaitCompletion = Effect.zipRight(completed, report)
 
   const resolve = (refName: string) =>
     Effect.suspend(() => {
@@ -365,9 +394,9 @@ export const make: Effect.Effect<
           (config.timeoutPercent !== undefined && expectedMs !== undefined
             ? Duration.millis(Math.max(1, Math.ceil(expectedMs * config.timeoutPercent / 100)))
             : config.timeout)
-        submitted.set(request.id, seq)
+        submitted.add(request.id)
         return {
-          seq: seq++,
+          seq: jobSeq++,
           priority: request.priority,
           expectedMs,
           retry: false,
@@ -408,26 +437,6 @@ export const make: Effect.Effect<
     startedAt: session.startedAt
   }))
 
-  // A resumed session (an id the store already holds, see Resume.ts): the tests it
-  // finished before belong to its report and its status, and cannot be submitted
-  // again; its start stays the first run's.
-  const prior = yield* store.report(session.id).pipe(
-    Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), Option.none()))
-  )
-  if (Option.isSome(prior)) {
-    startedAt = DateTime.toEpochMillis(prior.value.session.startedAt)
-    const before = new Map<string, { readonly seq: number; readonly result: TestResult }>()
-    for (const test of prior.value.tests) {
-      if (!isTerminal(test.status)) {
-        if (test.attempts.length > 0) earlierAttempts.set(test.id, test.attempts)
-        continue
-      }
-      submitted.set(test.id, seq)
-      before.set(test.id, { seq: seq++, result: test })
-    }
-    yield* Ref.set(results, before)
-  }
-
   yield* Effect.addFinalizer((exit) =>
     Effect.gen(function*() {
       const left = yield* STM.commit(TRef.get(outstanding))
@@ -435,8 +444,13 @@ export const make: Effect.Effect<
       // idle workers wait in take: closing the queue ends them
       yield* queue.close
       yield* Deferred.succeed(stopped, undefined)
-      const final = yield* awaitCompletion
-      yield* publish(Event.SessionFinished({ report: final }))
+      yield* completed
+      const counts = (yield* SubscriptionRef.get(state)).counts
+      yield* publish(Event.SessionFinished({
+        status: SessionState.endStatus(counts, { interrupted: yield* Ref.get(interrupted) }),
+        completedAt: yield* Clock.currentTimeMillis,
+        counts
+      }))
       yield* PubSub.shutdown(pubsub)
       yield* Scope.close(workScope, exit)
     })
@@ -452,17 +466,21 @@ export const make: Effect.Effect<
       ),
     runTests: (tests) => Effect.zipRight(submitBatch(tests), awaitCompletion),
     awaitCompletion,
+    awaitIdle: Effect.zipRight(completed, SubscriptionRef.get(state)),
     status: Effect.gen(function*() {
-      const done = [...(yield* Ref.get(results)).values()].sort((a, b) => a.seq - b.seq).map((r) => r.result)
+      const now = yield* SubscriptionRef.get(state)
       return {
         sessionId: session.id,
         submitted: submitted.size,
-        waiting: yield* queue.size,
-        running: [...(yield* Ref.get(running)).values()],
-        finished: done,
+        waiting: HashMap.size(now.waiting),
+        running: SessionState.slots(now).flatMap((r) =>
+          r === undefined ? [] : [{ testId: r.testId, worker: r.worker, attempt: r.n, startedAt: r.startedAt }]
+        ),
+        totals: SessionState.totals(now.counts),
         stopping: yield* Deferred.isDone(stopped)
       }
     }),
+    state,
     events: Stream.fromPubSub(pubsub),
     subscribe: PubSub.subscribe(pubsub),
     stop

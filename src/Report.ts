@@ -1,96 +1,33 @@
 /**
- * The session's report, folded from the stream of test results (SPEC §3, §7):
- * counts, success rate, session status, exit code, and the dispatch to the
- * renderers in `report/`.
+ * The session's report (SPEC §3, §7): the folded state of its events
+ * (`SessionState`) with its tests from the store, the exit code, and the dispatch
+ * to the renderers in `report/`.
  *
  * @since 0.1.0
  */
-import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as Sink from "effect/Sink"
-import * as Stream from "effect/Stream"
-import { Report, SessionInfo, type SessionStatus, type TestResult, Totals } from "./Domain.js"
+import {
+  Events,
+  Logged,
+  Report,
+  type SessionEvent,
+  SessionInfo,
+  type SessionStatus,
+  type TestResult,
+  type Totals
+} from "./Domain.js"
 import { ReportError } from "./GroveError.js"
 import * as Html from "./report/Html.js"
 import * as Json from "./report/Json.js"
 import * as Junit from "./report/Junit.js"
 import * as Markdown from "./report/Markdown.js"
+import * as SessionState from "./SessionState.js"
 
 /**
- * Counts of SPEC §3. Tests still QUEUED or RUNNING (a live or crashed session)
- * count in `total` only. `successRate` = (passed + flaky) / total × 100,
- * rounded to 2 decimals, and 0 when there are no tests.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const totals = (results: ReadonlyArray<TestResult>): Totals => {
-  let passed = 0
-  let flaky = 0
-  let failed = 0
-  let timedOut = 0
-  let error = 0
-  let cancelled = 0
-  for (const result of results) {
-    switch (result.status) {
-      case "PASSED":
-        passed++
-        break
-      case "FLAKY":
-        flaky++
-        break
-      case "FAILED":
-        failed++
-        break
-      case "TIMED_OUT":
-        timedOut++
-        break
-      case "ERROR":
-        error++
-        break
-      case "CANCELLED":
-        cancelled++
-        break
-      case "QUEUED":
-      case "RUNNING":
-        break
-    }
-  }
-  const total = results.length
-  const successRate = total === 0 ? 0 : Math.round(((passed + flaky) / total) * 100 * 100) / 100
-  return new Totals({ total, passed, flaky, failed, timedOut, error, cancelled, successRate })
-}
-
-/**
- * "Failed" in the seed's sense (SPEC §3): failed + timedOut + error.
- *
- * @since 0.1.0
- */
-export const failedInSeedSense = (t: Totals): number => t.failed + t.timedOut + t.error
-
-/**
- * The session status of SPEC §3: INTERRUPTED when interrupted, NO_TESTS when
- * there are none, COMPLETE when every test PASSED or FLAKY, FAILED when none
- * did, PARTIAL_SUCCESS otherwise.
- *
- * @since 0.1.0
- */
-export const sessionStatus = (
-  results: ReadonlyArray<TestResult>,
-  options: { readonly interrupted: boolean }
-): SessionStatus => {
-  if (options.interrupted) return "INTERRUPTED"
-  if (results.length === 0) return "NO_TESTS"
-  const succeeded = results.filter((r) => r.status === "PASSED" || r.status === "FLAKY").length
-  if (succeeded === results.length) return "COMPLETE"
-  if (succeeded === 0) return "FAILED"
-  return "PARTIAL_SUCCESS"
-}
-
-/**
- * The facts of the session a report is folded for.
+ * The facts of the session a report is made for, when it is made from results
+ * rather than from a session's events (a report merged from shards, a fixture).
  *
  * @since 0.1.0
  * @category models
@@ -113,52 +50,101 @@ export interface Info {
 }
 
 /**
- * Builds the report from results in the given order (completion or submission
- * order: the caller decides). A later result for an id already seen replaces
- * the earlier one in its place. `durationMs` = completedAt − startedAt, 0 while
- * the session has not ended.
+ * The report of a session from its folded state and its tests (in queue order, as
+ * the store lists them). The session's status, times and counts are the fold's. A
+ * session that has not finished is reported as RUNNING, unless `end` says it is
+ * being reported at its end: then its status is the one it ends with, and its end
+ * is `end.at`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const fromState = (
+  state: SessionState.SessionState,
+  tests: ReadonlyArray<TestResult>,
+  end?: { readonly at: number; readonly interrupted: boolean }
+): Report => {
+  const ending = end !== undefined && state.status === "RUNNING"
+  const completedAt = ending ? end.at : state.completedAt
+  const startedAt = state.startedAt ?? completedAt ?? 0
+  return new Report({
+    version: 1,
+    session: new SessionInfo({
+      id: state.sessionId,
+      status: ending ? SessionState.endStatus(state.counts, { interrupted: end.interrupted }) : state.status,
+      startedAt: DateTime.unsafeMake(startedAt),
+      completedAt: completedAt === null ? null : DateTime.unsafeMake(completedAt),
+      durationMs: ending ? Math.max(0, end.at - startedAt) : SessionState.durationMs(state),
+      baseRef: state.baseRef,
+      baseSha: state.baseSha,
+      workers: state.workers
+    }, true),
+    totals: SessionState.totals(state.counts),
+    tests
+  }, true)
+}
+
+/**
+ * The events that say a session had these results: it started, each test finished
+ * (a later result for an id replaces the earlier one in its place), and — when
+ * `completedAt` is known — it ended.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const eventsOf = (info: Info, results: Iterable<TestResult>): Array<Logged> => {
+  const byId = new Map<string, TestResult>()
+  for (const result of results) byId.set(result.id, result)
+  const events: Array<SessionEvent> = [Events.SessionStarted({
+    sessionId: info.id,
+    baseRef: info.baseRef,
+    baseSha: info.baseSha,
+    workers: info.workers,
+    startedAt: info.startedAt
+  })]
+  for (const result of byId.values()) events.push(Events.TestFinished({ result }))
+  return events.map((event, i) => new Logged({ seq: i + 1, event }, true))
+}
+
+/**
+ * Makes the report of results in the given order by folding the events that say
+ * so (`eventsOf`): the fold is the only place that counts. `durationMs` =
+ * completedAt − startedAt, 0 while the session has not ended.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (info: Info, results: Iterable<TestResult>): Report => {
-  const byId = new Map<string, TestResult>()
-  for (const result of results) byId.set(result.id, result)
-  const tests = Array.from(byId.values())
-  return new Report({
-    version: 1,
-    session: new SessionInfo({
-      id: info.id,
-      status: info.status ?? sessionStatus(tests, { interrupted: info.interrupted }),
-      startedAt: DateTime.unsafeMake(info.startedAt),
-      completedAt: info.completedAt === null ? null : DateTime.unsafeMake(info.completedAt),
-      durationMs: info.completedAt === null ? 0 : Math.max(0, info.completedAt - info.startedAt),
-      baseRef: info.baseRef,
-      baseSha: info.baseSha,
-      workers: info.workers
-    }),
-    totals: totals(tests),
-    tests
-  })
+  const events = eventsOf(info, results)
+  const state = events.reduce(SessionState.update, SessionState.initial(info.id))
+  const tests = events.flatMap((l) => l.event._tag === "TestFinished" ? [l.event.result] : [])
+  const report = fromState(
+    state,
+    tests,
+    info.completedAt === null ? undefined : { at: info.completedAt, interrupted: info.interrupted }
+  )
+  // results of a session that has no end (yet): their status, unless one is given
+  const status = info.status ?? (info.completedAt === null ? SessionState.endStatus(state.counts, info) : undefined)
+  if (status === undefined) return report
+  return new Report({ ...report, session: new SessionInfo({ ...report.session, status, durationMs: info.completedAt === null ? 0 : report.session.durationMs }, true) }, true)
 }
 
 /**
- * A Sink that folds test results into the report of the session.
+ * Counts of SPEC §3 of some results (the fold's, see `make`).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const fold = (info: Info): Sink.Sink<Report, TestResult> =>
-  Sink.map(Sink.collectAll<TestResult>(), (results) => make(info, Chunk.toReadonlyArray(results)))
+export const totals = (results: ReadonlyArray<TestResult>): Totals =>
+  make({ id: "", startedAt: 0, completedAt: null, baseRef: "", baseSha: "", workers: 0, interrupted: false }, results)
+    .totals
 
 /**
- * Runs a stream of results to its end and folds it into the report.
+ * "Failed" in the seed's sense (SPEC §3): failed + timedOut + error.
  *
  * @since 0.1.0
- * @category constructors
  */
-export const fromStream = <E, R>(info: Info, results: Stream.Stream<TestResult, E, R>): Effect.Effect<Report, E, R> =>
-  Stream.run(results, fold(info))
+export const failedInSeedSense = (t: Totals): number => t.failed + t.timedOut + t.error
 
 /**
  * The process exit code for a report (SPEC §6): 0 for COMPLETE and NO_TESTS, 1

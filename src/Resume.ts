@@ -24,15 +24,15 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { defaults, type GroveConfig } from "./Config.js"
-import { Attempt, isTerminal, SessionEvent, type TestId } from "./Domain.js"
+import { Attempt, Events } from "./Domain.js"
 import { Git, type RepoInfo } from "./Git.js"
 import { type GitError, InvalidInput, type StoreError } from "./GroveError.js"
 import * as ProcessTree from "./internal/processTree.js"
-import { type PendingTest, type SessionSummary, Store } from "./Store.js"
+import { type PendingTest, type SessionSummary, Store, testStream } from "./Store.js"
 
 // -----------------------------------------------------------------------------
 // owners
@@ -308,24 +308,20 @@ export const interruptedMessage = "grove stopped before this attempt ended (its 
 export const closeInterrupted = (sessionId: string): Effect.Effect<number, StoreError, Store> =>
   Effect.gen(function*() {
     const store = yield* Store
-    const report = yield* store.report(sessionId)
-    if (Option.isNone(report)) return 0
-    let closed = 0
-    for (const test of report.value.tests) {
-      if (isTerminal(test.status)) continue
-      for (const attempt of test.attempts) {
-        if (attempt.status !== "RUNNING") continue
-        yield* store.record(
-          sessionId,
-          SessionEvent.AttemptFinished({
-            testId: test.id as TestId,
-            attempt: new Attempt({ ...attempt, status: "CANCELLED", message: interruptedMessage })
-          })
-        )
-        closed++
-      }
-    }
-    return closed
+    return yield* testStream(store, sessionId, ["QUEUED", "RUNNING"]).pipe(
+      Stream.mapConcat((test) => test.attempts.filter((a) => a.status === "RUNNING").map((attempt) => ({ test, attempt }))),
+      Stream.runFoldEffect(0, (closed, { attempt, test }) =>
+        Effect.as(
+          store.record(
+            sessionId,
+            Events.AttemptFinished({
+              testId: test.id,
+              attempt: new Attempt({ ...attempt, status: "CANCELLED", message: interruptedMessage })
+            })
+          ),
+          closed + 1
+        ))
+    )
   })
 
 /**

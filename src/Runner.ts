@@ -23,7 +23,7 @@ import * as Duration from "effect/Duration"
 import * as Crypto from "node:crypto"
 import * as Path from "node:path"
 import type { GroveConfig } from "./Config.js"
-import { Attempt, isRetryable, type SessionEvent, SessionEvent as Event, TestResult, type TestStatus, type Worktree } from "./Domain.js"
+import { Attempt, Events as Event, isRetryable, type SessionEvent, TestResult, type TestStatus, type Worktree } from "./Domain.js"
 import type { Harness } from "./Harness.js"
 import { slug } from "./Plan.js"
 import type { SessionInfo } from "./Session.js"
@@ -52,10 +52,6 @@ export interface Context {
   readonly stopped: Deferred.Deferred<void>
   /** completes when the grace period between SIGTERM and SIGKILL is to be skipped */
   readonly hurry: Effect.Effect<void>
-  readonly running: {
-    readonly add: (job: Job, worker: number, n: number, startedAt: number) => Effect.Effect<void>
-    readonly remove: (job: Job) => Effect.Effect<void>
-  }
 }
 
 /**
@@ -215,7 +211,6 @@ const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
         return { attempt: yield* attempt("ERROR", { message: borrowed.left.message }), worktree: undefined }
       }
       const wt: Worktree = borrowed.right
-      yield* ctx.running.add(job, slot, n, startedAt)
       yield* ctx.publish(Event.AttemptStarted({
         testId: job.request.id,
         n,
@@ -285,8 +280,7 @@ const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
       }
     }).pipe(
       // keep-failed needs the decision while the worktree is still borrowed: settle inside the scope
-      Effect.flatMap(({ attempt: a, worktree }) => settle(ctx, job, a, worktree)),
-      Effect.ensuring(ctx.running.remove(job))
+      Effect.flatMap(({ attempt: a, worktree }) => settle(ctx, job, a, worktree))
     ))
   }).pipe(
     Effect.catchAllDefect((defect) =>

@@ -29,19 +29,28 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Context from "effect/Context"
-import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { isTerminal, type SessionEvent, type SessionStatus, type TestId, type TestStatus } from "./Domain.js"
+import { Counts, Events, isTerminal, type SessionEvent, type SessionStatus, type TestId, type TestStatus } from "./Domain.js"
 import { StoreError } from "./GroveError.js"
+import * as SessionState from "./SessionState.js"
 import {
   type AttemptRow,
   attemptRow,
+  decodePayload,
+  decodeRequest,
+  eventPayload,
   type ExecutionRow,
   historyOf,
+  loadReport,
+  type QueuedResult,
+  type RecordOptions,
+  resultOf,
+  seqTaken,
+  testIdOf,
   type PendingTest,
   pendingTest,
   type RecordMeta,
@@ -51,7 +60,6 @@ import {
   Store,
   storedRequest,
   type TestHistory,
-  toReport,
   unknownSession,
   unknownTest
 } from "./Store.js"
@@ -62,7 +70,7 @@ import {
  * @since 0.1.0
  * @category models
  */
-export const schemaVersion = 2
+export const schemaVersion = 3
 
 const groveVersion = "0.1.0"
 
@@ -138,7 +146,15 @@ const migrations: ReadonlyArray<readonly [version: number, statements: ReadonlyA
   ]],
   // a new test's seq is the session's last + 1: without this index every insert scanned
   // the session's executions, O(n²) in a session (issue 6, B1)
-  [2, [`CREATE INDEX executions_by_seq ON executions (session_id, seq)`]]
+  [2, [`CREATE INDEX executions_by_seq ON executions (session_id, seq)`]],
+  // the event log (SPEC §5): the rows above are projected from it in the same transaction
+  [3, [`CREATE TABLE events (
+      session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+      seq INTEGER NOT NULL,
+      tag TEXT NOT NULL,
+      payload TEXT NOT NULL,
+      PRIMARY KEY (session_id, seq)
+    )`]]
 ]
 
 // -----------------------------------------------------------------------------
@@ -279,10 +295,85 @@ const prepare = (
       for (const [version, statements] of migrations) {
         if (version <= current) continue
         for (const statement of statements) yield* sql.unsafe(statement)
+        if (version === 3) yield* backfillEvents(sql, filename)
       }
       if (current < schemaVersion) yield* sql.unsafe(`PRAGMA user_version = ${schemaVersion}`)
     }))
   }).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(queryFailed(`store ${filename}`, "prepare the database", busyTimeout)(e))))
+
+/**
+ * Schema 3 brings the event log. Sessions recorded before it get the events their rows
+ * say — it started; each test was queued (when its request was kept) and its attempts
+ * ran, or it finished; it ended — so that every session folds the same way.
+ */
+const backfillEvents = (sql: SqlClient.SqlClient, filename: string): Effect.Effect<void, SqlError | StoreError> =>
+  Effect.gen(function*() {
+    const where = `store ${filename}`
+    const sessions = yield* sql<SessionRecord>`SELECT * FROM sessions ORDER BY started_at, id`
+    for (const record of sessions) {
+      const session = sessionRow(record)
+      const executions = (yield* sql<ExecutionRecord>`SELECT * FROM executions WHERE session_id = ${session.id} ORDER BY seq`)
+        .map(executionRow)
+      const attempts = (yield* sql<AttemptRecord>`SELECT * FROM attempts WHERE session_id = ${session.id} ORDER BY test_id, n`)
+        .map(attemptRowOf)
+      const byTest = new Map<string, Array<AttemptRow>>()
+      for (const a of attempts) byTest.set(a.testId, [...(byTest.get(a.testId) ?? []), a])
+      const events: Array<SessionEvent> = [Events.SessionStarted({
+        sessionId: session.id,
+        baseRef: session.baseRef,
+        baseSha: session.baseSha,
+        workers: session.workers,
+        startedAt: session.startedAt
+      })]
+      const counts = { total: 0, passed: 0, flaky: 0, failed: 0, timedOut: 0, error: 0, cancelled: 0 }
+      for (const execution of executions) {
+        const rows = byTest.get(execution.testId) ?? []
+        const result = resultOf(execution, rows)
+        counts.total++
+        if (isTerminal(execution.status)) {
+          events.push(Events.TestFinished({ result }))
+          const key = ({ PASSED: "passed", FLAKY: "flaky", FAILED: "failed", TIMED_OUT: "timedOut", ERROR: "error", CANCELLED: "cancelled" } as const)[
+            execution.status as "PASSED"
+          ]
+          counts[key]++
+          continue
+        }
+        const request = execution.request === null ? undefined : yield* Effect.option(decodeRequest(execution.request))
+        if (request !== undefined && request._tag === "Some") {
+          events.push(Events.TestQueued({
+            test: request.value,
+            sha: execution.sha,
+            refName: execution.refName,
+            expectedMs: execution.expectedMs ?? undefined
+          }))
+        }
+        for (const attempt of result.attempts) {
+          events.push(Events.AttemptStarted({
+            testId: result.id,
+            n: attempt.n,
+            worker: attempt.worker,
+            worktree: attempt.worktree,
+            startedAt: attempt.startedAt.epochMillis,
+            logPath: attempt.logPath
+          }))
+          if (attempt.status !== "RUNNING") events.push(Events.AttemptFinished({ testId: result.id, attempt }))
+        }
+      }
+      if (session.status !== "RUNNING" && session.completedAt !== null) {
+        events.push(Events.SessionFinished({ status: session.status, completedAt: session.completedAt, counts: new Counts(counts) }))
+      }
+      let seq = 0
+      for (const event of events) {
+        const payload = yield* eventPayload(event, []).pipe(
+          Effect.mapError((cause) =>
+            new StoreError({ reason: "Query", detail: `${where}: could not write the events of session ${session.id}: ${cause.message}`, cause })
+          )
+        )
+        seq++
+        yield* sql`INSERT INTO events (session_id, seq, tag, payload) VALUES (${session.id}, ${seq}, ${event._tag}, ${payload})`
+      }
+    }
+  })
 
 // -----------------------------------------------------------------------------
 // rows
@@ -633,14 +724,14 @@ const makeWith = (
         })
       }
       case "SessionFinished": {
-        const { session: info, totals } = event.report
+        const totals = SessionState.totals(event.counts)
         return Effect.succeed({
           what: `record the end of session ${sessionId}`,
           statements: Effect.zipRight(
             requireSession(sessionId),
-            sql`UPDATE sessions SET status = ${info.status},
-                completed_at = ${info.completedAt === null ? null : DateTime.toEpochMillis(info.completedAt)},
-                duration_ms = ${info.durationMs}, total = ${totals.total}, passed = ${totals.passed},
+            sql`UPDATE sessions SET status = ${event.status},
+                completed_at = ${event.completedAt},
+                duration_ms = MAX(0, ${event.completedAt} - started_at), total = ${totals.total}, passed = ${totals.passed},
                 flaky = ${totals.flaky}, failed = ${totals.failed}, timed_out = ${totals.timedOut},
                 error = ${totals.error}, cancelled = ${totals.cancelled}, success_rate = ${totals.successRate}
               WHERE id = ${sessionId}`
@@ -651,27 +742,99 @@ const makeWith = (
     }
   }
 
-  const record = (sessionId: string, event: SessionEvent, meta?: RecordMeta): Effect.Effect<void, StoreError> =>
-    Effect.flatMap(writeOf(sessionId, event, meta), (w) =>
-      Effect.tap(write(w.what, w.statements), () => Effect.sync(() => w.committed?.())))
+  const lastSeq = (sessionId: string) =>
+    Effect.map(
+      sql<{ readonly last: number }>`SELECT COALESCE(MAX(seq), 0) AS last FROM events WHERE session_id = ${sessionId}`,
+      (rows) => rows[0]?.last ?? 0
+    )
+
+  /**
+   * The event's write with its log entry: the projection's statements, then the event
+   * appended under `seq` (default: the log's next), in the same transaction. Its
+   * payload is made first, with the secrets its test's TestQueued made known.
+   */
+  const logged = (sessionId: string, event: SessionEvent, w: EventWrite, seq: number | undefined) =>
+    Effect.gen(function*() {
+      const testId = testIdOf(event)
+      const payload = yield* Effect.mapError(
+        eventPayload(event, testId === undefined ? [] : secrets.get(key(sessionId, testId)) ?? []),
+        (cause) => new StoreError({ reason: "Query", detail: `${where}: could not encode a ${event._tag} event of session ${sessionId}: ${cause.message}`, cause })
+      )
+      return Effect.gen(function*() {
+        yield* w.statements
+        const last = yield* lastSeq(sessionId)
+        const n = seq ?? last + 1
+        if (n <= last) return yield* Effect.fail(seqTaken(sessionId, n, last, where))
+        yield* sql`INSERT INTO events (session_id, seq, tag, payload) VALUES (${sessionId}, ${n}, ${event._tag}, ${payload})`
+        return n
+      })
+    })
+
+  const record = (sessionId: string, event: SessionEvent, options?: RecordOptions): Effect.Effect<number, StoreError> =>
+    Effect.gen(function*() {
+      const w = yield* writeOf(sessionId, event, options?.meta)
+      const statements = yield* logged(sessionId, event, w, options?.seq)
+      const seq = yield* write(w.what, statements)
+      w.committed?.()
+      return seq
+    })
 
   /**
    * Many events in one transaction (one commit instead of one per event). When that
    * fails, they are written one by one, so the error names the event it is about and
    * the events before it are kept.
    */
-  const recordAll = (sessionId: string, events: ReadonlyArray<SessionEvent>): Effect.Effect<void, StoreError> =>
-    events.length <= 1
-      ? Effect.forEach(events, (e) => record(sessionId, e), { discard: true })
-      : Effect.forEach(events, (e) => writeOf(sessionId, e)).pipe(
+  const recordAll = (
+    sessionId: string,
+    events: ReadonlyArray<SessionEvent>,
+    options?: { readonly firstSeq?: number }
+  ): Effect.Effect<number, StoreError> =>
+    Effect.gen(function*() {
+      const first = options?.firstSeq ?? (yield* read(`read the event log of session ${sessionId}`, lastSeq(sessionId))) + 1
+      const one = (e: SessionEvent, i: number) => record(sessionId, e, { seq: first + i })
+      if (events.length <= 1) {
+        yield* Effect.forEach(events, one, { discard: true })
+        return first + events.length - 1
+      }
+      return yield* Effect.forEach(events, (e, i) =>
+        Effect.flatMap(writeOf(sessionId, e), (w) =>
+          Effect.map(logged(sessionId, e, w, first + i), (statements) => ({ w, statements })))).pipe(
         Effect.flatMap((ws) =>
           Effect.tap(
-            write(`record ${ws.length} events of session ${sessionId}`, Effect.forEach(ws, (w) => w.statements, { discard: true })),
-            () => Effect.sync(() => ws.forEach((w) => w.committed?.()))
+            write(
+              `record ${ws.length} events of session ${sessionId}`,
+              Effect.forEach(ws, ({ statements }) => statements, { discard: true })
+            ),
+            () => Effect.sync(() => ws.forEach(({ w }) => w.committed?.()))
           )
         ),
-        Effect.catchAll(() => Effect.forEach(events, (e) => record(sessionId, e), { discard: true }))
+        Effect.as(first + events.length - 1),
+        Effect.catchAll(() => Effect.as(Effect.forEach(events, one, { discard: true }), first + events.length - 1))
       )
+    })
+
+  const testsPage = (
+    sessionId: string,
+    options: { readonly after: number; readonly limit: number; readonly statuses?: ReadonlyArray<TestStatus> }
+  ) =>
+    Effect.gen(function*() {
+      const rows = (yield* sql<ExecutionRecord>`SELECT * FROM executions
+        WHERE session_id = ${sessionId} AND seq > ${options.after}
+          ${options.statuses === undefined ? sql`` : sql`AND ${sql.in("status", options.statuses)}`}
+        ORDER BY seq LIMIT ${Math.max(0, options.limit)}`).map(executionRow)
+      if (rows.length === 0) return []
+      const byTest = new Map<string, Array<AttemptRow>>()
+      for (const chunk of chunksOf(rows.map((r) => r.testId), 500)) {
+        const attempts = yield* sql<AttemptRecord>`SELECT * FROM attempts
+          WHERE session_id = ${sessionId} AND ${sql.in("test_id", chunk)}`
+        for (const a of attempts) {
+          const list = byTest.get(a.test_id) ?? []
+          list.push(attemptRowOf(a))
+          byTest.set(a.test_id, list)
+        }
+      }
+      return rows.map((row): QueuedResult => ({ seq: row.seq, result: resultOf(row, byTest.get(row.testId) ?? []) }))
+    })
 
   const summaries = (filter: "all" | { readonly id: string }, limit: number) =>
     sql<SummaryRecord>`SELECT s.id, s.status, s.started_at, s.completed_at, s.repo_root, s.pid,
@@ -688,12 +851,13 @@ const makeWith = (
   const deleteRows = (ids: ReadonlyArray<string>) =>
     Effect.forEach(chunksOf(ids, 500), (chunk) =>
       Effect.all([
+        sql`DELETE FROM events WHERE ${sql.in("session_id", chunk)}`,
         sql`DELETE FROM attempts WHERE ${sql.in("session_id", chunk)}`,
         sql`DELETE FROM executions WHERE ${sql.in("session_id", chunk)}`,
         sql`DELETE FROM sessions WHERE ${sql.in("id", chunk)}`
       ], { discard: true }), { discard: true })
 
-  return Store.of({
+  const self: Context.Tag.Service<Store> = Store.of({
     record,
     recordAll,
     sessions: (limit) =>
@@ -712,21 +876,18 @@ const makeWith = (
           (rows) => rows[0] === undefined ? Effect.fail(unknownSession(sessionId, where)) : Effect.succeed(rows[0].config)
         )
       ),
-    report: (sessionId) =>
+    report: (sessionId) => loadReport(self, sessionId),
+    lastSeq: (sessionId) => read(`read the event log of session ${sessionId}`, lastSeq(sessionId)),
+    events: (sessionId, { after, limit }) =>
       read(
-        `read session ${sessionId}`,
-        Effect.gen(function*() {
-          const sessions = yield* sql<SessionRecord>`SELECT * FROM sessions WHERE id = ${sessionId}`
-          if (sessions[0] === undefined) return Option.none()
-          const executions = yield* sql<ExecutionRecord>`SELECT * FROM executions
-            WHERE session_id = ${sessionId} ORDER BY seq`
-          const attempts = yield* sql<AttemptRecord>`SELECT * FROM attempts
-            WHERE session_id = ${sessionId} ORDER BY test_id, n`
-          return Option.some(
-            toReport(sessionRow(sessions[0]), executions.map(executionRow), attempts.map(attemptRowOf))
-          )
-        })
+        `read the events of session ${sessionId}`,
+        Effect.flatMap(
+          sql<{ readonly seq: number; readonly payload: string }>`SELECT seq, payload FROM events
+            WHERE session_id = ${sessionId} AND seq > ${after} ORDER BY seq LIMIT ${Math.max(0, limit)}`,
+          (rows) => Effect.forEach(rows, (r) => decodePayload(sessionId, r.seq, r.payload, where))
+        )
       ),
+    tests: (sessionId, options) => read(`read the tests of session ${sessionId}`, testsPage(sessionId, options)),
     history: (ids) =>
       read(
         "read the history of tests",
@@ -826,6 +987,7 @@ const makeWith = (
         })
       ).pipe(Effect.tap((ids) => Effect.sync(() => ids.forEach(forgetSession))))
   })
+  return self
 }
 
 /**

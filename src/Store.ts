@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -13,13 +14,14 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import {
   Attempt,
   isSuccess,
   isTerminal,
-  Report,
-  type SessionEvent,
-  SessionInfo,
+  Logged,
+  type Report,
+  SessionEvent,
   type SessionStatus,
   type TestId,
   TestRequest,
@@ -27,7 +29,8 @@ import {
   type TestStatus
 } from "./Domain.js"
 import { StoreError } from "./GroveError.js"
-import { totals } from "./Report.js"
+import { fromState } from "./Report.js"
+import * as SessionState from "./SessionState.js"
 
 /**
  * What history says of one test.
@@ -110,15 +113,39 @@ export class Store extends Context.Tag("grove/Store")<Store, {
    * queued updates it unless it has ended; other events of an unknown session fail with
    * `UnknownSession`, attempts of a test never queued with `Query`
    */
-  readonly record: (sessionId: string, event: SessionEvent, meta?: RecordMeta) => Effect.Effect<void, StoreError>
+  readonly record: (sessionId: string, event: SessionEvent, options?: RecordOptions) => Effect.Effect<number, StoreError>
   /**
    * `record` of each event in order, in one write where the backend can (a submitted
-   * batch's TestQueued events). Fails with the first event's error that `record` gives;
+   * batch's TestQueued events), numbered from `firstSeq` (default: the log's next);
+   * returns the last number. Fails with the first event's error that `record` gives;
    * the events before it are kept.
    */
-  readonly recordAll: (sessionId: string, events: ReadonlyArray<SessionEvent>) => Effect.Effect<void, StoreError>
+  readonly recordAll: (
+    sessionId: string,
+    events: ReadonlyArray<SessionEvent>,
+    options?: { readonly firstSeq?: number }
+  ) => Effect.Effect<number, StoreError>
+  /** the sequence number of the session's last event; 0 when it has none */
+  readonly lastSeq: (sessionId: string) => Effect.Effect<number, StoreError>
+  /** up to `limit` events of the session with a sequence number above `after`, in order */
+  readonly events: (
+    sessionId: string,
+    options: { readonly after: number; readonly limit: number }
+  ) => Effect.Effect<ReadonlyArray<Logged>, StoreError>
+  /**
+   * up to `limit` tests of the session after queue position `after` (1-based: a page
+   * starts after the last `seq` of the one before), in queue order, with their
+   * attempts; only those with one of `statuses` when given
+   */
+  readonly tests: (
+    sessionId: string,
+    options: { readonly after: number; readonly limit: number; readonly statuses?: ReadonlyArray<TestStatus> }
+  ) => Effect.Effect<ReadonlyArray<QueuedResult>, StoreError>
   readonly sessions: (limit: number) => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
-  /** the session folded into a report (tests without a result show QUEUED/RUNNING) */
+  /**
+   * the session's report: its stored events folded (`SessionState`) with its tests
+   * (tests without a result show QUEUED/RUNNING); derived from `events` and `tests`
+   */
   readonly report: (sessionId: string) => Effect.Effect<Option.Option<Report>, StoreError>
   readonly history: (ids: ReadonlyArray<TestId>) => Effect.Effect<ReadonlyMap<TestId, TestHistory>, StoreError>
   readonly pending: (sessionId: string) => Effect.Effect<ReadonlyArray<PendingTest>, StoreError>
@@ -147,8 +174,31 @@ export class Store extends Context.Tag("grove/Store")<Store, {
 }>() {}
 
 /**
- * What `record` takes besides the event: facts of the process that runs the session,
- * stored with its SessionStarted.
+ * A test of a session with its queue position.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface QueuedResult {
+  readonly seq: number
+  readonly result: TestResult
+}
+
+/**
+ * What `record` takes besides the event: the sequence number to log it under
+ * (default: the log's next), and with SessionStarted the facts of the process
+ * that runs the session.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RecordOptions {
+  readonly seq?: number | undefined
+  readonly meta?: RecordMeta | undefined
+}
+
+/**
+ * Facts of the process that runs the session, stored with its SessionStarted.
  *
  * @since 0.1.0
  * @category models
@@ -280,13 +330,64 @@ const maskDeep = (value: unknown, secrets: ReadonlyArray<string>): unknown => {
  * @category utils
  */
 export const encodeRequest = (test: TestRequest): Effect.Effect<string, ParseResult.ParseError> =>
+  Effect.map(requestAsStored(test), (encoded) => JSON.stringify(encoded))
+
+const requestAsStored = (test: TestRequest): Effect.Effect<unknown, ParseResult.ParseError> =>
   Schema.encode(TestRequest)(test).pipe(
     Effect.map((encoded) => {
-      if (test.secretEnv.length === 0) return JSON.stringify(encoded)
+      if (test.secretEnv.length === 0) return encoded
       const secretNames = new Set(test.secretEnv)
       const env = Object.fromEntries(Object.entries(encoded.env ?? {}).filter(([name]) => !secretNames.has(name)))
-      return JSON.stringify(maskDeep({ ...encoded, env }, secretValues(test)))
+      return maskDeep({ ...encoded, env }, secretValues(test))
     })
+  )
+
+const encodeEvent = Schema.encode(SessionEvent)
+const decodeEvent = Schema.decodeUnknown(Schema.parseJson(SessionEvent))
+
+/**
+ * The payload the event log keeps of an event: its Schema encoding as JSON, with
+ * the secrets of its test masked (a queued request as `encodeRequest` keeps it).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const eventPayload = (
+  event: SessionEvent,
+  secrets: ReadonlyArray<string>
+): Effect.Effect<string, ParseResult.ParseError> =>
+  Effect.gen(function*() {
+    const encoded = yield* encodeEvent(event)
+    if (event._tag === "TestQueued") {
+      return JSON.stringify(
+        event.test.secretEnv.length === 0 ? encoded : { ...encoded, test: yield* requestAsStored(event.test) }
+      )
+    }
+    return JSON.stringify(secrets.length === 0 ? encoded : maskDeep(encoded, secrets))
+  })
+
+/**
+ * Reads back a payload of the event log.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const decodePayload = (
+  sessionId: string,
+  seq: number,
+  payload: string,
+  where: string
+): Effect.Effect<Logged, StoreError> =>
+  decodeEvent(payload).pipe(
+    Effect.map((event) => new Logged({ seq, event }, true)),
+    Effect.mapError((cause) =>
+      new StoreError({
+        reason: "Query",
+        detail: `event ${seq} of session ${sessionId} in ${where} cannot be read (${cause.message}); ` +
+          "a newer grove may have written it: upgrade grove",
+        cause
+      })
+    )
   )
 
 /**
@@ -393,68 +494,106 @@ const attemptOf = (row: AttemptRow): Attempt =>
   })
 
 /**
- * Folds the stored rows of a session back into its report: tests in queue order with
- * their attempts, totals counted from the tests by `Report.totals` (a test still
- * waiting or running counts in `total` only). A session that never finished lasts until the end of its
- * last known attempt.
+ * A stored test with its attempts (in attempt order) as a TestResult.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category utils
  */
-export const toReport = (
-  session: SessionRow,
-  executions: ReadonlyArray<ExecutionRow>,
-  attempts: ReadonlyArray<AttemptRow>
-): Report => {
-  const byTest = new Map<string, Array<AttemptRow>>()
-  let lastEnd: number | undefined
-  for (const a of attempts) {
-    if (a.sessionId !== session.id) continue
-    const list = byTest.get(a.testId) ?? []
-    list.push(a)
-    byTest.set(a.testId, list)
-    const end = a.startedAt + (a.durationMs ?? 0)
-    lastEnd = lastEnd === undefined ? end : Math.max(lastEnd, end)
-  }
-  const tests = executions
-    .filter((e) => e.sessionId === session.id)
-    .sort((a, b) => a.seq - b.seq)
-    .map((e) => {
-      const list = (byTest.get(e.testId) ?? []).sort((a, b) => a.n - b.n).map(attemptOf)
-      return new TestResult({
-        id: e.testId as TestId,
-        name: e.name,
-        source: e.source,
-        ref: e.refName,
-        status: e.status,
-        durationMs: e.durationMs ?? list.reduce((sum, a) => sum + a.durationMs, 0),
-        attempts: list,
-        ...(e.keptWorktree === null ? {} : { keptWorktree: e.keptWorktree }),
-        ...(e.flakiness === null ? {} : { flakiness: e.flakiness })
-      })
-    })
-  const durationMs = session.durationMs ??
-    (session.completedAt !== null
-      ? session.completedAt - session.startedAt
-      : lastEnd === undefined
-      ? 0
-      : Math.max(0, lastEnd - session.startedAt))
-  return new Report({
-    version: 1,
-    session: new SessionInfo({
-      id: session.id,
-      status: session.status,
-      startedAt: DateTime.unsafeMake(session.startedAt),
-      completedAt: session.completedAt === null ? null : DateTime.unsafeMake(session.completedAt),
-      durationMs,
-      baseRef: session.baseRef,
-      baseSha: session.baseSha,
-      workers: session.workers
-    }),
-    totals: totals(tests),
-    tests
-  })
+export const resultOf = (execution: ExecutionRow, attempts: ReadonlyArray<AttemptRow>): TestResult => {
+  const list = [...attempts].sort((a, b) => a.n - b.n).map(attemptOf)
+  return new TestResult({
+    id: execution.testId as TestId,
+    name: execution.name,
+    source: execution.source,
+    ref: execution.refName,
+    status: execution.status,
+    durationMs: execution.durationMs ?? list.reduce((sum, a) => sum + a.durationMs, 0),
+    attempts: list,
+    ...(execution.keptWorktree === null ? {} : { keptWorktree: execution.keptWorktree }),
+    ...(execution.flakiness === null ? {} : { flakiness: execution.flakiness })
+  }, { disableValidation: true })
 }
+
+/** events and tests read from a store per page */
+const page = 500
+
+/**
+ * Every event of a session after `after`, read from the store a page at a time.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const eventStream = (
+  store: Pick<Context.Tag.Service<Store>, "events">,
+  sessionId: string,
+  after = 0
+): Stream.Stream<Logged, StoreError> =>
+  Stream.paginateChunkEffect(after, (from) =>
+    Effect.map(store.events(sessionId, { after: from, limit: page }), (events) => {
+      const last = events[events.length - 1]
+      return [
+        Chunk.unsafeFromArray(events as Array<Logged>),
+        events.length < page || last === undefined ? Option.none() : Option.some(last.seq)
+      ] as const
+    }))
+
+/**
+ * The tests of a session in queue order (with `statuses`: only those), read from the
+ * store a page at a time.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const testStream = (
+  store: Pick<Context.Tag.Service<Store>, "tests">,
+  sessionId: string,
+  statuses?: ReadonlyArray<TestStatus>
+): Stream.Stream<TestResult, StoreError> =>
+  Stream.paginateChunkEffect(0, (from) =>
+    Effect.map(
+      store.tests(sessionId, { after: from, limit: page, ...(statuses === undefined ? {} : { statuses }) }),
+      (rows) => {
+        const last = rows[rows.length - 1]
+        return [
+          Chunk.unsafeFromArray(rows.map((r) => r.result)),
+          rows.length < page || last === undefined ? Option.none() : Option.some(last.seq)
+        ] as const
+      }
+    ))
+
+/**
+ * The folded state of a stored session: none when the store holds no event of it.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const stateOf = (
+  store: Pick<Context.Tag.Service<Store>, "events">,
+  sessionId: string
+): Effect.Effect<Option.Option<SessionState.SessionState>, StoreError> =>
+  Effect.map(
+    SessionState.fromStream(eventStream(store, sessionId), SessionState.initial(sessionId)),
+    (state) => state.seq === 0 ? Option.none() : Option.some(state)
+  )
+
+/**
+ * `Store.report` from the primitives every backend has: the stored events folded,
+ * with the stored tests.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const loadReport = (
+  store: Pick<Context.Tag.Service<Store>, "events" | "tests">,
+  sessionId: string
+): Effect.Effect<Option.Option<Report>, StoreError> =>
+  Effect.flatMap(stateOf(store, sessionId), (state) =>
+    Option.isNone(state)
+      ? Effect.succeed(Option.none())
+      : Effect.map(
+        Stream.runCollect(testStream(store, sessionId)),
+        (tests) => Option.some(fromState(state.value, Chunk.toReadonlyArray(tests)))
+      ))
 
 /**
  * Sessions newest first: by start time, then by id.
@@ -489,6 +628,42 @@ export const unknownTest = (sessionId: string, testId: string, where: string): S
     detail: `test ${JSON.stringify(testId)} was never queued in session ${sessionId} (${where}): ` +
       "record its TestQueued event before its attempts"
   })
+
+/**
+ * The error for an event logged under a sequence number the session's log has used.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const seqTaken = (sessionId: string, seq: number, last: number, where: string): StoreError =>
+  new StoreError({
+    reason: "Query",
+    detail: `event ${seq} of session ${sessionId} is already in ${where} (its log is at ${last}): ` +
+      "another grove is writing this session; only one may run it at a time"
+  })
+
+/**
+ * The test an event is about, if any.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const testIdOf = (event: SessionEvent): string | undefined => {
+  switch (event._tag) {
+    case "TestQueued":
+      return event.test.id
+    case "AttemptStarted":
+    case "AttemptSpawned":
+    case "AttemptFinished":
+    case "RetryScheduled":
+      return event.testId
+    case "TestFinished":
+      return event.result.id
+    case "SessionStarted":
+    case "SessionFinished":
+      return undefined
+  }
+}
 
 /**
  * The row an attempt becomes, its tail and message masked; the process group of an
@@ -607,7 +782,7 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
   const statusesOf = (sessionId: string): ReadonlyArray<TestStatus> =>
     [...(executions.get(sessionId)?.values() ?? [])].map((e) => e.row.status)
 
-  const record = (sessionId: string, event: SessionEvent, meta?: RecordMeta): Effect.Effect<void, StoreError> => {
+  const project = (sessionId: string, event: SessionEvent, meta?: RecordMeta): Effect.Effect<void, StoreError> => {
     switch (event._tag) {
       case "SessionStarted":
         return Effect.sync(() => {
@@ -754,21 +929,52 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
         })
       case "SessionFinished":
         return Effect.map(require(sessionId), ([session]) => {
-          const info = event.report.session
           sessions.set(sessionId, {
             ...session,
-            status: info.status,
-            completedAt: info.completedAt === null ? null : DateTime.toEpochMillis(info.completedAt),
-            durationMs: info.durationMs
+            status: event.status,
+            completedAt: event.completedAt,
+            durationMs: Math.max(0, event.completedAt - session.startedAt)
           })
           for (const k of secrets.keys()) if (k.startsWith(key(sessionId, ""))) secrets.delete(k)
         })
     }
   }
 
+  /** the event log of each session, in sequence order */
+  const logs = new Map<string, Array<Logged>>()
+  const lastSeqOf = (sessionId: string) => logs.get(sessionId)?.at(-1)?.seq ?? 0
+
+  const record = (sessionId: string, event: SessionEvent, options?: RecordOptions): Effect.Effect<number, StoreError> =>
+    Effect.suspend(() => {
+      const last = lastSeqOf(sessionId)
+      const seq = options?.seq ?? last + 1
+      if (seq <= last) return Effect.fail(seqTaken(sessionId, seq, last, where))
+      // known before the projection forgets them (a finished test's)
+      const testId = testIdOf(event)
+      const values = event._tag === "TestQueued"
+        ? secretValues(event.test)
+        : testId === undefined
+        ? []
+        : secrets.get(key(sessionId, testId)) ?? []
+      const masked = values.length === 0
+        ? Effect.succeed(new Logged({ seq, event }, true))
+        : Effect.flatMap(
+          Effect.mapError(eventPayload(event, values), encodeFailed(sessionId, testId ?? "", where)),
+          (payload) => decodePayload(sessionId, seq, payload, where)
+        )
+      return Effect.flatMap(masked, (logged) =>
+        Effect.map(project(sessionId, event, options?.meta), () => {
+          const log = logs.get(sessionId) ?? []
+          log.push(logged)
+          logs.set(sessionId, log)
+          return seq
+        }))
+    })
+
   const deleteNow = (sessionId: string) => {
     sessions.delete(sessionId)
     executions.delete(sessionId)
+    logs.delete(sessionId)
     for (const k of secrets.keys()) if (k.startsWith(key(sessionId, ""))) secrets.delete(k)
   }
 
@@ -781,22 +987,45 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
       .filter((e) => !isSuccess(e.row.status))
       .sort((a, b) => a.row.seq - b.row.seq)
 
-  return Store.of({
+  const self: Context.Tag.Service<Store> = Store.of({
     record,
-    recordAll: (sessionId, events) => Effect.forEach(events, (e) => record(sessionId, e), { discard: true }),
+    recordAll: (sessionId, events, options) =>
+      Effect.suspend(() => {
+        let seq = options?.firstSeq ?? lastSeqOf(sessionId) + 1
+        return Effect.reduce(events, lastSeqOf(sessionId), (_, e) => record(sessionId, e, { seq: seq++ }))
+      }),
+    lastSeq: (sessionId) => Effect.sync(() => lastSeqOf(sessionId)),
+    events: (sessionId, { after, limit }) =>
+      Effect.sync(() => {
+        const log = logs.get(sessionId) ?? []
+        // the first event after `after`: the log is in sequence order
+        let lo = 0
+        let hi = log.length
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1
+          if (log[mid]!.seq <= after) lo = mid + 1
+          else hi = mid
+        }
+        return log.slice(lo, lo + Math.max(0, limit))
+      }),
+    tests: (sessionId, { after, limit, statuses }) =>
+      Effect.sync(() => {
+        const out: Array<QueuedResult> = []
+        const wanted = statuses === undefined ? undefined : new Set(statuses)
+        for (const entry of executions.get(sessionId)?.values() ?? []) {
+          if (out.length >= limit) break
+          if (entry.row.seq <= after || (wanted !== undefined && !wanted.has(entry.row.status))) continue
+          out.push({ seq: entry.row.seq, result: resultOf(entry.row, [...entry.attempts.values()]) })
+        }
+        return out
+      }),
     sessions: (limit) =>
       Effect.sync(() =>
         [...sessions.values()].sort(newestFirst).slice(0, Math.max(0, limit)).map((s) =>
           summaryOf(s, statusesOf(s.id))
         )
       ),
-    report: (sessionId) =>
-      Effect.sync(() => {
-        const session = sessions.get(sessionId)
-        if (session === undefined) return Option.none()
-        const entries = [...(executions.get(sessionId)?.values() ?? [])]
-        return Option.some(toReport(session, entries.map((e) => e.row), entries.flatMap((e) => [...e.attempts.values()])))
-      }),
+    report: (sessionId) => loadReport(self, sessionId),
     history: (ids) =>
       Effect.sync(() => {
         const ordered = [...sessions.values()].sort(newestFirst)
@@ -847,6 +1076,7 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
         return doomed
       })
   })
+  return self
 })
 
 /**

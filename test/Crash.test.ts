@@ -124,7 +124,8 @@ const command = (w: World, options: { readonly block?: "all" | string; readonly 
 const start = (w: World, cmd: string) =>
   Cli.spawn(["run", "--workers", "2", "--each", cmd, ...ids], { cwd: w.repo.root, env: w.env })
 
-const resume = (w: World, id: string) => Cli.spawn(["run", "--resume", id], { cwd: w.repo.root, env: w.env })
+const resume = (w: World, id: string, extra: ReadonlyArray<string> = []) =>
+  Cli.spawn(["run", "--resume", id, ...extra], { cwd: w.repo.root, env: w.env })
 
 /** `<id> <attempt>` lines of the count file */
 const started = (w: World): ReadonlyArray<readonly [string, number]> =>
@@ -211,12 +212,19 @@ const assertComplete = (
     assert.isFalse(Fs.existsSync(NodePath.join(w.repo.dir, "repo.grove")))
   })
 
-/** resume once, to the end, and check */
+/**
+ * Resume once, to the end, and check; then `grove show --json`, in a fresh process,
+ * says what the resumed run reported: both are the fold of the same stored events.
+ */
 const resumeToEnd = (w: World, id: string, dead: Snapshot, startsAtKill: ReadonlyMap<string, number>) =>
   Effect.gen(function*() {
-    const p = yield* resume(w, id)
+    const reported = NodePath.join(w.repo.dir, `resumed-${id}.json`)
+    const p = yield* resume(w, id, ["--report", `json:${reported}`])
     const outcome = yield* p.exit
     yield* assertComplete(w, id, outcome, dead, startsAtKill)
+    const shown = yield* Cli.run(["show", id, "--json"], { cwd: w.repo.root })
+    assert.deepStrictEqual(JSON.parse(shown.stdout), JSON.parse(Fs.readFileSync(reported, "utf8")))
+    Fs.rmSync(reported)
     return outcome
   })
 

@@ -1,11 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as HashMap from "effect/HashMap"
 import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import { type SessionEvent, SessionEvent as Event, Step, type TestId, TestRequest, type TestStatus } from "../src/Domain.js"
+import { Events as Event, Logged, type SessionEvent, Step, type TestId, TestRequest, type TestStatus } from "../src/Domain.js"
+import * as SessionState from "../src/SessionState.js"
 import * as Live from "../src/view/Live.js"
 import { attempt, result } from "./golden/fixture.js"
 
@@ -29,9 +31,18 @@ const finished = (id: string, ...statuses: ReadonlyArray<TestStatus>): SessionEv
   return Event.TestFinished({ result: result(id, status, statuses.map((s, i) => attempt(id, i + 1, s))) })
 }
 
-const fold = (workers: number, events: ReadonlyArray<SessionEvent>) => events.reduce(Live.update, Live.initial({ workers }))
+/** numbers events as a log does, from 1 or from `after` + 1 */
+let numbered = 0
+const log = (events: ReadonlyArray<SessionEvent>): Array<Logged> => events.map((event) => new Logged({ seq: ++numbered, event }))
+
+const fold = (workers: number, events: ReadonlyArray<SessionEvent>) =>
+  log(events).reduce(SessionState.update, Live.initial({ workers }))
+
+const update = (state: SessionState.SessionState, event: SessionEvent) => SessionState.update(state, log([event])[0]!)
 
 const plain = { color: false, width: 80 }
+
+const known = (millis: number) => ({ millis, estimate: false })
 
 describe("Live.render", () => {
   it("one line per worker slot (test, attempt, elapsed) and the bar with counts and ETA", () => {
@@ -59,7 +70,15 @@ describe("Live.render", () => {
       finished("e", "CANCELLED")
     ])
     assert.deepStrictEqual(
-      { total: state.total, passed: state.passed, flaky: state.flaky, failed: state.failed, cancelled: state.cancelled, running: state.running, waiting: state.waiting },
+      {
+        total: state.counts.total,
+        passed: state.counts.passed,
+        flaky: state.counts.flaky,
+        failed: state.counts.failed,
+        cancelled: state.counts.cancelled,
+        running: HashMap.size(state.running),
+        waiting: HashMap.size(state.waiting)
+      },
       { total: 5, passed: 1, flaky: 1, failed: 1, cancelled: 1, running: 1, waiting: 0 }
     )
     assert.deepStrictEqual(Live.render(state, { color: false, width: 100, now: t0 + 3500 }), [
@@ -76,7 +95,7 @@ describe("Live.render", () => {
       "w1  idle",
       "[░░░░░░░░░░░░░░░░░░░] 0/1  0 passed  0 failed  0 running  1 waiting  ETA unknown"
     ])
-    const again = Live.update(state, started("b", 1, t0 + 2000, 2))
+    const again = update(state, started("b", 1, t0 + 2000, 2))
     assert.strictEqual(Live.render(again, { ...plain, now: t0 + 2100 })[0], "w1  b  attempt 2  100ms")
   })
 
@@ -87,27 +106,45 @@ describe("Live.render", () => {
 
     // 4 waiting tests of 60s on 2 workers: 2 minutes
     const even = fold(2, [queued("a", 60_000), queued("b", 60_000), queued("c", 60_000), queued("d", 60_000)])
-    assert.strictEqual(Live.eta(even, t0), 120_000)
+    assert.deepStrictEqual(Live.eta(even, t0), known(120_000))
     assert.match(Live.render(even, { ...plain, now: t0 }).at(-1)!, /ETA 2m00s$/)
 
     // one long test dominates: 1h30m ÷ 3 workers would be 30m, but it takes 1h30m alone
     const long = fold(3, [queued("a", 5_400_000), queued("b", 1000)])
-    assert.strictEqual(Live.eta(long, t0), 5_400_000)
+    assert.deepStrictEqual(Live.eta(long, t0), known(5_400_000))
     assert.match(Live.render(long, { ...plain, now: t0 }).at(-1)!, /ETA 1h30m$/)
 
     // a running test has what is left of its expected duration
     const running = fold(1, [queued("a", 10_000), started("a", 1, t0)])
-    assert.strictEqual(Live.eta(running, t0 + 4000), 6000)
-    assert.strictEqual(Live.eta(running, t0 + 60_000), 0)
+    assert.deepStrictEqual(Live.eta(running, t0 + 4000), known(6000))
+    assert.deepStrictEqual(Live.eta(running, t0 + 60_000), known(0))
 
     // a test without history counts as the mean of those with one
     const mixed = fold(1, [queued("a", 10_000), queued("b", 30_000), queued("c")])
-    assert.strictEqual(Live.eta(mixed, t0), 60_000)
+    assert.deepStrictEqual(Live.eta(mixed, t0), known(60_000))
 
     // nothing left: no ETA on the bar
     const done = fold(1, [queued("a", 1000), started("a", 1, t0), finished("a", "PASSED")])
-    assert.strictEqual(Live.eta(done, t0), 0)
+    assert.deepStrictEqual(Live.eta(done, t0), known(0))
     assert.notMatch(Live.render(done, { ...plain, now: t0 }).at(-1)!, /ETA/)
+  })
+
+  it("ETA without history: estimated from the tests finished so far once 3 have, and marked so", () => {
+    const two = fold(2, [queued("a"), queued("b"), queued("c"), queued("d"), queued("e"), queued("f"),
+      finished("a", "PASSED"), finished("b", "FAILED")])
+    assert.isUndefined(Live.eta(two, t0))
+    assert.match(Live.render(two, { ...plain, now: t0 }).at(-1)!, /ETA unknown$/)
+    // three finished of 1234 ms each (a retried one counts its attempts): three left on two workers
+    const three = update(two, finished("c", "PASSED"))
+    assert.deepStrictEqual(Live.eta(three, t0), { millis: 3 * 1234 / 2, estimate: true })
+    assert.match(Live.render(three, { ...plain, now: t0 }).at(-1)!, /ETA ~2s$/)
+    // CANCELLED and ERROR tests did not run to an end: they say nothing of durations
+    const cancelled = fold(1, [queued("x"), queued("y"), queued("z"), queued("w"), finished("x", "CANCELLED"),
+      finished("y", "ERROR"), finished("z", "PASSED")])
+    assert.isUndefined(Live.eta(cancelled, t0))
+    // with history, history decides, as before
+    const known2 = fold(1, [queued("a", 10_000), queued("b"), finished("c", "PASSED"), finished("d", "PASSED"), finished("e", "PASSED")])
+    assert.deepStrictEqual(Live.eta(known2, t0), { millis: 20_000, estimate: false })
   })
 
   it("fits every line in width 40, shortening ids from the start and dropping the bar before the counts", () => {
@@ -192,7 +229,7 @@ describe("Live.start", () => {
   const harness = (size = { columns: 81, rows: 24 }) =>
     Effect.gen(function*() {
       const writes: Array<string> = []
-      const events = yield* Queue.unbounded<SessionEvent>()
+      const events = yield* Queue.unbounded<Logged>()
       const scope = yield* Scope.make()
       yield* Live.start(events, {
         info: { workers: 2 },
@@ -212,8 +249,8 @@ describe("Live.start", () => {
       assert.strictEqual(writes[1], "w1  idle\nw2  idle\n[░░░░░░░░░░░░░░░░░░░░░░░░] 0/0  0 passed  0 failed  0 running  0 waiting\n")
 
       // a burst of events between two frames is one write
-      yield* Queue.offerAll(events, [queued("a", 1000), queued("b", 1000), started("a", 1, 0), started("b", 2, 0),
-        attemptEnded("a", 1, 1, "FAILED"), finished("a", "FAILED")])
+      yield* Queue.offerAll(events, log([queued("a", 1000), queued("b", 1000), started("a", 1, 0), started("b", 2, 0),
+        attemptEnded("a", 1, 1, "FAILED"), finished("a", "FAILED")]))
       yield* TestClock.adjust(99)
       assert.strictEqual(writes.length, 2)
       yield* TestClock.adjust(1)
@@ -235,7 +272,7 @@ describe("Live.start", () => {
       assert.include(writes.at(-1)!, "w2  b  attempt 1  1.1s")
 
       // what came after the last frame is printed when the scope closes; the block is erased
-      yield* Queue.offerAll(events, [attemptEnded("b", 2, 1, "PASSED"), finished("b", "PASSED")])
+      yield* Queue.offerAll(events, log([attemptEnded("b", 2, 1, "PASSED"), finished("b", "PASSED")]))
       const before = writes.length
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(writes.length, before + 1)
@@ -253,7 +290,7 @@ describe("Live.start", () => {
   it.effect("prints messages above the block at once, and plainly once the view has ended", () =>
     Effect.gen(function*() {
       const writes: Array<string> = []
-      const events = yield* Queue.unbounded<SessionEvent>()
+      const events = yield* Queue.unbounded<Logged>()
       const scope = yield* Scope.make()
       const view = yield* Live.start(events, { info: { workers: 1 }, color: false, write: (t) => void writes.push(t), size: () => ({}) }).pipe(
         Scope.extend(scope)
@@ -272,7 +309,7 @@ describe("Live.start", () => {
   it.effect("shows the cursor again when the fiber that shows the view is interrupted", () =>
     Effect.gen(function*() {
       const writes: Array<string> = []
-      const events = yield* Queue.unbounded<SessionEvent>()
+      const events = yield* Queue.unbounded<Logged>()
       const fiber = yield* Effect.fork(Effect.scoped(Effect.zipRight(
         Live.start(events, { info: { workers: 1 }, color: false, write: (t) => void writes.push(t), size: () => ({}) }),
         Effect.never
@@ -288,7 +325,7 @@ describe("Live.start", () => {
     Effect.gen(function*() {
       const size = { columns: 81, rows: 24 }
       const { events, scope, writes } = yield* harness(size)
-      yield* Queue.offerAll(events, [queued("a-rather-long-test-identifier"), started("a-rather-long-test-identifier", 1, 0)])
+      yield* Queue.offerAll(events, log([queued("a-rather-long-test-identifier"), started("a-rather-long-test-identifier", 1, 0)]))
       yield* TestClock.adjust(0)
       assert.include(writes.at(-1)!, "w1  a-rather-long-test-identifier  attempt 1  0ms")
       size.columns = 31

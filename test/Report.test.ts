@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { TestResult, TestStatus } from "../src/Domain.js"
 import * as Report from "../src/Report.js"
+import * as SessionState from "../src/SessionState.js"
 import * as Json from "../src/report/Json.js"
 import * as Junit from "../src/report/Junit.js"
 import * as Html from "../src/report/Html.js"
@@ -122,34 +123,41 @@ describe("Report.make", () => {
   })
 })
 
-describe("Report.fromStream / fold", () => {
+describe("SessionState: the one fold", () => {
   const results = [ended("b", "PASSED"), ended("a", "FAILED", "FAILED"), ended("c", "ERROR", "PASSED")]
+  const logged = Report.eventsOf(info, results)
 
-  it.effect("folds a stream of results into the same report as make", () =>
+  it.effect("a stream of events folds into the state Report.make reports", () =>
     Effect.gen(function*() {
-      const folded = yield* Report.fromStream(info, Stream.fromIterable(results))
+      const state = yield* SessionState.fromStream(Stream.fromIterable(logged))
+      const folded = Report.fromState(state, results, { at: info.completedAt!, interrupted: false })
       assert.deepStrictEqual(Json.render(folded), Json.render(Report.make(info, results)))
       assert.deepStrictEqual(folded.tests.map((t) => t.id), ["b", "a", "c"])
       assert.strictEqual(folded.session.status, "PARTIAL_SUCCESS")
       assert.strictEqual(folded.totals.flaky, 1)
+      assert.strictEqual(state.seq, logged.length)
     }))
 
   it.effect("the Sink works on a chunked, asynchronous stream and an empty one", () =>
     Effect.gen(function*() {
-      const chunked = Stream.fromIterable(results).pipe(Stream.rechunk(2), Stream.tap(() => Effect.yieldNow()))
-      const folded = yield* Stream.run(chunked, Report.fold(info))
-      assert.strictEqual(folded.totals.total, 3)
-      const empty = yield* Report.fromStream(info, Stream.empty)
-      assert.strictEqual(empty.session.status, "NO_TESTS")
+      const chunked = Stream.fromIterable(logged).pipe(Stream.rechunk(2), Stream.tap(() => Effect.yieldNow()))
+      const state = yield* Stream.run(chunked, SessionState.sink())
+      assert.strictEqual(state.counts.total, 3)
+      const empty = yield* SessionState.fromStream(Stream.empty)
+      assert.strictEqual(SessionState.endStatus(empty.counts, { interrupted: false }), "NO_TESTS")
     }))
 
   it.effect("a failing stream fails the fold with its error", () =>
     Effect.gen(function*() {
-      const error = yield* Report.fromStream(info, Stream.concat(Stream.fromIterable(results), Stream.fail("boom" as const))).pipe(
-        Effect.flip
-      )
+      const error = yield* SessionState.fromStream(Stream.concat(Stream.fromIterable(logged), Stream.fail("boom" as const)))
+        .pipe(Effect.flip)
       assert.strictEqual(error, "boom")
     }))
+
+  it("an event the state already covers changes nothing (a subscriber starting from a snapshot)", () => {
+    const state = logged.reduce(SessionState.update, SessionState.initial())
+    assert.deepStrictEqual(logged.reduce(SessionState.update, state), state)
+  })
 })
 
 describe("Report.render", () => {

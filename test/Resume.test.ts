@@ -18,7 +18,7 @@ import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Config from "../src/Config.js"
-import { Attempt, Report, SessionEvent, SessionInfo, Step, TestId, TestRequest, TestResult } from "../src/Domain.js"
+import { Attempt, Counts, Events, Step, TestId, TestRequest, TestResult } from "../src/Domain.js"
 import * as Git from "../src/Git.js"
 import * as Harness from "../src/Harness.js"
 import * as ProcessTree from "../src/internal/processTree.js"
@@ -235,14 +235,14 @@ describe("Resume: process groups of a dead run", () => {
       const store = yield* Store.Store
       yield* store.record(
         sessionId,
-        SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "c0ffee1", workers: 2, startedAt: T0 }),
-        { repoRoot: "/repo", pid: yield* deadPid, config: "{}" }
+        Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "c0ffee1", workers: 2, startedAt: T0 }),
+        { meta: { repoRoot: "/repo", pid: yield* deadPid, config: "{}" } }
       )
       for (const g of groups) {
         const testId = TestId.make(g.testId)
-        yield* store.record(sessionId, SessionEvent.TestQueued({ test: req(g.testId), sha: "c0ffee1", refName: "main", expectedMs: undefined }))
-        yield* store.record(sessionId, SessionEvent.AttemptStarted({ testId, n: 1, worker: 1, worktree: "/w", startedAt: T0, logPath: "/l" }))
-        yield* store.record(sessionId, SessionEvent.AttemptSpawned({ testId, n: 1, pgid: g.pgid, processStartTime: g.startTime }))
+        yield* store.record(sessionId, Events.TestQueued({ test: req(g.testId), sha: "c0ffee1", refName: "main", expectedMs: undefined }))
+        yield* store.record(sessionId, Events.AttemptStarted({ testId, n: 1, worker: 1, worktree: "/w", startedAt: T0, logPath: "/l" }))
+        yield* store.record(sessionId, Events.AttemptSpawned({ testId, n: 1, pgid: g.pgid, processStartTime: g.startTime }))
       }
     })
 
@@ -292,21 +292,21 @@ const deadSession = (sessionId: string, ownerPid: number, repoRoot: string) =>
     const store = yield* Store.Store
     yield* store.record(
       sessionId,
-      SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "c0ffee1", workers: 2, startedAt: T0 }),
-      { repoRoot, pid: ownerPid, config: JSON.stringify({ ...Config.defaults, workers: 2, timeout: 60_000, killGrace: 200, retryBase: 1000, retryCap: 30_000 }) }
+      Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "c0ffee1", workers: 2, startedAt: T0 }),
+      { meta: { repoRoot, pid: ownerPid, config: JSON.stringify({ ...Config.defaults, workers: 2, timeout: 60_000, killGrace: 200, retryBase: 1000, retryCap: 30_000 }) } }
     )
     for (const id of ["a", "b", "c", "d"]) {
-      yield* store.record(sessionId, SessionEvent.TestQueued({ test: req(id), sha: "c0ffee1", refName: "main", expectedMs: undefined }))
+      yield* store.record(sessionId, Events.TestQueued({ test: req(id), sha: "c0ffee1", refName: "main", expectedMs: undefined }))
     }
     const started = (id: string, a: Attempt) =>
-      SessionEvent.AttemptStarted({ testId: TestId.make(id), n: a.n, worker: a.worker, worktree: a.worktree, startedAt: DateTime.toEpochMillis(a.startedAt), logPath: a.logPath })
+      Events.AttemptStarted({ testId: TestId.make(id), n: a.n, worker: a.worker, worktree: a.worktree, startedAt: DateTime.toEpochMillis(a.startedAt), logPath: a.logPath })
     const a1 = attempt("a", 1, "PASSED", T0 + 10)
     yield* store.record(sessionId, started("a", a1))
-    yield* store.record(sessionId, SessionEvent.TestFinished({ result: new TestResult({ id: TestId.make("a"), name: "test a", source: "plans/a.md", ref: "main", status: "PASSED", durationMs: 100, attempts: [a1] }) }))
+    yield* store.record(sessionId, Events.TestFinished({ result: new TestResult({ id: TestId.make("a"), name: "test a", source: "plans/a.md", ref: "main", status: "PASSED", durationMs: 100, attempts: [a1] }) }))
     const d1 = attempt("d", 1, "FAILED", T0 + 20)
     yield* store.record(sessionId, started("d", d1))
-    yield* store.record(sessionId, SessionEvent.AttemptFinished({ testId: TestId.make("d"), attempt: d1 }))
-    yield* store.record(sessionId, SessionEvent.RetryScheduled({ testId: TestId.make("d"), nextAttempt: 2, delayMs: 1000 }))
+    yield* store.record(sessionId, Events.AttemptFinished({ testId: TestId.make("d"), attempt: d1 }))
+    yield* store.record(sessionId, Events.RetryScheduled({ testId: TestId.make("d"), nextAttempt: 2, delayMs: 1000 }))
     yield* store.record(sessionId, started("b", attempt("b", 1, "RUNNING", T0 + 200)))
   })
 
@@ -441,11 +441,11 @@ for (const [name, layer] of [["memory", Store.layerMemory], ["SQLite", tempSqlit
         // still RUNNING: not "the previous session" yet
         assert.isTrue(Option.isNone(yield* store.lastFailedTests("/repo")))
         const running = Option.getOrThrow(yield* store.report("20260101-0000-lf01"))
-        const report = new Report({
-          ...running,
-          session: new SessionInfo({ ...running.session, status: "PARTIAL_SUCCESS", completedAt: DateTime.unsafeMake(T0 + 5_000) })
-        })
-        yield* store.record("20260101-0000-lf01", SessionEvent.SessionFinished({ report }))
+        yield* store.record("20260101-0000-lf01", Events.SessionFinished({
+          status: "PARTIAL_SUCCESS",
+          completedAt: T0 + 5_000,
+          counts: new Counts({ total: running.totals.total, passed: running.totals.passed, flaky: running.totals.flaky, failed: running.totals.failed, timedOut: running.totals.timedOut, error: running.totals.error, cancelled: running.totals.cancelled })
+        }))
         const last = Option.getOrThrow(yield* store.lastFailedTests("/repo"))
         assert.strictEqual(last.sessionId, "20260101-0000-lf01")
         assert.deepStrictEqual(last.tests.map((t) => [t.request.id, t.attempts]), [["b", 1], ["c", 0], ["d", 1]])

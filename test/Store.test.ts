@@ -12,7 +12,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { fileURLToPath } from "node:url"
-import { Attempt, SessionEvent, TestId, TestResult } from "../src/Domain.js"
+import * as Schema from "effect/Schema"
+import { Attempt, Events, Report, type SessionEvent, TestId, TestResult } from "../src/Domain.js"
 import * as SqlStore from "../src/SqlStore.js"
 import * as Store from "../src/Store.js"
 import { finishedSession, recordAll, request, scenario, SECRET, T0 } from "./StoreSuite.js"
@@ -112,10 +113,10 @@ describe("SqlStore (SQLite only)", () => {
       const final = yield* withStore(file, Effect.flatMap(Store.Store, (store) => store.report("20261124-0912-keep")))
       assert.strictEqual(Option.getOrThrow(final).session.status, "PARTIAL_SUCCESS")
       const tables = yield* raw(file, (sql) => sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
-      assert.deepStrictEqual(tables.map((t) => t.name), ["attempts", "executions", "sessions"])
+      assert.deepStrictEqual(tables.map((t) => t.name), ["attempts", "events", "executions", "sessions"])
     }).pipe(Effect.provide(NodeContext.layer)))
 
-  it.scoped("a version-1 file is migrated to the current version in place: data kept, seq index added", () =>
+  it.scoped("a version-1 file is migrated to the current version in place: data kept, seq index added, events backfilled from its rows", () =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const dir = yield* fs.makeTempDirectoryScoped()
@@ -124,7 +125,7 @@ describe("SqlStore (SQLite only)", () => {
       const s = scenario("20261124-0912-old1")
       yield* withStore(file, recordAll("20261124-0912-old1", s.inFlight, s.meta))
       yield* raw(file, (sql) =>
-        Effect.all([sql`DROP INDEX executions_by_seq`, sql.unsafe("PRAGMA user_version = 1")], { discard: true }))
+        Effect.all([sql`DROP INDEX executions_by_seq`, sql`DROP TABLE events`, sql.unsafe("PRAGMA user_version = 1")], { discard: true }))
       assert.strictEqual(yield* userVersion(file), 1)
 
       yield* withStore(file, recordAll("20261124-0912-old1", s.rest))
@@ -137,6 +138,11 @@ describe("SqlStore (SQLite only)", () => {
       assert.include(plan.map((p) => p.detail).join(" "), "executions_by_seq")
       const final = yield* withStore(file, Effect.flatMap(Store.Store, (store) => store.report("20261124-0912-old1")))
       assert.deepStrictEqual(Option.getOrThrow(final).tests.map((t) => t.status), ["FLAKY", "FAILED", "CANCELLED"])
+      // the rows the old file held became events, and the events written after continue them
+      const report = Option.getOrThrow(final)
+      assert.deepStrictEqual(Schema.encodeSync(Report)(report), Schema.encodeSync(Report)(s.report))
+      const seqs = yield* raw(file, (sql) => sql<{ seq: number }>`SELECT seq FROM events WHERE session_id = '20261124-0912-old1' ORDER BY seq`)
+      assert.deepStrictEqual(seqs.map((r) => r.seq), seqs.map((_, i) => i + 1))
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.scoped("no secret value reaches the file; deleting a session deletes its rows", () =>
@@ -171,11 +177,11 @@ describe("SqlStore (SQLite only)", () => {
       ], { concurrency: 2 })
       const events = (sessionId: string, startedAt: number) => {
         const list: Array<SessionEvent> = [
-          SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "c", workers: 2, startedAt })
+          Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "c", workers: 2, startedAt })
         ]
         for (let i = 0; list.length < 200; i++) {
-          list.push(SessionEvent.TestQueued({ test: request(`t${i}`), sha: "c", refName: "main", expectedMs: undefined }))
-          list.push(SessionEvent.AttemptStarted({ testId: TestId.make(`t${i}`), n: 1, worker: i % 2, worktree: "/w", startedAt: startedAt + i, logPath: "/l" }))
+          list.push(Events.TestQueued({ test: request(`t${i}`), sha: "c", refName: "main", expectedMs: undefined }))
+          list.push(Events.AttemptStarted({ testId: TestId.make(`t${i}`), n: 1, worker: i % 2, worktree: "/w", startedAt: startedAt + i, logPath: "/l" }))
         }
         return list
       }
@@ -200,16 +206,16 @@ describe("SqlStore (SQLite only)", () => {
       const open = Effect.map(Layer.build(SqlStore.layer({ filename: file, busyTimeout: "500 millis" })), Context.get(Store.Store))
       const [one, two] = yield* Effect.all([open, open])
       for (const [store, sessionId] of [[one, "20261124-0912-big0"], [two, "20261124-0912-sml0"]] as const) {
-        yield* store.record(sessionId, SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 }))
-        yield* store.record(sessionId, SessionEvent.TestQueued({ test: request("t"), sha: "c", refName: "main", expectedMs: undefined }))
+        yield* store.record(sessionId, Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 }))
+        yield* store.record(sessionId, Events.TestQueued({ test: request("t"), sha: "c", refName: "main", expectedMs: undefined }))
       }
       // a result with many attempts is one transaction long enough for its fiber to yield
       const attempts = Array.from({ length: 300 }, (_, i) =>
         new Attempt({ n: i + 1, status: "FAILED", exitCode: 1, signal: null, worker: 0, worktree: "/w", startedAt: DateTime.unsafeMake(T0 + i), durationMs: 1, logPath: "/l", tail: "x" }))
       const big = new TestResult({ id: TestId.make("t"), name: "t", source: "t", ref: "main", status: "FAILED", durationMs: 300, attempts })
-      const small = (i: number) => SessionEvent.RetryScheduled({ testId: TestId.make("t"), nextAttempt: i, delayMs: 1 })
+      const small = (i: number) => Events.RetryScheduled({ testId: TestId.make("t"), nextAttempt: i, delayMs: 1 })
       yield* Effect.all([
-        one.record("20261124-0912-big0", SessionEvent.TestFinished({ result: big })),
+        one.record("20261124-0912-big0", Events.TestFinished({ result: big })),
         Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) => two.record("20261124-0912-sml0", small(i)), { discard: true })
       ], { concurrency: 2 })
       const report = Option.getOrThrow(yield* two.report("20261124-0912-big0"))
@@ -240,7 +246,7 @@ describe("SqlStore (SQLite only)", () => {
       const first = yield* proc.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.take(1), Stream.runCollect)
       assert.deepStrictEqual(Chunk.toReadonlyArray(first), ["locked"])
       const start = (sessionId: string) =>
-        SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 + 1 })
+        Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 + 1 })
       // with a short busy timeout the write gives up: a StoreError that says why, not a defect
       const error = yield* Effect.flip(hasty.record("20261124-0912-hst0", start("20261124-0912-hst0")))
       assert.strictEqual(error.reason, "Query")

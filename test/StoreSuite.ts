@@ -11,8 +11,10 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import {
   Attempt,
+  Counts,
+  Events,
   Report,
-  SessionEvent,
+  type SessionEvent,
   SessionInfo,
   type SessionStatus,
   Step,
@@ -82,7 +84,7 @@ const attempt = (fields: {
   })
 
 const started = (sessionId: string, testId: string, a: Attempt) =>
-  SessionEvent.AttemptStarted({
+  Events.AttemptStarted({
     testId: TestId.make(testId),
     n: a.n,
     worker: a.worker,
@@ -120,31 +122,35 @@ export const scenario = (sessionId: string, t0 = T0, repoRoot = ROOT) => {
     tests: [a, b, c]
   })
   const queued = (r: TestRequest, refName: string, sha: string, expectedMs: number | undefined) =>
-    SessionEvent.TestQueued({ test: r, sha, refName, expectedMs })
+    Events.TestQueued({ test: r, sha, refName, expectedMs })
   const inFlight: ReadonlyArray<SessionEvent> = [
-    SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "a".repeat(40), workers: 2, startedAt: t0 }),
+    Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "a".repeat(40), workers: 2, startedAt: t0 }),
     queued(requests.a, "main", "a".repeat(40), 1000),
     queued(requests.b, "feature", "b".repeat(40), undefined),
     queued(requests.c, "main", "a".repeat(40), undefined),
     started(sessionId, "a", a1),
-    SessionEvent.AttemptSpawned({ testId: TestId.make("a"), n: 1, pgid: 5001, processStartTime: "1001" }),
+    Events.AttemptSpawned({ testId: TestId.make("a"), n: 1, pgid: 5001, processStartTime: "1001" }),
     started(sessionId, "b", b1),
-    SessionEvent.AttemptSpawned({ testId: TestId.make("b"), n: 1, pgid: 5002, processStartTime: "1002" }),
-    SessionEvent.AttemptFinished({ testId: TestId.make("a"), attempt: a1 }),
-    SessionEvent.RetryScheduled({ testId: TestId.make("a"), nextAttempt: 2, delayMs: 1000 }),
-    SessionEvent.AttemptFinished({ testId: TestId.make("b"), attempt: b1 }),
-    SessionEvent.TestFinished({ result: b }),
+    Events.AttemptSpawned({ testId: TestId.make("b"), n: 1, pgid: 5002, processStartTime: "1002" }),
+    Events.AttemptFinished({ testId: TestId.make("a"), attempt: a1 }),
+    Events.RetryScheduled({ testId: TestId.make("a"), nextAttempt: 2, delayMs: 1000 }),
+    Events.AttemptFinished({ testId: TestId.make("b"), attempt: b1 }),
+    Events.TestFinished({ result: b }),
     started(sessionId, "c", c1),
-    SessionEvent.AttemptSpawned({ testId: TestId.make("c"), n: 1, pgid: 5003, processStartTime: "1003" })
+    Events.AttemptSpawned({ testId: TestId.make("c"), n: 1, pgid: 5003, processStartTime: "1003" })
   ]
   const rest: ReadonlyArray<SessionEvent> = [
     started(sessionId, "a", a2),
-    SessionEvent.AttemptSpawned({ testId: TestId.make("a"), n: 2, pgid: 5004, processStartTime: "1004" }),
-    SessionEvent.AttemptFinished({ testId: TestId.make("a"), attempt: a2 }),
-    SessionEvent.TestFinished({ result: a }),
-    SessionEvent.AttemptFinished({ testId: TestId.make("c"), attempt: c1 }),
-    SessionEvent.TestFinished({ result: c }),
-    SessionEvent.SessionFinished({ report })
+    Events.AttemptSpawned({ testId: TestId.make("a"), n: 2, pgid: 5004, processStartTime: "1004" }),
+    Events.AttemptFinished({ testId: TestId.make("a"), attempt: a2 }),
+    Events.TestFinished({ result: a }),
+    Events.AttemptFinished({ testId: TestId.make("c"), attempt: c1 }),
+    Events.TestFinished({ result: c }),
+    Events.SessionFinished({
+      status: "PARTIAL_SUCCESS",
+      completedAt: t0 + 2000,
+      counts: new Counts({ total: 3, passed: 0, flaky: 1, failed: 1, timedOut: 0, error: 0, cancelled: 1 })
+    })
   ]
   const meta = { repoRoot, pid: 4242, config: JSON.stringify({ workers: 2, retries: 2 }) }
   return { inFlight, rest, report, meta, attempts: { a1, a2, b1, c1 } }
@@ -152,7 +158,7 @@ export const scenario = (sessionId: string, t0 = T0, repoRoot = ROOT) => {
 
 export const recordAll = (sessionId: string, events: ReadonlyArray<SessionEvent>, meta?: { readonly repoRoot: string; readonly pid: number; readonly config: string }) =>
   Effect.flatMap(Store, (store) =>
-    Effect.forEach(events, (e) => store.record(sessionId, e, e._tag === "SessionStarted" ? meta : undefined), {
+    Effect.forEach(events, (e) => store.record(sessionId, e, e._tag === "SessionStarted" ? { meta } : undefined), {
       discard: true
     }))
 
@@ -164,7 +170,7 @@ export const finishedSession = (
   options: { readonly repoRoot?: string; readonly status?: SessionStatus; readonly finish?: boolean } = {}
 ) => {
   const events: Array<SessionEvent> = [
-    SessionEvent.SessionStarted({ sessionId, baseRef: "main", baseSha: "c".repeat(40), workers: 1, startedAt })
+    Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "c".repeat(40), workers: 1, startedAt })
   ]
   const results: Array<TestResult> = []
   tests.forEach(([id, status, durationMs], i) => {
@@ -172,20 +178,17 @@ export const finishedSession = (
     const result = new TestResult({ id: TestId.make(id), name: `test ${id}`, source: `docs/plans/${id}.md`, ref: "main", status, durationMs, attempts: [a] })
     results.push(result)
     events.push(
-      SessionEvent.TestQueued({ test: request(id), sha: "c".repeat(40), refName: "main", expectedMs: undefined }),
+      Events.TestQueued({ test: request(id), sha: "c".repeat(40), refName: "main", expectedMs: undefined }),
       started(sessionId, id, a),
-      SessionEvent.AttemptFinished({ testId: TestId.make(id), attempt: a }),
-      SessionEvent.TestFinished({ result })
+      Events.AttemptFinished({ testId: TestId.make(id), attempt: a }),
+      Events.TestFinished({ result })
     )
   })
   if (options.finish !== false) {
-    events.push(SessionEvent.SessionFinished({
-      report: new Report({
-        version: 1,
-        session: new SessionInfo({ id: sessionId, status: options.status ?? "COMPLETE", startedAt: DateTime.unsafeMake(startedAt), completedAt: DateTime.unsafeMake(startedAt + 1000), durationMs: 1000, baseRef: "main", baseSha: "c".repeat(40), workers: 1 }),
-        totals: new Totals({ total: 0, passed: 0, flaky: 0, failed: 0, timedOut: 0, error: 0, cancelled: 0, successRate: 0 }),
-        tests: results
-      })
+    events.push(Events.SessionFinished({
+      status: options.status ?? "COMPLETE",
+      completedAt: startedAt + 1000,
+      counts: new Counts({ total: results.length, passed: 0, flaky: 0, failed: 0, timedOut: 0, error: 0, cancelled: 0 })
     }))
   }
   return recordAll(sessionId, events, { repoRoot: options.repoRoot ?? ROOT, pid: 1, config: "{}" })
@@ -261,14 +264,14 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
         // a later process resumes the session: same id, later start, its own pid
         yield* store.record(
           "20261124-0912-rsme",
-          SessionEvent.SessionStarted({ sessionId: "20261124-0912-rsme", baseRef: "main", baseSha: "a".repeat(40), workers: 3, startedAt: T0 + 60_000 }),
-          { repoRoot: ROOT, pid: 777, config: "{}" }
+          Events.SessionStarted({ sessionId: "20261124-0912-rsme", baseRef: "main", baseSha: "a".repeat(40), workers: 3, startedAt: T0 + 60_000 }),
+          { meta: { repoRoot: ROOT, pid: 777, config: "{}" } }
         )
         for (const p of yield* store.pending("20261124-0912-rsme")) {
-          yield* store.record("20261124-0912-rsme", SessionEvent.TestQueued({ test: p.request, sha: p.sha, refName: p.refName, expectedMs: undefined }))
+          yield* store.record("20261124-0912-rsme", Events.TestQueued({ test: p.request, sha: p.sha, refName: p.refName, expectedMs: undefined }))
         }
         // b is finished: queuing it again changes nothing
-        yield* store.record("20261124-0912-rsme", SessionEvent.TestQueued({ test: requests.b, sha: "b".repeat(40), refName: "feature", expectedMs: undefined }))
+        yield* store.record("20261124-0912-rsme", Events.TestQueued({ test: requests.b, sha: "b".repeat(40), refName: "feature", expectedMs: undefined }))
 
         const after = Option.getOrThrow(yield* store.report("20261124-0912-rsme"))
         assert.deepStrictEqual(after.tests.map((t) => [t.id, t.status, t.attempts.length]), [["a", "QUEUED", 1], ["b", "FAILED", 1], ["c", "QUEUED", 1]])
@@ -283,13 +286,13 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
       run(Effect.gen(function*() {
         const store = yield* Store
         const s = scenario("20261124-0912-scrt")
-        yield* store.record("20261124-0912-scrt", s.inFlight[0]!, s.meta)
+        yield* store.record("20261124-0912-scrt", s.inFlight[0]!, { meta: s.meta })
         // a harness that forgot to mask: the store masks what it knows, also when the test's
         // TestQueued is in the same recordAll batch as the attempt
         const leaky = new Attempt({ ...s.attempts.a1, tail: `curl -H "Authorization: ${SECRET}"\n`, message: `token ${SECRET} rejected` })
         yield* store.recordAll("20261124-0912-scrt", [
           ...s.inFlight.slice(1, 5),
-          SessionEvent.AttemptFinished({ testId: id("a"), attempt: leaky })
+          Events.AttemptFinished({ testId: id("a"), attempt: leaky })
         ])
         const report = Option.getOrThrow(yield* store.report("20261124-0912-scrt"))
         const json = JSON.stringify(encodeReport(report))
@@ -304,7 +307,7 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
       run(Effect.gen(function*() {
         const store = yield* Store
         const nope = "20261124-0000-nope"
-        const queued = SessionEvent.TestQueued({ test: requests.a, sha: "a", refName: "main", expectedMs: undefined })
+        const queued = Events.TestQueued({ test: requests.a, sha: "a", refName: "main", expectedMs: undefined })
         for (
           const error of [
             yield* Effect.flip(store.record(nope, queued)),
@@ -329,14 +332,14 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
         const store = yield* Store
         const s = scenario("20261124-0912-all1")
         const [first, ...others] = [...s.inFlight, ...s.rest]
-        yield* store.record("20261124-0912-all1", first!, s.meta)
+        yield* store.record("20261124-0912-all1", first!, { meta: s.meta })
         yield* store.recordAll("20261124-0912-all1", others)
         assert.deepStrictEqual(encodeReport(Option.getOrThrow(yield* store.report("20261124-0912-all1"))), encodeReport(s.report))
 
         // the second session: two tests queued, then an attempt of a test never queued
         const t = scenario("20261124-0912-all2")
-        yield* store.record("20261124-0912-all2", t.inFlight[0]!, t.meta)
-        const queued = (id: string) => SessionEvent.TestQueued({ test: request(id), sha: "c".repeat(40), refName: "main", expectedMs: undefined })
+        yield* store.record("20261124-0912-all2", t.inFlight[0]!, { meta: t.meta })
+        const queued = (id: string) => Events.TestQueued({ test: request(id), sha: "c".repeat(40), refName: "main", expectedMs: undefined })
         const error = yield* Effect.flip(store.recordAll("20261124-0912-all2", [
           queued("q1"),
           queued("q2"),
@@ -388,8 +391,8 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
         // neither a cancelled run nor one still in progress says anything about flakiness
         yield* finishedSession("20260301-0000-canc", T0 + 100_000, [["f", "CANCELLED", 5]], { status: "INTERRUPTED" })
         yield* recordAll("20260301-0000-runn", [
-          SessionEvent.SessionStarted({ sessionId: "20260301-0000-runn", baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 + 200_000 }),
-          SessionEvent.TestQueued({ test: request("f"), sha: "c", refName: "main", expectedMs: 100 })
+          Events.SessionStarted({ sessionId: "20260301-0000-runn", baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 + 200_000 }),
+          Events.TestQueued({ test: request("f"), sha: "c", refName: "main", expectedMs: 100 })
         ])
         const history = (yield* store.history([id("f")])).get(id("f"))!
         assert.strictEqual(history.flakiness, 5 / 20)

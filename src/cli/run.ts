@@ -17,8 +17,11 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
+import * as Chunk from "effect/Chunk"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Config from "../Config.js"
-import type { Report, TestRequest } from "../Domain.js"
+import type { Logged, TestRequest, TestResult, TestStatus } from "../Domain.js"
 import type { GitError, StoreError } from "../GroveError.js"
 import * as Git from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
@@ -32,8 +35,10 @@ import * as Resume from "../Resume.js"
 import * as Scheduler from "../Scheduler.js"
 import * as SqlStore from "../SqlStore.js"
 import * as Session from "../Session.js"
+import * as Json from "../report/Json.js"
+import * as SessionState from "../SessionState.js"
 import type { PendingTest } from "../Store.js"
-import { Store } from "../Store.js"
+import { stateOf, Store, testStream } from "../Store.js"
 import * as Live from "../view/Live.js"
 import * as Plain from "../view/Plain.js"
 import { db, type Env, err, integer, loadPlans, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
@@ -320,25 +325,72 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
 // grove run
 // ---------------------------------------------------------------------------
 
-const writeReports = (report: Report, targets: ReadonlyArray<ReportTarget>) =>
+/**
+ * Writes the report files of a session whose folded state is `state` and whose tests
+ * are in the store. JSON is streamed from the store test by test; the other kinds,
+ * and a Markdown summary for `GITHUB_STEP_SUMMARY`, need the whole report, which is
+ * read only when one of them is asked for.
+ */
+const writeReports = (state: SessionState.SessionState, targets: ReadonlyArray<ReportTarget>) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
+    const store = yield* Store
+    const summaryFile = process.env.GITHUB_STEP_SUMMARY
+    const wantsSummary = summaryFile !== undefined && summaryFile !== ""
+    const head = ReportModule.fromState(state, [])
+    const whole = targets.some((t) => t.kind !== "json") || wantsSummary
+      ? Option.some(yield* Effect.map(Stream.runCollect(testStream(store, state.sessionId)), (tests) =>
+        ReportModule.fromState(state, Chunk.toReadonlyArray(tests))
+      ))
+      : Option.none()
     for (const target of targets) {
-      const text = yield* ReportModule.render(target.kind, report)
-      yield* fs.writeFileString(target.file, text).pipe(
+      const written: Effect.Effect<void, { readonly message: string }> = target.kind === "json"
+        ? Stream.run(
+          Json.renderStream(head, testStream(store, state.sessionId)).pipe(Stream.encodeText),
+          fs.sink(target.file)
+        )
+        : Effect.flatMap(ReportModule.render(target.kind, Option.getOrThrow(whole)), (text) => fs.writeFileString(target.file, text))
+      yield* written.pipe(
         Effect.tapError((e) => err(`grove: could not write ${target.file}: ${e.message}`)),
         Effect.ignore
       )
     }
-    const summaryFile = process.env.GITHUB_STEP_SUMMARY
-    if (summaryFile !== undefined && summaryFile !== "") {
-      const md = yield* ReportModule.render("markdown", report)
+    if (wantsSummary && Option.isSome(whole)) {
+      const md = yield* ReportModule.render("markdown", whole.value)
       yield* fs.writeFileString(summaryFile, md + "\n", { flag: "a" }).pipe(
         Effect.tapError((e) => err(`grove: could not append to GITHUB_STEP_SUMMARY: ${e.message}`)),
         Effect.ignore
       )
     }
   }).pipe(Effect.catchAll((e) => err(`grove: ${e.message}`)))
+
+/**
+ * Prints the summary of a session from its folded state, streaming the tests it
+ * names from the store: failures first (each failing attempt with its log), the flaky
+ * tests, the cancelled ones, then the counts.
+ */
+const printSummary = (style: Plain.Style, state: SessionState.SessionState) =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const c = state.counts
+    const failed = c.failed + c.timedOut + c.error
+    const lines = (statuses: ReadonlyArray<TestStatus>, f: (t: TestResult) => ReadonlyArray<string>) =>
+      Stream.runForEach(testStream(store, state.sessionId, statuses), (t) => out(f(t).join("\n")))
+    if (failed > 0) {
+      yield* out(Plain.heading(style, "failures", failed).join("\n"))
+      yield* lines(["FAILED", "TIMED_OUT", "ERROR"], (t) => Plain.failureLines(style, t))
+    }
+    if (c.flaky > 0) {
+      yield* out(Plain.heading(style, "flaky", c.flaky).join("\n"))
+      yield* lines(["FLAKY"], (t) => Plain.flakyLines(style, t))
+    }
+    if (c.cancelled > 0) {
+      const ids = yield* Stream.runCollect(testStream(store, state.sessionId, ["CANCELLED"]).pipe(Stream.take(50)))
+      yield* out(Plain.cancelledLines(style, Chunk.toReadonlyArray(Chunk.map(ids, (t) => t.id)), c.cancelled).join("\n"))
+    }
+    const head = ReportModule.fromState(state, [])
+    yield* out(Plain.countsLine(style, head.session, head.totals).join("\n"))
+  }).pipe(Effect.catchAll((e) => err(`grove: could not read the summary from the store: ${e.message}`)))
 
 /**
  * What a dry run lists: the tests, or what --resume / --last-failed would run, with
@@ -408,7 +460,7 @@ interface Work {
   readonly id: string | undefined
   readonly tests: ReadonlyArray<TestRequest>
   readonly pending: ReadonlyArray<PendingTest>
-  readonly done: Option.Option<Report>
+  readonly done: Option.Option<SessionState.SessionState>
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
@@ -435,7 +487,7 @@ const workOf = (o: RunOptions, p: Prepared): Effect.Effect<Work, InvalidInput | 
           (did === undefined ? "" : `${did}; `) + `${plural(resumed.pending.length, "test")} left to run`
       )
       const done = resumed.pending.length === 0 && resumed.session.status !== "RUNNING"
-        ? yield* store.report(id)
+        ? yield* stateOf(store, id)
         : Option.none()
       work = { config, id, tests: [], pending: resumed.pending, done }
     } else if (o.lastFailed) {
@@ -511,21 +563,23 @@ const runTests = (o: RunOptions) =>
       ))
     }
     const storeContext = yield* Layer.build(SqlStore.layer({ filename: p0.dbFile }))
+    const withStore = Effect.provide(Layer.succeedContext(storeContext))
     const work = yield* workOf(o, p0).pipe(Effect.provide(Layer.merge(Git.layer, Layer.succeedContext(storeContext))))
     const p: Prepared = { ...p0, config: work.config }
     if (Option.isSome(work.done)) {
-      const cancelled = work.done.value.totals.cancelled
+      const done = work.done.value
+      const cancelled = done.counts.cancelled
       yield* err(
-        `grove: session ${work.done.value.session.id} has no test left to run` +
+        `grove: session ${done.sessionId} has no test left to run` +
           (cancelled === 0 ? "" : ` (its ${cancelled} CANCELLED test${cancelled === 1 ? "" : "s"} stay so: --last-failed runs them again)`)
       )
-      yield* out(Plain.summary(style, work.done.value))
-      yield* writeReports(work.done.value, p.reports)
-      return ReportModule.exitCode(work.done.value)
+      yield* printSummary(style, done).pipe(withStore)
+      yield* writeReports(done, p.reports).pipe(withStore)
+      return ReportModule.exitCode(ReportModule.fromState(done, []))
     }
     const count = work.tests.length + work.pending.length
     const runWork = (orch: Orchestrator.Orchestrator["Type"]) =>
-      Effect.zipRight(orch.submitPending(work.pending), orch.runTests(work.tests))
+      Effect.zipRight(Effect.zipRight(orch.submitPending(work.pending), orch.submitBatch(work.tests)), orch.awaitIdle)
     const live = Orchestrator.layerSession({ repo: p.repo.root, baseRef: "HEAD", id: work.id }).pipe(
       Layer.provide(Layer.mergeAll(
         Config.layer(p.config),
@@ -534,11 +588,15 @@ const runTests = (o: RunOptions) =>
         Layer.succeedContext(storeContext)
       ))
     )
-    const report = yield* Effect.scoped(Effect.gen(function*() {
+    const final = yield* Ref.make(Option.none<SubscriptionRef.SubscriptionRef<SessionState.SessionState>>())
+    yield* Effect.scoped(Effect.gen(function*() {
       const context = yield* Layer.build(live)
       const orch = Context.get(context, Orchestrator.Orchestrator)
       yield* Ref.set(orchestrator, Option.some(orch))
+      yield* Ref.set(final, Option.some(orch.state))
       const events = yield* orch.subscribe
+      // what the view starts from: the events after it are in the subscription
+      const snapshot = yield* SubscriptionRef.get(orch.state)
       yield* out(Plain.sessionLine(style, {
         id: orch.session.id,
         tests: count,
@@ -551,30 +609,31 @@ const runTests = (o: RunOptions) =>
       // on a terminal: the live view, erased when its scope closes (also on interruption)
       if (!o.quiet && process.stdout.isTTY === true && process.env.TERM !== "dumb") {
         return yield* Effect.scoped(Effect.gen(function*() {
-          const view = yield* Live.start(events, Live.stdoutOptions({ workers: p.config.workers }, style.color))
+          const view = yield* Live.start(events, Live.stdoutOptions({ workers: p.config.workers }, style.color), snapshot)
           yield* Effect.acquireRelease(Ref.set(notice, view.print), () => Ref.set(notice, err))
           return yield* runWork(orch)
         }))
       }
       // an event taken is printed even when the printer is interrupted right after the take
+      const print = ({ event }: Logged) =>
+        event._tag === "TestFinished" && !o.quiet ? out(Plain.testLine(style, event.result)) : Effect.void
       const printer = yield* Effect.fork(Effect.forever(Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(restore(Queue.take(events)), (event) =>
-          event._tag === "TestFinished" && !o.quiet ? out(Plain.testLine(style, event.result)) : Effect.void)
+        Effect.flatMap(restore(Queue.take(events)), print)
       )))
-      const report = yield* runWork(orch)
+      const state = yield* runWork(orch)
       // print what the printer has not reached yet, in order
       yield* Fiber.interrupt(printer)
-      for (const event of yield* Queue.takeAll(events)) {
-        if (event._tag === "TestFinished" && !o.quiet) yield* out(Plain.testLine(style, event.result))
-      }
-      return report
+      for (const logged of yield* Queue.takeAll(events)) yield* print(logged)
+      return state
     })).pipe(Effect.provide(Scheduler.layer))
 
-    yield* out(Plain.summary(style, report))
-    yield* writeReports(report, p.reports)
+    // the session has ended (SessionFinished is in the fold): its summary and reports
+    const state = yield* Effect.flatMap(Ref.get(final), (ref) => SubscriptionRef.get(Option.getOrThrow(ref)))
+    yield* printSummary(style, state).pipe(withStore)
+    yield* writeReports(state, p.reports).pipe(withStore)
     const signal = yield* Deferred.poll(firstSignal)
     if (Option.isSome(signal)) return Signals.exitCodeOf(yield* signal.value)
-    return ReportModule.exitCode(report)
+    return ReportModule.exitCode(ReportModule.fromState(state, []))
   })
 
 /**

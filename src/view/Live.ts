@@ -5,27 +5,27 @@
  * (failures with their log path), erased when the session ends so that the
  * summary that follows stands alone.
  *
- * Two parts: a pure state machine (`initial`, `update`, `render`) folded over the
- * Orchestrator's events, and a driver (`start`) that consumes an event queue and
- * redraws at most `interval` apart. The runners know nothing of either.
+ * Two parts: `render`, pure, of the session's fold (`SessionState`, the same state
+ * the Orchestrator's `status` reads), and a driver (`start`) that folds an event
+ * queue and redraws at most `interval` apart. The runners know nothing of either.
  *
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as HashMap from "effect/HashMap"
-import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { isSuccess, type SessionEvent, type TestResult } from "../Domain.js"
+import * as HashMap from "effect/HashMap"
+import { isSuccess, type Logged, type TestResult } from "../Domain.js"
 import { formatDuration } from "../internal/text.js"
+import * as SessionState from "../SessionState.js"
 import * as Plain from "./Plain.js"
 
 // ---------------------------------------------------------------------------
-// state
+// state: the session's fold (SessionState), nothing of the view's own
 // ---------------------------------------------------------------------------
 
 /**
@@ -40,152 +40,15 @@ export interface Info {
 }
 
 /**
- * The attempt a worker slot runs.
+ * The state the view starts from when it is given none: no event, `workers` slots.
  *
- * @since 0.1.0
- * @category models
- */
-export interface Slot {
-  readonly testId: string
-  readonly n: number
-  readonly startedAt: number
-}
-
-/**
- * Where a test is: queued or waiting for its retry, running, or finished.
- *
- * @since 0.1.0
- * @category models
- */
-export type Phase = "waiting" | "running" | "done"
-
-/**
- * @since 0.1.0
- * @category models
- */
-export interface TestEntry {
-  readonly phase: Phase
-  /** median of its recent durations, when the store knows it */
-  readonly expectedMs: number | undefined
-}
-
-/**
- * The live view's state: a fold of the session's events.
- *
- * @since 0.1.0
- * @category models
- */
-export interface State {
-  readonly workers: number
-  /** index `slot - 1`; `undefined` while the slot is idle */
-  readonly slots: ReadonlyArray<Slot | undefined>
-  readonly tests: HashMap.HashMap<string, TestEntry>
-  readonly total: number
-  readonly waiting: number
-  readonly running: number
-  readonly passed: number
-  readonly flaky: number
-  /** FAILED, TIMED_OUT and ERROR (SPEC §3, "failed" in the seed's sense) */
-  readonly failed: number
-  readonly cancelled: number
-  /** SessionFinished was seen */
-  readonly finished: boolean
-}
-
-/**
  * @since 0.1.0
  * @category constructors
  */
-export const initial = (info: Info): State => ({
-  workers: Math.max(0, info.workers),
-  slots: Array.from({ length: Math.max(0, info.workers) }, () => undefined),
-  tests: HashMap.empty(),
-  total: 0,
-  waiting: 0,
-  running: 0,
-  passed: 0,
-  flaky: 0,
-  failed: 0,
-  cancelled: 0,
-  finished: false
+export const initial = (info: Info): SessionState.SessionState => ({
+  ...SessionState.initial(),
+  workers: Math.max(0, info.workers)
 })
-
-const countOf = (phase: Phase | undefined): "waiting" | "running" | undefined =>
-  phase === "waiting" ? "waiting" : phase === "running" ? "running" : undefined
-
-/** moves a test to `phase`, keeping the counts; a test seen for the first time joins the total */
-const move = (state: State, testId: string, phase: Phase, expectedMs?: number): State => {
-  const before = Option.getOrUndefined(HashMap.get(state.tests, testId))
-  const entry: TestEntry = { phase, expectedMs: expectedMs ?? before?.expectedMs }
-  const from = countOf(before?.phase)
-  const to = countOf(phase)
-  const delta = (k: "waiting" | "running") => (k === to ? 1 : 0) - (k === from ? 1 : 0)
-  return {
-    ...state,
-    tests: HashMap.set(state.tests, testId, entry),
-    total: before === undefined ? state.total + 1 : state.total,
-    waiting: state.waiting + delta("waiting"),
-    running: state.running + delta("running")
-  }
-}
-
-const setSlot = (state: State, worker: number, slot: Slot | undefined): State => {
-  if (worker < 1) return state
-  const slots = [...state.slots]
-  while (slots.length < worker) slots.push(undefined)
-  slots[worker - 1] = slot
-  return { ...state, slots, workers: Math.max(state.workers, worker) }
-}
-
-/**
- * Folds one event into the state.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const update = (state: State, event: SessionEvent): State => {
-  switch (event._tag) {
-    case "SessionStarted": {
-      const slots = [...state.slots]
-      while (slots.length < event.workers) slots.push(undefined)
-      return { ...state, slots, workers: Math.max(state.workers, event.workers) }
-    }
-    case "TestQueued":
-      return move(state, event.test.id, "waiting", event.expectedMs)
-    case "AttemptStarted":
-      return setSlot(move(state, event.testId, "running"), event.worker, {
-        testId: event.testId,
-        n: event.n,
-        startedAt: event.startedAt
-      })
-    case "AttemptFinished": {
-      // the test stays "running" until its retry is scheduled or it finishes
-      const slot = state.slots[event.attempt.worker - 1]
-      return slot !== undefined && slot.testId === event.testId ? setSlot(state, event.attempt.worker, undefined) : state
-    }
-    case "RetryScheduled":
-      return move(state, event.testId, "waiting")
-    case "TestFinished": {
-      const result = event.result
-      const next = move(state, result.id, "done")
-      // a slot still showing it (an attempt whose end we did not see) is free now
-      const slots = next.slots.map((s) => (s !== undefined && s.testId === result.id ? undefined : s))
-      const s = result.status
-      return {
-        ...next,
-        slots,
-        passed: next.passed + (s === "PASSED" ? 1 : 0),
-        flaky: next.flaky + (s === "FLAKY" ? 1 : 0),
-        failed: next.failed + (s === "FAILED" || s === "TIMED_OUT" || s === "ERROR" ? 1 : 0),
-        cancelled: next.cancelled + (s === "CANCELLED" ? 1 : 0)
-      }
-    }
-    case "SessionFinished":
-      return { ...state, finished: true }
-    case "AttemptSpawned":
-      return state
-  }
-}
 
 // ---------------------------------------------------------------------------
 // width: what the terminal shows, not what the string holds
@@ -320,42 +183,59 @@ export const formatEta = (millis: number): string => {
 }
 
 /**
+ * How many tests must have finished before their mean duration stands in for the
+ * durations history does not know.
+ *
+ * @since 0.2.0
+ */
+export const estimateAfter = 3
+
+/**
  * The time left: the expected durations of waiting tests, plus what running tests
  * have left of theirs, spread over the workers, and never less than the longest of
  * them (SPEC §4, lower bound of a session). Tests without history count as the mean
- * of those with history; `undefined` when no remaining test has history; `0` when
- * nothing remains.
+ * of those with history; when none has history, as the mean duration of the tests
+ * finished so far once `estimateAfter` have (then `estimate` is true). `undefined`
+ * when nothing is known yet; `0` when nothing remains.
  *
  * @since 0.1.0
  * @category utils
  */
-export const eta = (state: State, now: number): number | undefined => {
-  const startedAt = new Map<string, number>()
-  for (const s of state.slots) if (s !== undefined) startedAt.set(s.testId, s.startedAt)
+export const eta = (
+  state: SessionState.SessionState,
+  now: number
+): { readonly millis: number; readonly estimate: boolean } | undefined => {
   const known: Array<number> = []
   let unknown = 0
-  for (const [id, entry] of state.tests) {
-    if (entry.phase === "done") continue
-    if (entry.expectedMs === undefined) {
-      unknown++
-      continue
-    }
-    const started = entry.phase === "running" ? startedAt.get(id) : undefined
-    known.push(started === undefined ? entry.expectedMs : Math.max(0, entry.expectedMs - (now - started)))
+  const add = (expectedMs: number | undefined, startedAt: number | undefined) => {
+    if (expectedMs === undefined) unknown++
+    else known.push(startedAt === undefined ? expectedMs : Math.max(0, expectedMs - (now - startedAt)))
   }
-  if (known.length === 0) return unknown === 0 ? 0 : undefined
+  for (const w of HashMap.values(state.waiting)) add(w.expectedMs, undefined)
+  for (const r of HashMap.values(state.running)) add(r.expectedMs, r.active ? r.startedAt : undefined)
+  if (known.length === 0 && unknown === 0) return { millis: 0, estimate: false }
+  const finished = state.finishedCount >= estimateAfter ? state.finishedMs / state.finishedCount : undefined
+  if (known.length === 0 && finished === undefined) return undefined
+  const estimate = known.length === 0
+  const mean = estimate ? finished! : known.reduce((a, b) => a + b, 0) / known.length
+  if (estimate) {
+    // every remaining test counts as the mean; a running one as what it has left of it
+    known.length = 0
+    unknown = 0
+    for (const _ of HashMap.values(state.waiting)) known.push(mean)
+    for (const r of HashMap.values(state.running)) known.push(r.active ? Math.max(0, mean - (now - r.startedAt)) : mean)
+  }
   const sum = known.reduce((a, b) => a + b, 0)
-  const mean = sum / known.length
   const longest = Math.max(...known, unknown > 0 ? mean : 0)
-  return Math.max((sum + unknown * mean) / Math.max(1, state.workers), longest)
+  return { millis: Math.max((sum + unknown * mean) / Math.max(1, state.workers), longest), estimate }
 }
 
-const label = (state: State, slot: number): string => `w${slot}`.padEnd(`w${state.slots.length}`.length)
+const label = (slots: ReadonlyArray<unknown>, slot: number): string => `w${slot}`.padEnd(`w${slots.length}`.length)
 
-const slotLine = (state: State, slot: number, options: RenderOptions): string => {
+const slotLine = (slots: ReadonlyArray<SessionState.Running | undefined>, slot: number, options: RenderOptions): string => {
   const style: Plain.Style = { color: options.color }
-  const s = state.slots[slot - 1]
-  const head = `${label(state, slot)}  `
+  const s = slots[slot - 1]
+  const head = `${label(slots, slot)}  `
   if (s === undefined) return Plain.paint(style, "dim", `${head}idle`)
   const tail = `  attempt ${s.n}  ${formatDuration(Math.max(0, options.now - s.startedAt))}`
   const room = options.width - visibleWidth(head) - visibleWidth(tail)
@@ -364,27 +244,35 @@ const slotLine = (state: State, slot: number, options: RenderOptions): string =>
   return `${head}${Plain.paint(style, "bold", truncateStart(id, room))}${Plain.paint(style, "dim", tail)}`
 }
 
-const barLine = (state: State, options: RenderOptions): string => {
+const barLine = (state: SessionState.SessionState, options: RenderOptions): string => {
   const style: Plain.Style = { color: options.color }
-  const done = state.total - state.waiting - state.running
+  const c = state.counts
+  const waiting = HashMap.size(state.waiting)
+  const running = HashMap.size(state.running)
+  const failed = c.failed + c.timedOut + c.error
+  const done = c.total - waiting - running
   const remaining = eta(state, options.now)
   const parts = [
-    `${done}/${state.total}`,
-    Plain.paint(style, "green", `${state.passed} passed`),
-    state.flaky > 0 ? Plain.paint(style, "yellow", `${state.flaky} flaky`) : undefined,
-    state.failed > 0 ? Plain.paint(style, "red", `${state.failed} failed`) : `${state.failed} failed`,
-    state.cancelled > 0 ? `${state.cancelled} cancelled` : undefined,
-    `${state.running} running`,
-    `${state.waiting} waiting`,
-    state.waiting + state.running === 0 ? undefined : remaining === undefined ? "ETA unknown" : `ETA ${formatEta(remaining)}`
+    `${done}/${c.total}`,
+    Plain.paint(style, "green", `${c.passed} passed`),
+    c.flaky > 0 ? Plain.paint(style, "yellow", `${c.flaky} flaky`) : undefined,
+    failed > 0 ? Plain.paint(style, "red", `${failed} failed`) : `${failed} failed`,
+    c.cancelled > 0 ? `${c.cancelled} cancelled` : undefined,
+    `${running} running`,
+    `${waiting} waiting`,
+    waiting + running === 0
+      ? undefined
+      : remaining === undefined
+      ? "ETA unknown"
+      : `ETA ${remaining.estimate ? "~" : ""}${formatEta(remaining.millis)}`
   ].filter((p): p is string => p !== undefined)
   const counts = parts.join("  ")
   // the bar takes what the counts leave, up to 24 columns; none below 5
   const barWidth = Math.min(24, options.width - visibleWidth(counts) - 3)
   if (barWidth < 5) return truncate(counts, options.width)
-  const filled = state.total === 0 ? 0 : Math.round((done / state.total) * barWidth)
+  const filled = c.total === 0 ? 0 : Math.round((done / c.total) * barWidth)
   const paint = (color: "red" | "green" | "dim", text: string) => (text === "" ? "" : Plain.paint(style, color, text))
-  const bar = paint(state.failed > 0 ? "red" : "green", "█".repeat(filled)) + paint("dim", "░".repeat(barWidth - filled))
+  const bar = paint(failed > 0 ? "red" : "green", "█".repeat(filled)) + paint("dim", "░".repeat(barWidth - filled))
   return truncate(`[${bar}] ${counts}`, options.width)
 }
 
@@ -396,22 +284,23 @@ const barLine = (state: State, options: RenderOptions): string => {
  * @since 0.1.0
  * @category constructors
  */
-export const render = (state: State, options: RenderOptions): Array<string> => {
+export const render = (state: SessionState.SessionState, options: RenderOptions): Array<string> => {
   const width = Math.max(1, Math.floor(options.width))
   const o = { ...options, width }
-  const all = state.slots.map((_, i) => i + 1)
+  const slots = SessionState.slots(state)
+  const all = slots.map((_, i) => i + 1)
   const room = options.height === undefined ? all.length : Math.max(0, Math.floor(options.height) - 1)
   let shown = all
   const lines: Array<string> = []
   if (all.length > room) {
-    const busy = all.filter((slot) => state.slots[slot - 1] !== undefined)
+    const busy = all.filter((slot) => slots[slot - 1] !== undefined)
     shown = busy.slice(0, Math.max(0, room - 1))
     const hidden = all.length - shown.length
     const hiddenBusy = busy.length - shown.length
-    for (const slot of shown) lines.push(truncate(slotLine(state, slot, o), width))
+    for (const slot of shown) lines.push(truncate(slotLine(slots, slot, o), width))
     if (room > 0) lines.push(truncate(`… ${hidden} more worker${hidden === 1 ? "" : "s"} (${hiddenBusy} busy)`, width))
   } else {
-    for (const slot of shown) lines.push(truncate(slotLine(state, slot, o), width))
+    for (const slot of shown) lines.push(truncate(slotLine(slots, slot, o), width))
   }
   lines.push(barLine(state, o))
   return lines
@@ -511,10 +400,14 @@ export interface Handle {
  * @since 0.1.0
  * @category constructors
  */
-export const start = (events: Queue.Dequeue<SessionEvent>, options: Options): Effect.Effect<Handle, never, Scope.Scope> =>
+export const start = (
+  events: Queue.Dequeue<Logged>,
+  options: Options,
+  from?: SessionState.SessionState
+): Effect.Effect<Handle, never, Scope.Scope> =>
   Effect.gen(function*() {
     const style: Plain.Style = { color: options.color }
-    const view = yield* Ref.make({ state: initial(options.info), drawn: 0, block: "", ended: false })
+    const view = yield* Ref.make({ state: from ?? initial(options.info), drawn: 0, block: "", ended: false })
     // frames come from the loop, from `print` and from the end: one at a time
     const lock = yield* Effect.makeSemaphore(1)
 
@@ -529,9 +422,11 @@ export const start = (events: Queue.Dequeue<SessionEvent>, options: Options): Ef
         const now = yield* Clock.currentTimeMillis
         let state = current.state
         const above: Array<string> = []
-        for (const event of batch) {
-          state = update(state, event)
-          if (event._tag === "TestFinished") above.push(...finishedLines(style, event.result))
+        for (const logged of batch) {
+          // the state it started from may already cover the first events of the queue
+          if (logged.seq <= state.seq) continue
+          state = SessionState.update(state, logged)
+          if (logged.event._tag === "TestFinished") above.push(...finishedLines(style, logged.event.result))
         }
         above.push(...extra)
         const size = options.size()

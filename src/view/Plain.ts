@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import type { Report, TestResult, TestStatus } from "../Domain.js"
+import type { Report, TestResult, TestStatus, Totals } from "../Domain.js"
 import { formatDuration, lastLines, stripAnsi } from "../internal/text.js"
 
 /**
@@ -88,8 +88,101 @@ export const sessionLine = (
 const notPassed = (r: TestResult) => r.status !== "PASSED" && r.status !== "FLAKY"
 
 /**
- * The summary: failures first, each failing attempt with its log path and the last
- * lines of its output; then the flaky tests; then the counts.
+ * The summary's lines of one test that did not pass: each failing attempt with its
+ * log path, the last lines of its last attempt's output, the kept worktree.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const failureLines = (style: Style, t: TestResult, options: { readonly tailLines?: number } = {}): Array<string> => {
+  const out = ["", `${status(style, t.status)} ${safe(t.id)}  ${paint(style, "dim", safe(t.source))}`]
+  for (const a of t.attempts) {
+    if (a.status === "PASSED") continue
+    const what = a.message !== undefined ? safe(a.message) : a.exitCode !== null ? `exit ${a.exitCode}` : a.signal ?? ""
+    out.push(`  attempt ${a.n}: ${a.status} ${what}`)
+    if (a.logPath !== "") out.push(`    log: ${a.logPath}`)
+  }
+  const last = t.attempts[t.attempts.length - 1]
+  if (last !== undefined && last.tail !== "") {
+    for (const line of lastLines(last.tail, options.tailLines ?? 10)) out.push(paint(style, "dim", `    | ${safe(line)}`))
+  }
+  if (t.keptWorktree !== undefined) out.push(`    worktree kept: ${t.keptWorktree}`)
+  return out
+}
+
+/**
+ * The summary's lines of a FLAKY test: its attempts' statuses and the logs of those
+ * that did not pass.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const flakyLines = (style: Style, t: TestResult): Array<string> => {
+  const out = [`  ${safe(t.id)}: ${t.attempts.map((a) => a.status).join(" → ")}`]
+  for (const a of t.attempts) {
+    if (a.status !== "PASSED" && a.logPath !== "") out.push(paint(style, "dim", `    attempt ${a.n} log: ${a.logPath}`))
+  }
+  return out
+}
+
+/**
+ * The heading of a part of the summary.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const heading = (style: Style, kind: "failures" | "flaky", count: number): Array<string> =>
+  ["", paint(style, "bold", `${kind === "failures" ? "Failures" : "Flaky"} (${count})`)]
+
+/** how many cancelled ids the summary names */
+const cancelledShown = 50
+
+/**
+ * The summary's line of cancelled tests (the first 50 ids, then how many more).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const cancelledLines = (style: Style, ids: ReadonlyArray<string>, count: number): Array<string> =>
+  count === 0 ? [] : [
+    "",
+    paint(
+      style,
+      "dim",
+      `Cancelled (${count}): ${ids.slice(0, cancelledShown).map(safe).join(", ")}` +
+        (count > cancelledShown ? `, and ${count - cancelledShown} more` : "")
+    )
+  ]
+
+/**
+ * The summary's last line: the session's status, the counts, the duration.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const countsLine = (
+  style: Style,
+  session: { readonly id: string; readonly status: string; readonly durationMs: number },
+  c: Totals
+): Array<string> => {
+  const parts = [
+    paint(style, "green", `${c.passed} passed`),
+    c.flaky > 0 ? paint(style, "yellow", `${c.flaky} flaky`) : undefined,
+    c.failed > 0 ? paint(style, "red", `${c.failed} failed`) : undefined,
+    c.timedOut > 0 ? paint(style, "red", `${c.timedOut} timed out`) : undefined,
+    c.error > 0 ? paint(style, "magenta", `${c.error} error`) : undefined,
+    c.cancelled > 0 ? `${c.cancelled} cancelled` : undefined
+  ].filter((p): p is string => p !== undefined)
+  return [
+    "",
+    `${paint(style, "bold", session.status)}  ${parts.join(", ")}  of ${c.total} in ${formatDuration(session.durationMs)}  ${paint(style, "dim", `session ${session.id}`)}`
+  ]
+}
+
+/**
+ * The summary of a whole report: failures first, each failing attempt with its log
+ * path and the last lines of its output; then the flaky tests; then the counts.
+ * (`grove run` prints the same lines streaming the tests from the store.)
  *
  * @since 0.1.0
  * @category constructors
@@ -100,46 +193,14 @@ export const summary = (style: Style, report: Report, options: { readonly tailLi
   const flaky = report.tests.filter((t) => t.status === "FLAKY")
   const cancelled = report.tests.filter((t) => t.status === "CANCELLED")
   if (failed.length > 0) {
-    out.push("", paint(style, "bold", `Failures (${failed.length})`))
-    for (const t of failed) {
-      out.push("", `${status(style, t.status)} ${safe(t.id)}  ${paint(style, "dim", safe(t.source))}`)
-      for (const a of t.attempts) {
-        if (a.status === "PASSED") continue
-        const what = a.message !== undefined ? safe(a.message) : a.exitCode !== null ? `exit ${a.exitCode}` : a.signal ?? ""
-        out.push(`  attempt ${a.n}: ${a.status} ${what}`)
-        if (a.logPath !== "") out.push(`    log: ${a.logPath}`)
-      }
-      const last = t.attempts[t.attempts.length - 1]
-      if (last !== undefined && last.tail !== "") {
-        for (const line of lastLines(last.tail, options.tailLines ?? 10)) out.push(paint(style, "dim", `    | ${safe(line)}`))
-      }
-      if (t.keptWorktree !== undefined) out.push(`    worktree kept: ${t.keptWorktree}`)
-    }
+    out.push(...heading(style, "failures", failed.length))
+    for (const t of failed) out.push(...failureLines(style, t, options))
   }
   if (flaky.length > 0) {
-    out.push("", paint(style, "bold", `Flaky (${flaky.length})`))
-    for (const t of flaky) {
-      out.push(`  ${safe(t.id)}: ${t.attempts.map((a) => a.status).join(" → ")}`)
-      for (const a of t.attempts) {
-        if (a.status !== "PASSED" && a.logPath !== "") out.push(paint(style, "dim", `    attempt ${a.n} log: ${a.logPath}`))
-      }
-    }
+    out.push(...heading(style, "flaky", flaky.length))
+    for (const t of flaky) out.push(...flakyLines(style, t))
   }
-  if (cancelled.length > 0) {
-    out.push("", paint(style, "dim", `Cancelled (${cancelled.length}): ${cancelled.map((t) => safe(t.id)).join(", ")}`))
-  }
-  const c = report.totals
-  const parts = [
-    paint(style, "green", `${c.passed} passed`),
-    c.flaky > 0 ? paint(style, "yellow", `${c.flaky} flaky`) : undefined,
-    c.failed > 0 ? paint(style, "red", `${c.failed} failed`) : undefined,
-    c.timedOut > 0 ? paint(style, "red", `${c.timedOut} timed out`) : undefined,
-    c.error > 0 ? paint(style, "magenta", `${c.error} error`) : undefined,
-    c.cancelled > 0 ? `${c.cancelled} cancelled` : undefined
-  ].filter((p): p is string => p !== undefined)
-  out.push(
-    "",
-    `${paint(style, "bold", report.session.status)}  ${parts.join(", ")}  of ${c.total} in ${formatDuration(report.session.durationMs)}  ${paint(style, "dim", `session ${report.session.id}`)}`
-  )
+  out.push(...cancelledLines(style, cancelled.map((t) => t.id), cancelled.length))
+  out.push(...countsLine(style, report.session, report.totals))
   return out.join("\n")
 }
