@@ -1,7 +1,7 @@
 /**
  * Text helpers shared by the reports and the terminal: strip ANSI escape codes,
- * replace characters XML 1.0 forbids, format durations, take the last lines of
- * an output tail.
+ * replace characters XML 1.0 forbids, escape text for XML, format durations,
+ * take the last lines of an output tail.
  *
  * @since 0.1.0
  * @internal
@@ -49,6 +49,36 @@ const escapeCodeUnit = (char: string): string =>
  * @since 0.1.0
  */
 export const replaceXmlForbidden = (text: string): string => text.replace(xmlForbidden, escapeCodeUnit)
+
+const xmlTextEntities: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;" }
+
+/**
+ * Text as XML character data: every `&`, `<` and `>` escaped, whatever follows
+ * it (`&nbsp;` in the text is the six characters `&nbsp;`, never an entity),
+ * and a carriage return written `&#13;` so that a parser's line-end
+ * normalisation does not turn it into a line feed. The text must already be
+ * free of what XML forbids ({@link cleanOutput}).
+ *
+ * @since 0.1.0
+ */
+export const escapeXmlText = (text: string): string => text.replace(/[&<>\r]/g, (c) => xmlTextEntities[c]!)
+
+const xmlAttributeEntities: Record<string, string> = {
+  ...xmlTextEntities,
+  "\"": "&quot;",
+  "\t": "&#9;",
+  "\n": "&#10;"
+}
+
+/**
+ * Text as a double-quoted XML attribute value: `&`, `<`, `>` and `"` escaped,
+ * and tab, line feed and carriage return written as character references, which
+ * attribute-value normalisation keeps (a literal one would read back as a space).
+ *
+ * @since 0.1.0
+ */
+export const escapeXmlAttribute = (text: string): string =>
+  text.replace(/[&<>"\t\n\r]/g, (c) => xmlAttributeEntities[c]!)
 
 /** DEL and the C1 controls: allowed by XML 1.0 but discouraged, and invisible in a report */
 const discouraged = /[\u007f-\u009f]/g
