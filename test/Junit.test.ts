@@ -185,6 +185,12 @@ describe("Junit.render", () => {
       assert.isTrue(failure.textContent!.endsWith(`\n\n${looksEscaped}`), failure.textContent!)
     }))
 
+  it("testcase is one test's <testcase> element, as render writes it", () => {
+    for (const test of report.tests) assert.include(xml, `\n${Junit.testcase(test)}\n`)
+    assert.isTrue(Junit.testcase(report.tests[0]!).startsWith("  <testcase name=\"unit\" "))
+    assert.isTrue(Junit.testcase(report.tests[0]!).endsWith("\n  </testcase>"))
+  })
+
   it.effect("any output validates: every code unit below U+0100, lone surrogates, U+FFFE/FFFF, in tails and names", () =>
     Effect.gen(function*() {
       const everything = Array.from({ length: 0x100 }, (_, i) => String.fromCharCode(i)).join("") +

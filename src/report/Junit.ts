@@ -67,20 +67,24 @@ const isRetryable = (status: TestStatus): boolean => status === "FAILED" || stat
 const outcome = (a: Attempt): string =>
   a.status +
   (a.exitCode === null ? "" : `, exit code ${a.exitCode}`) +
-  (a.signal === null ? "" : `, signal ${a.signal}`)
+  (a.signal === null ? "" : `, signal ${cleanOutput(a.signal)}`)
 
 const attemptLine = (a: Attempt, of?: number): string =>
   `attempt ${a.n}${of === undefined ? "" : ` of ${of}`}: ${outcome(a)}, ${
     formatDuration(a.durationMs)
   } on worker ${a.worker}`
 
-/** where to look: the attempt's log file, worktree and grove's message */
+/**
+ * Where to look: the attempt's log file, worktree and grove's message. Like
+ * every text here, it is made of fields cleaned one by one: an escape sequence
+ * begun in one field cannot swallow the next.
+ */
 const attemptFacts = (a: Attempt, of?: number): string =>
   [
     attemptLine(a, of),
-    `log: ${a.logPath}`,
-    `worktree: ${a.worktree}`,
-    ...(a.message === undefined ? [] : [`message: ${a.message}`])
+    `log: ${cleanOutput(a.logPath)}`,
+    `worktree: ${cleanOutput(a.worktree)}`,
+    ...(a.message === undefined ? [] : [`message: ${cleanOutput(a.message)}`])
   ].join("\n")
 
 const withTail = (head: string, tail: string): string =>
@@ -89,7 +93,7 @@ const withTail = (head: string, tail: string): string =>
 const rerunElement = (name: string, a: Attempt): Element => {
   const tail = cleanOutput(a.tail)
   return element(name, { message: oneLine(a.message ?? attemptLine(a)), type: a.status }, [
-    element("stackTrace", {}, cleanOutput(attemptFacts(a))),
+    element("stackTrace", {}, attemptFacts(a)),
     ...(tail.length > 0 ? [element("system-out", {}, tail)] : [])
   ])
 }
@@ -97,17 +101,15 @@ const rerunElement = (name: string, a: Attempt): Element => {
 const finalMessage = (test: TestResult, last: Attempt | undefined): string => {
   if (last === undefined) return `${test.status} before any attempt ran`
   const head = `${test.status} after ${test.attempts.length} attempt${test.attempts.length === 1 ? "" : "s"}`
-  const detail = last.message ?? (last.exitCode === null && last.signal === null ? undefined : outcome(last))
+  const detail = last.message !== undefined ? cleanOutput(last.message) : (last.exitCode === null && last.signal === null ? undefined : outcome(last))
   return detail === undefined ? head : `${head}: ${detail}`
 }
 
 const finalText = (test: TestResult, last: Attempt | undefined): string => {
-  const kept = test.keptWorktree === undefined ? "" : `\nkept worktree: ${test.keptWorktree}`
-  return cleanOutput(
-    last === undefined
-      ? `${test.status}: no attempt ran${kept}\n`
-      : withTail(attemptFacts(last, test.attempts.length) + kept, cleanOutput(last.tail))
-  )
+  const kept = test.keptWorktree === undefined ? "" : `\nkept worktree: ${cleanOutput(test.keptWorktree)}`
+  return last === undefined
+    ? `${test.status}: no attempt ran${kept}\n`
+    : withTail(attemptFacts(last, test.attempts.length) + kept, cleanOutput(last.tail))
 }
 
 const testcaseElement = (test: TestResult): Element => {
@@ -144,7 +146,7 @@ const testcaseElement = (test: TestResult): Element => {
     children.push(element(
       "system-out",
       {},
-      cleanOutput(attempts.map((a) => `${attemptLine(a)} - log: ${a.logPath}`).join("\n") + "\n")
+      attempts.map((a) => `${attemptLine(a)} - log: ${cleanOutput(a.logPath)}`).join("\n") + "\n"
     ))
   }
   return element("testcase", {
