@@ -4,7 +4,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { create } from "xmlbuilder2"
+import { DOMParser } from "@xmldom/xmldom"
 import { validateXML } from "xmllint-wasm"
 import type { TestStatus } from "../src/Domain.js"
 import * as Report from "../src/Report.js"
@@ -39,7 +39,7 @@ const assertValid = (xml: string) =>
     assert.isTrue(outcome.valid, `JUnit report is not valid: ${outcome.errors.map((e) => e.rawMessage).join("\n")}`)
   })
 
-/** the DOM of xmlbuilder2's parser, as much of it as the tests read */
+/** the DOM of xmldom's parser, as much of it as the tests read */
 interface XmlElement {
   readonly nodeType: number
   readonly tagName: string
@@ -49,7 +49,18 @@ interface XmlElement {
   getAttribute(name: string): string | null
 }
 
-const parse = (xml: string): XmlElement => create(xml).root().node as unknown as XmlElement
+/**
+ * Parses strictly: any error or warning (an undefined entity, a bad tag) throws.
+ * Not xmlbuilder2's parser: it decodes `&amp;#65;` twice, to `A`.
+ */
+const parse = (xml: string): XmlElement => {
+  const parser = new DOMParser({
+    onError: (level, message) => {
+      throw new Error(`the JUnit XML does not parse (${level}): ${message}`)
+    }
+  })
+  return parser.parseFromString(xml, "text/xml").documentElement as unknown as XmlElement
+}
 const children = (el: XmlElement, name?: string): ReadonlyArray<XmlElement> =>
   Array.from(el.childNodes).filter((n) => n.nodeType === 1 && (name === undefined || n.tagName === name))
 const testcase = (suite: XmlElement, name: string): XmlElement => {
@@ -155,6 +166,30 @@ describe("Junit.render", () => {
       assert.strictEqual(suite.getAttribute("tests"), "0")
       assert.strictEqual(children(suite, "testcase").length, 0)
     }))
+
+  it.effect("output that looks like an entity or markup is text: the report validates and reads it back as written", () =>
+    Effect.gen(function*() {
+      const looksEscaped = "a&nbsp;b &copy; &amp; &#x41; &#65; &lt;script&gt; ]]> <b>x</b> \"q\" 'a' \r\n"
+      const id = `id &nbsp; &amp; &#65; <i>`
+      const test = result(id, "FAILED", [attempt(id, 1, "FAILED", { tail: looksEscaped, message: looksEscaped })], {
+        source: "src &lt; &gt;"
+      })
+      const rendered = Junit.render(Report.make(info, [test]))
+      yield* assertValid(rendered)
+      const suite = parse(rendered)
+      const [testcase] = children(suite, "testcase")
+      assert.strictEqual(testcase!.getAttribute("name"), id)
+      assert.strictEqual(testcase!.getAttribute("classname"), "src &lt; &gt;")
+      const failure = children(testcase!, "failure")[0]!
+      assert.strictEqual(failure.getAttribute("message"), `FAILED after 1 attempt: ${looksEscaped.trim()}`)
+      assert.isTrue(failure.textContent!.endsWith(`\n\n${looksEscaped}`), failure.textContent!)
+    }))
+
+  it("testcase is one test's <testcase> element, as render writes it", () => {
+    for (const test of report.tests) assert.include(xml, `\n${Junit.testcase(test)}\n`)
+    assert.isTrue(Junit.testcase(report.tests[0]!).startsWith("  <testcase name=\"unit\" "))
+    assert.isTrue(Junit.testcase(report.tests[0]!).endsWith("\n  </testcase>"))
+  })
 
   it.effect("any output validates: every code unit below U+0100, lone surrogates, U+FFFE/FFFF, in tails and names", () =>
     Effect.gen(function*() {

@@ -141,6 +141,23 @@ describe("Markdown", () => {
     assert.include(text, "### Cancelled (2)\n\n- ⛔ `deploy`\n- ⛔ `later`")
   })
 
+  it("a backslash before a pipe in an id does not split its table cell (GitHub and micromark read \\\\| differently)", () => {
+    const ids = ["a\\|b", "a\\\\|b", "a\\\\\\|b"]
+    const text = Markdown.render(Report.make(info, ids.map((id) =>
+      result(id, "FLAKY", [attempt(id, 1, "FAILED"), attempt(id, 2, "PASSED")])
+    )))
+    // an even run of backslashes (none included) gets one more; an odd run already escapes the pipe,
+    // so two and three backslashes both come out as three (GFM cannot tell them apart in a cell)
+    const rows = text.split("\n").filter((line) => line.startsWith("| `a"))
+    assert.deepStrictEqual(rows.map((row) => row.split(" | ")[0]), ["| `a\\|b`", "| `a\\\\\\|b`", "| `a\\\\\\|b`"])
+  })
+
+  it("a tail whose last line is empty keeps it inside the block", () => {
+    const r = Report.make(info, [result("t", "FAILED", [attempt("t", 1, "FAILED", { tail: "a\n\r" })])])
+    const code = all(parseMd(Markdown.render(r))).find((n) => n.type === "code")
+    assert.strictEqual(code && code.type === "code" ? code.value : undefined, "a\n")
+  })
+
   it("no tests, and interrupted sessions, say so in the headline", () => {
     const none = Markdown.render(Report.make(info, []))
     assert.isTrue(none.startsWith("## ⚪ grove NO_TESTS: no tests ran\n"))
@@ -201,6 +218,19 @@ describe("text helpers", () => {
   it("replaceXmlForbidden spells forbidden characters and keeps the allowed ones", () => {
     assert.strictEqual(Text.replaceXmlForbidden("a\u0000b\u0007\t\n\r\u001b"), "a\\u0000b\\u0007\t\n\r\\u001b")
     assert.strictEqual(Text.replaceXmlForbidden("\ud83d\ude00 \ud83d \ude00 \ufffe\uffff\ufffd"), "\ud83d\ude00 \\ud83d \\ude00 \\ufffe\\uffff\ufffd")
+  })
+
+  it("escapeXmlText and escapeXmlAttribute escape every & and <, whatever follows, and keep line ends as they were", () => {
+    assert.strictEqual(Text.escapeXmlText("&nbsp; &amp; &#65; <a> ]]> \"'"), "&amp;nbsp; &amp;amp; &amp;#65; &lt;a&gt; ]]&gt; \"'")
+    assert.strictEqual(Text.escapeXmlText("a\r\nb\tc\u2028d"), "a&#13;\nb\tc&#8232;d")
+    assert.strictEqual(Text.escapeXmlAttribute("&lt; \"x\" 'y' <"), "&amp;lt; &quot;x&quot; 'y' &lt;")
+    assert.strictEqual(Text.escapeXmlAttribute("a\tb\nc\rd"), "a&#9;b&#10;c&#13;d")
+  })
+
+  it("cleanOutput spells DEL, C1 controls and noncharacters, and keeps other characters outside the BMP", () => {
+    assert.strictEqual(Text.cleanOutput("\u007f\u0085\ufdd0\ufdef\ufdf0"), "\\u007f\\u0085\\ufdd0\\ufdef\ufdf0")
+    assert.strictEqual(Text.cleanOutput("\u{1fffe}\u{10ffff}\u{1f600}\u{2fffd}"), "\\u{1fffe}\\u{10ffff}\u{1f600}\u{2fffd}")
+    assert.strictEqual(Text.cleanOutput("a&nbsp;b &amp; <i>"), "a&nbsp;b &amp; <i>")
   })
 
   it("lastLines takes the last lines as a terminal shows them", () => {

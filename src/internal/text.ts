@@ -1,7 +1,7 @@
 /**
  * Text helpers shared by the reports and the terminal: strip ANSI escape codes,
- * replace characters XML 1.0 forbids, format durations, take the last lines of
- * an output tail.
+ * replace characters XML 1.0 forbids, escape text for XML, format durations,
+ * take the last lines of an output tail.
  *
  * @since 0.1.0
  * @internal
@@ -39,8 +39,11 @@ export const stripAnsi = (text: string): string => text.replace(ansiPattern, "")
  */
 const xmlForbidden = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ud800-\udfff\ufffe\uffff]/gu
 
-const escapeCodeUnit = (char: string): string =>
-  "\\u" + char.charCodeAt(0).toString(16).padStart(4, "0")
+/** `\uXXXX` for a code unit or a BMP character, `\u{XXXXX}` for one outside the BMP */
+const escapeCodeUnit = (char: string): string => {
+  const point = char.codePointAt(0)!
+  return point > 0xffff ? `\\u{${point.toString(16)}}` : "\\u" + point.toString(16).padStart(4, "0")
+}
 
 /**
  * Replaces every character XML 1.0 forbids with its `\uXXXX` spelling, so the
@@ -50,17 +53,64 @@ const escapeCodeUnit = (char: string): string =>
  */
 export const replaceXmlForbidden = (text: string): string => text.replace(xmlForbidden, escapeCodeUnit)
 
-/** DEL and the C1 controls: allowed by XML 1.0 but discouraged, and invisible in a report */
-const discouraged = /[\u007f-\u009f]/g
+const xmlTextEntities: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  "\r": "&#13;",
+  "\u2028": "&#8232;",
+  "\u2029": "&#8233;"
+}
+
+/**
+ * Text as XML character data: every `&`, `<` and `>` escaped, whatever follows
+ * it (`&nbsp;` in the text is the six characters `&nbsp;`, never an entity),
+ * and a carriage return written `&#13;` so that a parser's line-end
+ * normalisation does not turn it into a line feed (nor U+2028 and U+2029,
+ * which XML 1.1 readers count as line ends). The text must already be free of
+ * what XML forbids ({@link cleanOutput}).
+ *
+ * @since 0.1.0
+ */
+export const escapeXmlText = (text: string): string => text.replace(/[&<>\r\u2028\u2029]/g, (c) => xmlTextEntities[c]!)
+
+const xmlAttributeEntities: Record<string, string> = {
+  ...xmlTextEntities,
+  "\"": "&quot;",
+  "\t": "&#9;",
+  "\n": "&#10;"
+}
+
+/**
+ * Text as a double-quoted XML attribute value: `&`, `<`, `>` and `"` escaped,
+ * and tab, line feed and carriage return written as character references, which
+ * attribute-value normalisation keeps (a literal one would read back as a space).
+ *
+ * @since 0.1.0
+ */
+export const escapeXmlAttribute = (text: string): string =>
+  text.replace(/[&<>"\t\n\r\u2028\u2029]/g, (c) => xmlAttributeEntities[c]!)
+
+/**
+ * What XML 1.0 allows but discourages (§2.2): DEL and the C1 controls, invisible
+ * in a report, and the noncharacters U+FDD0–U+FDEF and U+xFFFE/U+xFFFF of the
+ * other planes, which HTML parsers report as errors.
+ */
+const discouraged = /[\u007f-\u009f\ufdd0-\ufdef]|[\u{1fffe}-\u{10ffff}]/gu
+
+/** a character outside the BMP is discouraged only when it is a plane's last two (U+xFFFE, U+xFFFF) */
+const escapeDiscouraged = (char: string): string =>
+  char.length === 1 || (char.codePointAt(0)! & 0xfffe) === 0xfffe ? escapeCodeUnit(char) : char
 
 /**
  * Output as it can go into any text report: ANSI codes stripped, characters
- * XML 1.0 forbids (and the invisible DEL and C1 controls) spelled `\uXXXX`.
+ * XML 1.0 forbids (and those it discourages: DEL, the C1 controls, the
+ * noncharacters) spelled `\uXXXX` (`\u{XXXXX}` outside the BMP).
  *
  * @since 0.1.0
  */
 export const cleanOutput = (text: string): string =>
-  replaceXmlForbidden(stripAnsi(text)).replace(discouraged, escapeCodeUnit)
+  replaceXmlForbidden(stripAnsi(text)).replace(discouraged, escapeDiscouraged)
 
 /**
  * One line for an attribute or a table cell: cleaned, with runs of line breaks

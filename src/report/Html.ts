@@ -58,14 +58,19 @@ const attr = (text: string): string => escapeHtml(cleanOutput(text))
 
 const maxLineLength = 2000
 
-/** output as lines for a `<pre>`: cleaned, the last `count` lines, long lines cut, escaped */
+/**
+ * Output as lines for a `<pre>`: cleaned, the last `count` lines, long lines
+ * cut, escaped. An HTML parser drops a line feed right after `<pre>`, so output
+ * that begins with an empty line gets one more, which the parser takes away.
+ */
 const tailText = (tail: string, count: number): { readonly lines: number; readonly html: string } => {
   const lines = lastLines(cleanOutput(tail), count).map((line) =>
     line.length <= maxLineLength
       ? line
       : `${line.slice(0, maxLineLength)}… [${line.length - maxLineLength} more characters]`
   )
-  return { lines: lines.length, html: escapeHtml(lines.join("\n")) }
+  const text = lines.join("\n")
+  return { lines: lines.length, html: (text.startsWith("\n") ? "\n" : "") + escapeHtml(text) }
 }
 
 const finite = (n: number): number => (Number.isFinite(n) && n > 0 ? n : 0)

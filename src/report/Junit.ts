@@ -1,7 +1,11 @@
 /**
  * The JUnit XML report in Maven Surefire's 3.0 format (SPEC §7), valid against
- * `surefire-test-report-3.0.xsd` for any output: ANSI codes are stripped and
- * characters XML 1.0 forbids are spelled `\uXXXX`.
+ * `surefire-test-report-3.0.xsd` for any output: ANSI codes are stripped,
+ * characters XML 1.0 forbids are spelled `\uXXXX`, and every `&`, `<` and `>`
+ * is escaped, so output that looks like an entity (`&nbsp;`, `&amp;`) or
+ * markup reads back as the text it was. The XML is written here rather than by
+ * xmlbuilder2, whose serializer leaves `&name;` and `&#NN;` unescaped, taking
+ * them for entities already escaped.
  *
  * Shape: one `<testsuite>` root (no `<testsuites>`, no `timestamp`), session
  * facts as `<properties>` (the XSD has no `flakes` attribute, so the flaky count
@@ -12,11 +16,43 @@
  * @since 0.1.0
  */
 import * as DateTime from "effect/DateTime"
-import { create } from "xmlbuilder2"
 import type { Attempt, Report, TestResult, TestStatus } from "../Domain.js"
-import { cleanOutput, formatDuration, oneLine } from "../internal/text.js"
+import { cleanOutput, escapeXmlAttribute, escapeXmlText, formatDuration, oneLine } from "../internal/text.js"
 
-type XMLBuilder = ReturnType<typeof create>
+/**
+ * An XML element as this report writes it: attributes in order, and either
+ * text or child elements. Attribute values and text are already cleaned of
+ * what XML forbids; {@link serialize} escapes them.
+ */
+interface Element {
+  readonly name: string
+  readonly attributes: ReadonlyArray<readonly [string, string]>
+  readonly content: string | ReadonlyArray<Element>
+}
+
+const element = (
+  name: string,
+  attributes: Record<string, string>,
+  content: string | ReadonlyArray<Element> = []
+): Element => ({ name, attributes: Object.entries(attributes), content })
+
+const startTag = (el: Element): string =>
+  `<${el.name}${el.attributes.map(([name, value]) => ` ${name}="${escapeXmlAttribute(value)}"`).join("")}`
+
+/**
+ * An element as indented XML at `depth`: text stays on the start tag's line
+ * (indenting it would change it), children go one per line, two spaces deeper.
+ * Every `&` and `<` of a value is escaped here and nowhere else: no text is
+ * taken for markup or for an entity already escaped.
+ */
+const serialize = (el: Element, depth: number): string => {
+  const indent = "  ".repeat(depth)
+  if (typeof el.content === "string") {
+    return `${indent}${startTag(el)}>${escapeXmlText(el.content)}</${el.name}>`
+  }
+  if (el.content.length === 0) return `${indent}${startTag(el)}/>`
+  return `${indent}${startTag(el)}>\n${el.content.map((c) => serialize(c, depth + 1)).join("\n")}\n${indent}</${el.name}>`
+}
 
 /**
  * Milliseconds as Surefire's `time`: seconds with 3 decimals, never negative.
@@ -31,54 +67,52 @@ const isRetryable = (status: TestStatus): boolean => status === "FAILED" || stat
 const outcome = (a: Attempt): string =>
   a.status +
   (a.exitCode === null ? "" : `, exit code ${a.exitCode}`) +
-  (a.signal === null ? "" : `, signal ${a.signal}`)
+  (a.signal === null ? "" : `, signal ${cleanOutput(a.signal)}`)
 
 const attemptLine = (a: Attempt, of?: number): string =>
   `attempt ${a.n}${of === undefined ? "" : ` of ${of}`}: ${outcome(a)}, ${
     formatDuration(a.durationMs)
   } on worker ${a.worker}`
 
-/** where to look: the attempt's log file, worktree and grove's message */
+/**
+ * Where to look: the attempt's log file, worktree and grove's message. Like
+ * every text here, it is made of fields cleaned one by one: an escape sequence
+ * begun in one field cannot swallow the next.
+ */
 const attemptFacts = (a: Attempt, of?: number): string =>
   [
     attemptLine(a, of),
-    `log: ${a.logPath}`,
-    `worktree: ${a.worktree}`,
-    ...(a.message === undefined ? [] : [`message: ${a.message}`])
+    `log: ${cleanOutput(a.logPath)}`,
+    `worktree: ${cleanOutput(a.worktree)}`,
+    ...(a.message === undefined ? [] : [`message: ${cleanOutput(a.message)}`])
   ].join("\n")
 
 const withTail = (head: string, tail: string): string =>
   tail.length === 0 ? head + "\n" : `${head}\n\n${tail}${tail.endsWith("\n") ? "" : "\n"}`
 
-const rerunElement = (parent: XMLBuilder, name: string, a: Attempt): void => {
-  const el = parent.ele(name, { message: oneLine(a.message ?? attemptLine(a)), type: a.status })
-  el.ele("stackTrace").txt(cleanOutput(attemptFacts(a)))
+const rerunElement = (name: string, a: Attempt): Element => {
   const tail = cleanOutput(a.tail)
-  if (tail.length > 0) el.ele("system-out").txt(tail)
+  return element(name, { message: oneLine(a.message ?? attemptLine(a)), type: a.status }, [
+    element("stackTrace", {}, attemptFacts(a)),
+    ...(tail.length > 0 ? [element("system-out", {}, tail)] : [])
+  ])
 }
 
 const finalMessage = (test: TestResult, last: Attempt | undefined): string => {
   if (last === undefined) return `${test.status} before any attempt ran`
   const head = `${test.status} after ${test.attempts.length} attempt${test.attempts.length === 1 ? "" : "s"}`
-  const detail = last.message ?? (last.exitCode === null && last.signal === null ? undefined : outcome(last))
+  const detail = last.message !== undefined ? cleanOutput(last.message) : (last.exitCode === null && last.signal === null ? undefined : outcome(last))
   return detail === undefined ? head : `${head}: ${detail}`
 }
 
 const finalText = (test: TestResult, last: Attempt | undefined): string => {
-  const kept = test.keptWorktree === undefined ? "" : `\nkept worktree: ${test.keptWorktree}`
-  return cleanOutput(
-    last === undefined
-      ? `${test.status}: no attempt ran${kept}\n`
-      : withTail(attemptFacts(last, test.attempts.length) + kept, cleanOutput(last.tail))
-  )
+  const kept = test.keptWorktree === undefined ? "" : `\nkept worktree: ${cleanOutput(test.keptWorktree)}`
+  return last === undefined
+    ? `${test.status}: no attempt ran${kept}\n`
+    : withTail(attemptFacts(last, test.attempts.length) + kept, cleanOutput(last.tail))
 }
 
-const testcase = (suite: XMLBuilder, test: TestResult): void => {
-  const el = suite.ele("testcase", {
-    name: oneLine(test.id),
-    classname: oneLine(test.source),
-    time: seconds(test.durationMs)
-  })
+const testcaseElement = (test: TestResult): Element => {
   const attempts = [...test.attempts].sort((a, b) => a.n - b.n)
   const last = attempts[attempts.length - 1]
   const ended = test.status === "FAILED" || test.status === "TIMED_OUT" || test.status === "ERROR"
@@ -87,30 +121,49 @@ const testcase = (suite: XMLBuilder, test: TestResult): void => {
   const earlier = (ended ? attempts.slice(0, -1) : attempts).filter((a) => isRetryable(a.status))
   const failedEarlier = earlier.filter((a) => a.status === "FAILED")
   const erroredEarlier = earlier.filter((a) => a.status !== "FAILED")
+  const children: Array<Element> = []
 
   if (test.status === "FAILED") {
-    el.ele("failure", { message: oneLine(finalMessage(test, last)), type: test.status }).txt(finalText(test, last))
+    children.push(
+      element("failure", { message: oneLine(finalMessage(test, last)), type: test.status }, finalText(test, last))
+    )
   }
-  if (!succeeded) for (const a of failedEarlier) rerunElement(el, "rerunFailure", a)
-  if (succeeded) for (const a of failedEarlier) rerunElement(el, "flakyFailure", a)
+  for (const a of failedEarlier) children.push(rerunElement(succeeded ? "flakyFailure" : "rerunFailure", a))
   if (test.status === "CANCELLED" || test.status === "QUEUED" || test.status === "RUNNING") {
-    el.ele("skipped", {
+    children.push(element("skipped", {
       message: test.status === "CANCELLED"
         ? "CANCELLED: the session stopped before this test finished"
         : `${test.status}: the session has not finished this test`
-    })
+    }))
   }
   if (test.status === "TIMED_OUT" || test.status === "ERROR") {
-    el.ele("error", { message: oneLine(finalMessage(test, last)), type: test.status }).txt(finalText(test, last))
-  }
-  if (!succeeded) for (const a of erroredEarlier) rerunElement(el, "rerunError", a)
-  if (succeeded) for (const a of erroredEarlier) rerunElement(el, "flakyError", a)
-  if (attempts.length > 0) {
-    el.ele("system-out").txt(
-      cleanOutput(attempts.map((a) => `${attemptLine(a)} - log: ${a.logPath}`).join("\n") + "\n")
+    children.push(
+      element("error", { message: oneLine(finalMessage(test, last)), type: test.status }, finalText(test, last))
     )
   }
+  for (const a of erroredEarlier) children.push(rerunElement(succeeded ? "flakyError" : "rerunError", a))
+  if (attempts.length > 0) {
+    children.push(element(
+      "system-out",
+      {},
+      attempts.map((a) => `${attemptLine(a)} - log: ${cleanOutput(a.logPath)}`).join("\n") + "\n"
+    ))
+  }
+  return element("testcase", {
+    name: oneLine(test.id),
+    classname: oneLine(test.source),
+    time: seconds(test.durationMs)
+  }, children)
 }
+
+/**
+ * The `<testcase>` element of one test, indented for its place inside
+ * `<testsuite>`, without a final line break: a function of the test alone, so
+ * a writer can put tests out one at a time.
+ *
+ * @since 0.1.0
+ */
+export const testcase = (test: TestResult): string => serialize(testcaseElement(test), 1)
 
 /**
  * The JUnit XML text of a report. `failures` counts FAILED tests, `errors`
@@ -122,8 +175,18 @@ const testcase = (suite: XMLBuilder, test: TestResult): void => {
 export const render = (report: Report): string => {
   const count = (...statuses: ReadonlyArray<TestStatus>) =>
     String(report.tests.filter((t) => statuses.includes(t.status)).length)
-  const doc = create({ version: "1.0", encoding: "UTF-8" })
-  const suite = doc.ele("testsuite", {
+  const property = (name: string, value: string) => element("property", { name, value: oneLine(value) })
+  const properties = element("properties", {}, [
+    property("grove.session", report.session.id),
+    property("grove.status", report.session.status),
+    property("grove.startedAt", DateTime.formatIso(report.session.startedAt)),
+    property("grove.baseRef", report.session.baseRef),
+    property("grove.baseSha", report.session.baseSha),
+    property("grove.workers", String(report.session.workers)),
+    property("grove.flaky", String(report.totals.flaky)),
+    property("grove.successRate", String(report.totals.successRate))
+  ])
+  const suite = element("testsuite", {
     name: oneLine(`grove ${report.session.id}`),
     tests: String(report.tests.length),
     failures: count("FAILED"),
@@ -131,16 +194,11 @@ export const render = (report: Report): string => {
     skipped: count("CANCELLED", "QUEUED", "RUNNING"),
     time: seconds(report.session.durationMs)
   })
-  const properties = suite.ele("properties")
-  const property = (name: string, value: string) => properties.ele("property", { name, value: oneLine(value) })
-  property("grove.session", report.session.id)
-  property("grove.status", report.session.status)
-  property("grove.startedAt", DateTime.formatIso(report.session.startedAt))
-  property("grove.baseRef", report.session.baseRef)
-  property("grove.baseSha", report.session.baseSha)
-  property("grove.workers", String(report.session.workers))
-  property("grove.flaky", String(report.totals.flaky))
-  property("grove.successRate", String(report.totals.successRate))
-  for (const test of report.tests) testcase(suite, test)
-  return doc.end({ prettyPrint: true }) + "\n"
+  return [
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+    `${startTag(suite)}>`,
+    serialize(properties, 1),
+    ...report.tests.map(testcase),
+    "</testsuite>"
+  ].join("\n") + "\n"
 }

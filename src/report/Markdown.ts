@@ -62,8 +62,19 @@ export const code = (text: string): string => {
   return `${ticks}${pad}${content}${pad}${ticks}`
 }
 
-/** a code span inside a table cell: GFM splits cells on `|` even inside code */
-const codeCell = (text: string): string => code(text).replaceAll("|", "\\|")
+/**
+ * A code span inside a table cell. GFM splits cells on `|` even inside code,
+ * unless a backslash precedes it; but GitHub keeps the pipe in its cell after
+ * any run of backslashes, micromark only after an odd one (it reads `\\` as
+ * an escaped backslash, cmark-gfm#277). So a pipe gets a backslash where an
+ * even run (none included) precedes it, and the cell holds in both; a pipe
+ * after an odd run then reads back with one backslash fewer, in both. The same
+ * rule as mdast-util-gfm-table's serializer.
+ */
+const codeCell = (text: string): string =>
+  code(text).replace(/(\\*)\|/g, (run: string, backslashes: string) =>
+    backslashes.length % 2 === 0 ? `${backslashes}\\|` : run
+  )
 
 /**
  * A fenced block holding `body` verbatim: the fence is longer than any run of
@@ -163,7 +174,8 @@ const failureBlock = (test: TestResult, tailLines: number): string => {
     if (tail.length === 0) lines.push(`Attempt ${last.n} printed nothing.`)
     else {
       lines.push(`Last ${plural(tail.length, "line")} of attempt ${last.n}:`, "")
-      lines.push(fenced(tail.join("\n")))
+      // each line ends with its line feed: a last line that is empty stays a line of the block
+      lines.push(fenced(tail.map((line) => `${line}\n`).join("")))
     }
   }
   return lines.join("\n")
