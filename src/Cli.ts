@@ -1,7 +1,7 @@
 /**
  * The `grove` command line on @effect/cli. Every command returns its exit code
  * (SPEC §6): 0 all PASSED/FLAKY or NO_TESTS; 1 anything else; 2 invalid input or
- * usage; 130 SIGINT; 143 SIGTERM.
+ * usage; 129 SIGHUP; 130 SIGINT; 143 SIGTERM.
  *
  * @since 0.1.0
  */

@@ -45,7 +45,10 @@ export interface GroveConfig {
   readonly setup: ReadonlyArray<string>
   /** files whose change between commits makes setup run again */
   readonly setupInputs: ReadonlyArray<string>
-  /** initialise submodules in new worktrees */
+  /**
+   * keep submodules in step: initialised in new worktrees, moved to the recorded commit
+   * and cleaned inside whenever a worktree is prepared, and part of its clean check
+   */
   readonly submodules: boolean
   /** time between SIGTERM and SIGKILL when an attempt ends */
   readonly killGrace: Duration.Duration

@@ -75,11 +75,29 @@ export class Git extends Context.Tag("grove/Git")<Git, {
   readonly worktreeRemove: (repo: RepoInfo, path: string) => Effect.Effect<void, GitError>
   readonly worktreeList: (repo: RepoInfo) => Effect.Effect<ReadonlyArray<WorktreeEntry>, GitError>
   readonly prune: (repo: RepoInfo) => Effect.Effect<void, GitError>
-  /** HEAD and cleanliness of a grove worktree (checked to be that worktree first) */
-  readonly state: (worktree: string, keep: ReadonlyArray<string>) => Effect.Effect<WorktreeState, GitError>
-  /** moves a grove worktree to `sha` detached and removes every change, untracked and ignored file outside `keep` */
-  readonly checkoutClean: (worktree: string, sha: string, keep: ReadonlyArray<string>) => Effect.Effect<void, GitError>
+  /**
+   * HEAD and cleanliness of a grove worktree (checked to be that worktree first); with
+   * `submodules`, a submodule at another commit than recorded, not checked out, or with
+   * anything changed, untracked or ignored inside makes it dirty
+   */
+  readonly state: (worktree: string, keep: ReadonlyArray<string>, options?: SubmoduleOptions) => Effect.Effect<WorktreeState, GitError>
+  /**
+   * moves a grove worktree to `sha` detached and removes every change, untracked and ignored
+   * file outside `keep`; with `submodules`, also moves every submodule (recursively) to the
+   * commit `sha` records and cleans inside it the same way
+   */
+  readonly checkoutClean: (worktree: string, sha: string, keep: ReadonlyArray<string>, options?: SubmoduleOptions) => Effect.Effect<void, GitError>
 }>() {}
+
+/**
+ * Whether a worktree's submodules are grove's to keep in step (config `submodules`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SubmoduleOptions {
+  readonly submodules?: boolean
+}
 
 // ---------------------------------------------------------------------------
 // make: every operation derived from one primitive, `exec`
@@ -123,6 +141,17 @@ export interface Primitives {
  * @category constants
  */
 export const baseArgs: ReadonlyArray<string> = ["-c", "core.hooksPath=/dev/null"]
+
+/**
+ * Options of the commands that clone or update submodules: a submodule with a local
+ * URL (a path, `../lib.git` next to a local remote, `file://`) is refused by git
+ * 2.38.1+ unless the file protocol is allowed. The submodules are the repository's
+ * own and its tests run as code anyway, so grove allows it.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const submoduleArgs: ReadonlyArray<string> = ["-c", "protocol.file.allow=always"]
 
 /**
  * Environment every grove git command runs with: no LFS downloads, no prompts.
@@ -421,7 +450,7 @@ export const make = (primitives: Primitives): Git["Type"] => {
         })
       )
       if (options.submodules === true) {
-        yield* runOk(path, ["submodule", "update", "--init", "--recursive"]).pipe(
+        yield* runOk(path, [...submoduleArgs, "submodule", "update", "--init", "--recursive"]).pipe(
           Effect.tapError(() => worktreeRemove(repo, path).pipe(Effect.ignore))
         )
       }
@@ -436,30 +465,59 @@ export const make = (primitives: Primitives): Git["Type"] => {
    * only then). Read-only, so the safety check is lighter than a destructive command's:
    * the folder must hold a `.git` file (a linked worktree's top level; the main
    * checkout has a folder there) and git may not look above it.
+   *
+   * With `submodules`, status also reports every submodule at another commit or with
+   * changed or untracked content (whatever `.gitmodules` says to ignore), and, when
+   * that finds nothing, two more commands look for what it cannot see: a submodule
+   * not checked out (`git submodule status`) and ignored files inside one
+   * (`git clean -n` in each).
    */
-  const state = (worktree: string, keep: ReadonlyArray<string>): Effect.Effect<WorktreeState, GitError> =>
+  const state = (worktree: string, keep: ReadonlyArray<string>, options: SubmoduleOptions = {}): Effect.Effect<WorktreeState, GitError> =>
     Effect.gen(function*() {
       if (!NodePath.isAbsolute(worktree)) return yield* Effect.fail(unsafe(worktree, "none: the path is not absolute"))
       if (!isFile(NodePath.join(worktree, ".git"))) {
         return yield* Effect.fail(unsafe(worktree, "none: no .git file there, so it is not the top level of a linked worktree"))
       }
       const env = { ...baseEnv, GIT_CEILING_DIRECTORIES: NodePath.dirname(worktree) }
+      const submodules = options.submodules === true
+      const args = ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal", "--ignored=matching"]
       const status = parseStatus(
-        yield* runOk(worktree, ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal", "--ignored=matching"], env),
+        yield* runOk(worktree, submodules ? [...args, "--ignore-submodules=none"] : args, env),
         keptBy(keep)
       )
-      if (status.state !== "unsure") return { head: status.head, clean: status.state === "clean" }
-      const removable = yield* runOk(worktree, ["clean", "-n", "-ffdx", ...keep.map((p) => `--exclude=${p}`)], env)
-      return { head: status.head, clean: removable.trim() === "" }
+      if (status.state === "dirty") return { head: status.head, clean: false }
+      const excludes = keep.map((p) => `--exclude=${p}`)
+      if (status.state === "unsure") {
+        const removable = yield* runOk(worktree, ["clean", "-n", "-ffdx", ...excludes], env)
+        if (removable.trim() !== "") return { head: status.head, clean: false }
+      }
+      if (!submodules) return { head: status.head, clean: true }
+      // each line starts with ' ' when the submodule is checked out at the recorded commit
+      const listed = yield* runOk(worktree, ["submodule", "status", "--recursive"], env)
+      if (lines(listed).some((l) => l !== "" && !l.startsWith(" "))) return { head: status.head, clean: false }
+      if (listed.trim() === "") return { head: status.head, clean: true }
+      const ignored = yield* runOk(worktree, ["submodule", "foreach", "--quiet", "--recursive", "git", "clean", "-n", "-ffdx", ...excludes], env)
+      return { head: status.head, clean: ignored.trim() === "" }
     })
 
-  const checkoutClean = (worktree: string, sha: string, keep: ReadonlyArray<string>): Effect.Effect<void, GitError> =>
+  /**
+   * `checkout --force`, `reset --hard`, `clean -ffdx` (which also removes the folder of a
+   * submodule the commit no longer has); with `submodules`, then
+   * `submodule update --init --recursive --force` (every submodule to its recorded
+   * commit, local changes thrown away) and `git clean -ffdx` inside each submodule, with
+   * the same `keep` patterns. Without it, submodules stay where they were.
+   */
+  const checkoutClean = (worktree: string, sha: string, keep: ReadonlyArray<string>, options: SubmoduleOptions = {}): Effect.Effect<void, GitError> =>
     Effect.gen(function*() {
       if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
       yield* ensureLinkedWorktree(worktree)
+      const excludes = keep.map((p) => `--exclude=${p}`)
       yield* runOk(worktree, ["checkout", "--quiet", "--force", "--detach", sha, "--"])
       yield* runOk(worktree, ["reset", "--quiet", "--hard"])
-      yield* runOk(worktree, ["clean", "-q", "-ffdx", ...keep.map((p) => `--exclude=${p}`)])
+      yield* runOk(worktree, ["clean", "-q", "-ffdx", ...excludes])
+      if (options.submodules !== true) return
+      yield* runOk(worktree, [...submoduleArgs, "submodule", "update", "--quiet", "--init", "--recursive", "--force"])
+      yield* runOk(worktree, ["submodule", "foreach", "--quiet", "--recursive", "git", "clean", "-q", "-ffdx", ...excludes])
     })
 
   return {
@@ -667,7 +725,8 @@ const normalizeRelative = (p: string): string =>
 /**
  * Builds an in-memory Git and its control handle. Worktree paths, refs, per-commit
  * files, dirty flags and lock reasons behave like the real ones; errors have the
- * same types and reasons.
+ * same types and reasons. It has no submodules: the `submodules` options change
+ * nothing (a change inside a submodule is `dirty` like any other).
  *
  * @since 0.1.0
  * @category constructors

@@ -176,16 +176,26 @@ const makeOutput = (options: {
  * Before step i starts it writes `i` on fd 3 (a pipe only the wrapper holds: steps
  * get fd 3 closed), so grove knows which step failed or was running at a timeout.
  * `exec 2>&1` merges stderr into stdout: one ordered byte stream, as a terminal shows it.
- * Arguments: pairs of (shell, script).
+ * Arguments: pairs of (shell, script file).
+ *
+ * Why script files: a script in argv fails to start past 128 KiB (Linux's limit on
+ * one argument, `spawn E2BIG`; all of them together past ARG_MAX), and a plan with a
+ * big heredoc or an inlined fixture is ordinary. So grove writes each step's script
+ * to a file (see `writeScripts`) and the step's shell reads it on stdin and `eval`s
+ * it, with stdin then /dev/null: still `bash -eo pipefail -c SCRIPT bash` (or
+ * `sh -e -c SCRIPT sh`) as far as the script can tell — `$0` is `bash`, no
+ * positional parameters, messages read `bash: line N: …` — rather than
+ * `bash FILE`, which would show grove's file path as `$0` and in every error.
+ * `command -p cat` finds cat whatever PATH the test sets.
  */
 const WRAPPER = `exec 2>&1
 i=0
 while [ "$#" -gt 1 ]; do
   printf '%s\\n' "$i" >&3
   if [ "$1" = bash ]; then
-    bash -eo pipefail -c "$2" bash 3>&-
+    bash -eo pipefail -c 'eval "$(command -p cat)" </dev/null' bash <"$2" 3>&-
   else
-    sh -e -c "$2" sh 3>&-
+    sh -e -c 'eval "$(command -p cat)" </dev/null' sh <"$2" 3>&-
   fi
   rc=$?
   if [ "$rc" -ne 0 ]; then exit "$rc"; fi
@@ -194,6 +204,45 @@ while [ "$#" -gt 1 ]; do
 done
 exit 0
 `
+
+/**
+ * The folder of an attempt's step scripts: beside its log, named after it. It holds
+ * the scripts as written in the plan (secret values a script spells out included),
+ * so it is private to the user (0700, files 0600) and removed when the attempt
+ * ends, however it ends.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const scriptsDir = (logPath: string): string => `${logPath}.steps`
+
+/**
+ * Writes one file per step (`1.bash`, `2.sh`, …) into a fresh `scriptsDir`;
+ * returns their paths. The release removes the folder.
+ */
+const writeScripts = (spec: AttemptSpec) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        const dir = scriptsDir(spec.logPath)
+        // a folder of a crashed run (same log path) would keep its old scripts
+        Fs.rmSync(dir, { recursive: true, force: true })
+        Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+        Fs.chmodSync(dir, 0o700) // whatever the umask
+        return spec.steps.map((step, i) => {
+          const file = NodePath.join(dir, `${i + 1}.${step.shell}`)
+          Fs.writeFileSync(file, step.script, { mode: 0o600, flag: "wx" })
+          return file
+        })
+      },
+      catch: (cause) =>
+        spawnError(
+          `could not write the step scripts to ${scriptsDir(spec.logPath)}: ${(cause as Error).message ?? String(cause)}; check free space and permissions`,
+          cause
+        )
+    }),
+    () => Effect.sync(() => Fs.rmSync(scriptsDir(spec.logPath), { recursive: true, force: true })).pipe(Effect.ignore)
+  )
 
 /**
  * how long to wait, once the tree is gone, for the pipes to close and the exit to be
@@ -266,10 +315,10 @@ const writeAll = (fd: number) => (bytes: Uint8Array): void => {
   while (off < bytes.length) off += Fs.writeSync(fd, bytes, off, bytes.length - off)
 }
 
-const spawnLeader = (spec: AttemptSpec, output: Output): Effect.Effect<Leader, HarnessError> =>
+const spawnLeader = (spec: AttemptSpec, scripts: ReadonlyArray<string>, output: Output): Effect.Effect<Leader, HarnessError> =>
   Effect.suspend(() => {
     const args = ["-c", WRAPPER, "grove-attempt"]
-    for (const step of spec.steps) args.push(step.shell, step.script)
+    spec.steps.forEach((step, i) => args.push(step.shell, scripts[i]!))
     let child: ChildProcess.ChildProcess
     try {
       child = ChildProcess.spawn("bash", args, {
@@ -417,8 +466,10 @@ const runShell = (spec: AttemptSpec): Effect.Effect<AttemptOutcome, HarnessError
           envEntry: `GROVE_ATTEMPT_ID=${spec.attemptKey}`
         }, spec.killGrace, () => hurried)
       }).pipe(Effect.asVoid, Effect.uninterruptible)
+    // acquired before the leader, so removed after every process of the attempt is gone
+    const scripts = yield* writeScripts(spec)
     const leader = yield* Effect.acquireRelease(
-      spawnLeader(spec, output),
+      spawnLeader(spec, scripts, output),
       (leader) => terminate(leader).pipe(Effect.zipRight(Effect.sync(leader.destroy)))
     )
     const spawnedAt = yield* Clock.currentTimeMillis

@@ -217,11 +217,12 @@ export const make: Effect.Effect<
   const prepare = (entry: Entry, sha: string) =>
     Effect.gen(function*() {
       const path = entry.worktree.path
-      const state = yield* git.state(path, config.keep).pipe(
+      const submodules = { submodules: config.submodules }
+      const state = yield* git.state(path, config.keep, submodules).pipe(
         Effect.mapError((e) => prepareError(entry, e, "cannot read its state"))
       )
       if (!(state.clean && state.head === sha)) {
-        yield* git.checkoutClean(path, sha, config.keep).pipe(
+        yield* git.checkoutClean(path, sha, config.keep, submodules).pipe(
           Effect.mapError((e) => prepareError(entry, e, `cannot move it to ${sha} and clean it`))
         )
       }

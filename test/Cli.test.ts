@@ -13,6 +13,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { validateXML } from "xmllint-wasm"
 import type { Report, TestResult } from "../src/Domain.js"
+import { stripAnsi } from "../src/internal/text.js"
 import * as Json from "../src/report/Json.js"
 import * as Cli from "./support/cli.js"
 import { git, makeRepo, type TestRepo } from "./support/repo.js"
@@ -248,6 +249,13 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
     readonly trapTerm: boolean
     /** a --worktree-dir (relative to the temp folder) instead of the default */
     readonly worktreeDir?: string
+    /**
+     * "closed": the test closes grove's stdout and stderr pipes before the first
+     * signal (every later write fails with EPIPE). "pty": grove runs on a terminal
+     * that the test closes instead of signalling (the kernel sends SIGHUP, writes
+     * fail with EIO); `signals` must then be ["SIGHUP"].
+     */
+    readonly output?: "pipe" | "closed" | "pty"
   }) =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
@@ -262,32 +270,35 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
       const jsonFile = Path.join(repo.dir, "out", "report.json")
       const env: Record<string, string> = { MARKS: marks, ...(options.trapTerm ? { GROVE_KILL_GRACE: "120s" } : {}) }
       const worktreeDir = options.worktreeDir === undefined ? undefined : Path.join(repo.dir, options.worktreeDir)
-      const proc = yield* Cli.spawn(
-        [
-          "run",
-          "plans/long-a.md",
-          "plans/long-b.md",
-          "--workers",
-          "2",
-          "--retries",
-          "0",
-          "--report",
-          `json:${jsonFile}`,
-          ...(worktreeDir === undefined ? [] : ["--worktree-dir", worktreeDir])
-        ],
-        { cwd: repo.root, env }
-      )
+      const output = options.output ?? "pipe"
+      const args = [
+        "run",
+        "plans/long-a.md",
+        "plans/long-b.md",
+        "--workers",
+        "2",
+        "--retries",
+        "0",
+        "--report",
+        `json:${jsonFile}`,
+        ...(worktreeDir === undefined ? [] : ["--worktree-dir", worktreeDir])
+      ]
+      const proc: Cli.Running & { readonly hangUp?: Effect.Effect<void> } = output === "pty"
+        ? yield* Cli.spawnOnPty(args, { cwd: repo.root, env })
+        : yield* Cli.spawn(args, { cwd: repo.root, env })
       const context = () => `stdout:\n${proc.stdout()}\nstderr:\n${proc.stderr()}`
-      yield* Cli.waitFor("the session line", Effect.sync(() => Cli.sessionId(proc.stdout()) !== undefined), { context })
-      const session = Cli.sessionId(proc.stdout())!
+      const sessionOf = () => Cli.sessionId(stripAnsi(proc.stdout()))
+      yield* Cli.waitFor("the session line", Effect.sync(() => sessionOf() !== undefined), { context })
+      const session = sessionOf()!
       yield* Cli.waitFor("both tests to start", Effect.map(fs.readDirectory(marks), (m) => m.length === 2), { context })
       const running = yield* Cli.processesWithEnv(`GROVE_SESSION=${session}`)
       assert.isAtLeast(running.length, 3, "the scan sees the run's processes (two sleeps and the escaped one)")
       if (worktreeDir !== undefined) assert.isTrue(yield* fs.exists(Path.join(worktreeDir, session)), "--worktree-dir is not used")
 
       const [first, ...more] = options.signals
+      if (output === "closed") yield* Effect.zipRight(proc.closeStdout, proc.closeStderr)
       const t0 = yield* Clock.currentTimeMillis
-      yield* proc.kill(first!)
+      yield* proc.hangUp ?? proc.kill(first!)
       for (const signal of more) {
         // during the grace period: grove said it is stopping and still runs
         yield* Cli.waitFor("grove to start stopping", Effect.sync(() => /stopping/.test(proc.stderr())), { context })
@@ -305,12 +316,14 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
       })
 
       // what was known is recorded: the report says INTERRUPTED, the tests CANCELLED
-      assertSessionLine(outcome)
-      assert.match(outcome.stdout, /^INTERRUPTED\b/m, show(outcome))
+      if (output === "pipe") {
+        assertSessionLine(outcome)
+        assert.match(outcome.stdout, /^INTERRUPTED\b/m, show(outcome))
+      }
       const report = yield* readJson(jsonFile)
       assert.strictEqual(report.session.status, "INTERRUPTED")
       assert.deepStrictEqual(statusById(report), { "plans/long-a": "CANCELLED", "plans/long-b": "CANCELLED" })
-      return { outcome, elapsed }
+      return { outcome, elapsed, repo, session }
     })
 
   live("SIGINT mid-run exits 130 and leaves no process and no worktree", () =>
@@ -326,6 +339,37 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
       assert.strictEqual(outcome.code, 143, show(outcome))
       assert.match(outcome.stderr, /SIGTERM: stopping/)
     }))
+
+  /** the stored session, as `grove sessions --json` lists it */
+  const storedStatus = (repo: TestRepo, session: string) =>
+    Effect.gen(function*() {
+      const listed = yield* grove(repo, ["sessions", "--json"])
+      assert.strictEqual(listed.code, 0, show(listed))
+      const rows = JSON.parse(listed.stdout) as ReadonlyArray<{ readonly id: string; readonly status: string }>
+      return rows.find((r) => r.id === session)?.status
+    })
+
+  live("SIGHUP mid-run (the terminal went away) exits 129, records the session INTERRUPTED and leaves no process and no worktree", () =>
+    Effect.gen(function*() {
+      const { outcome, repo, session } = yield* interrupted({ signals: ["SIGHUP"], trapTerm: false })
+      assert.strictEqual(outcome.code, 129, show(outcome))
+      assert.match(outcome.stderr, /SIGHUP: stopping/)
+      assert.strictEqual(yield* storedStatus(repo, session), "INTERRUPTED")
+    }))
+
+  live("SIGHUP after grove's stdout and stderr pipes were closed (EPIPE on every write) still cleans up and exits 129", () =>
+    Effect.gen(function*() {
+      const { outcome, repo, session } = yield* interrupted({ signals: ["SIGHUP"], trapTerm: false, output: "closed" })
+      assert.strictEqual(outcome.code, 129, show(outcome))
+      assert.strictEqual(yield* storedStatus(repo, session), "INTERRUPTED")
+    }))
+
+  it.live.skipIf(Cli.python3 === undefined)("a terminal that goes away under the live view (SIGHUP, EIO on every write) still cleans up and exits 129", () =>
+    Effect.gen(function*() {
+      const { outcome, repo, session } = yield* interrupted({ signals: ["SIGHUP"], trapTerm: false, output: "pty" })
+      assert.strictEqual(outcome.code, 129, show(outcome))
+      assert.strictEqual(yield* storedStatus(repo, session), "INTERRUPTED")
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)), 180_000)
 
   live("a second SIGINT skips the 120s grace period of tests that ignore SIGTERM, exits 130 and still cleans up", () =>
     Effect.gen(function*() {

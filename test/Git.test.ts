@@ -9,7 +9,7 @@ import * as NodePath from "node:path"
 import * as TestClock from "effect/TestClock"
 import * as Git from "../src/Git.js"
 import { GitError } from "../src/GroveError.js"
-import { git, makeRepo } from "./support/repo.js"
+import { git, makeRepo, makeSuperRepo } from "./support/repo.js"
 
 const RealGit = Git.layer.pipe(Layer.provideMerge(NodeContext.layer))
 
@@ -246,6 +246,54 @@ describe("Git (real git)", () => {
       // the main checkout did not move
       assert.strictEqual(yield* git(repo.root, "rev-parse", "HEAD"), repo.second)
       assert.strictEqual(yield* git(repo.root, "symbolic-ref", "HEAD"), "refs/heads/main")
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("submodules: a worktree moved to another commit has that commit's submodule, and one changed inside is dirty until cleaned", () =>
+    Effect.gen(function*() {
+      const repo = yield* makeSuperRepo
+      const fs = yield* FileSystem.FileSystem
+      const g = yield* Git.Git
+      const info = yield* g.repoInfo(repo.root)
+      const wt = NodePath.join(repo.dir, "wt", "w1")
+      const lib = NodePath.join(wt, "lib")
+      const submodules = { submodules: true }
+      const libHead = git(lib, "rev-parse", "HEAD")
+      const state = g.state(wt, [], submodules)
+
+      yield* g.worktreeAdd(info, wt, repo.a, { lockReason: "grove s 1", submodules: true })
+      assert.strictEqual(yield* libHead, repo.libA)
+      assert.deepStrictEqual(yield* state, { head: repo.a, clean: true })
+
+      // moved to b: the submodule follows, and the worktree is clean there
+      yield* g.checkoutClean(wt, repo.b, [], submodules)
+      assert.strictEqual(yield* libHead, repo.libB)
+      assert.strictEqual(yield* fs.readFileString(NodePath.join(lib, "lib.txt")), "b\n")
+      assert.deepStrictEqual(yield* state, { head: repo.b, clean: true })
+
+      // whatever a test leaves inside the submodule makes the worktree dirty; cleaning restores b's
+      const dirt = [
+        ["an untracked file", fs.writeFileString(NodePath.join(lib, "new.txt"), "new\n")],
+        ["a changed tracked file", fs.writeFileString(NodePath.join(lib, "lib.txt"), "changed\n")],
+        ["an ignored file", fs.writeFileString(NodePath.join(lib, "debug.log"), "ignored\n")],
+        ["a staged change", Effect.zipRight(fs.writeFileString(NodePath.join(lib, "staged.txt"), "s\n"), git(lib, "add", "staged.txt"))],
+        ["the submodule at another commit", git(lib, "checkout", "--quiet", "--detach", repo.libA)],
+        ["the submodule emptied", git(wt, "submodule", "--quiet", "deinit", "--force", "lib")]
+      ] as const
+      for (const [what, make] of dirt) {
+        yield* make
+        assert.deepStrictEqual(yield* state, { head: repo.b, clean: false }, `${what} is not seen`)
+        yield* g.checkoutClean(wt, repo.b, [], submodules)
+        assert.deepStrictEqual(yield* state, { head: repo.b, clean: true }, `${what} is not cleaned`)
+        assert.strictEqual(yield* libHead, repo.libB, what)
+        assert.strictEqual(yield* git(lib, "status", "--porcelain", "--ignored"), "", what)
+        assert.strictEqual(yield* fs.readFileString(NodePath.join(lib, "lib.txt")), "b\n", what)
+      }
+
+      // and back to a
+      yield* g.checkoutClean(wt, repo.a, [], submodules)
+      assert.strictEqual(yield* libHead, repo.libA)
+      assert.deepStrictEqual(yield* state, { head: repo.a, clean: true })
+      yield* g.worktreeRemove(info, wt)
     }).pipe(Effect.provide(RealGit)))
 
   it.scopedLive("refuses destructive commands in the main checkout and in a plain folder inside it", () =>

@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import { Step } from "../src/Domain.js"
 import { HarnessError } from "../src/GroveError.js"
 import * as Harness from "../src/Harness.js"
@@ -115,6 +116,35 @@ describe("Harness.layerShell", () => {
         `in ${dir}/pkg/sub bar\nthen ${dir}/pkg unset\ncheckout 2 ${spec.attemptKey}\n/dev/null\n`
       )
     }))
+
+  it.scopedLive("runs steps of 1 MiB each (heredocs; argv would fail with E2BIG), in one process group, and removes their scripts", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // 1024 lines of 1024 bytes: 1 MiB; two such steps are past ARG_MAX too
+      const body = Array.from({ length: 1024 }, (_, i) => String(i).padStart(6, "0") + "y".repeat(1017)).join("\n")
+      const heredoc = (file: string) => `cat > ${file} <<'EOF'\n${body}\nEOF\n`
+      const logDir = NodePath.dirname(makeSpec(dir, []).logPath)
+      const reported: Array<number> = []
+      const spec = makeSpec(dir, [
+        heredoc("a.txt") + "echo \"bash $(wc -c < a.txt) $(cut -d' ' -f5 /proc/$$/stat)\"",
+        new Step({ shell: "sh", script: heredoc("b.txt") + "echo \"sh $(wc -c < b.txt) $(cut -d' ' -f5 /proc/$$/stat)\"" }),
+        // still `bash -c SCRIPT bash`: $0 is bash, no positional parameters; still stdin /dev/null
+        "echo \"$0 $#\"; readlink /proc/self/fd/0",
+        // what grove keeps beside the log meanwhile is private to the user
+        `cd ${JSON.stringify(logDir)} && find . -mindepth 1 ! -name t.1.log -printf '%y %m\\n' | sort -u`,
+        `: <<'EOF'\n${body}\nEOF\nexit 4`,
+        "echo never"
+      ], { onSpawn: (info) => Effect.sync(() => void reported.push(info.pgid)) })
+      const outcome = yield* run(spec)
+      assert.deepStrictEqual([outcome._tag, outcome.exitCode, outcome.failedStep], ["Exited", 4, 4], readLog(spec))
+      const pgid = reported[0]
+      assert.strictEqual(
+        readLog(spec),
+        `bash 1048576 ${pgid}\nsh 1048576 ${pgid}\nbash 0\n/dev/null\nd 700\nf 600\n`
+      )
+      assert.strictEqual(Fs.readFileSync(`${dir}/a.txt`, "utf8"), body + "\n")
+      assert.deepStrictEqual(Fs.readdirSync(logDir), ["t.1.log"], "the scripts are removed when the attempt ends")
+    }), 60_000)
 
   it.scopedLive("keeps background processes of a step alive until the attempt ends", () =>
     Effect.gen(function*() {

@@ -15,7 +15,7 @@ import { type GitError, WorktreeError } from "../src/GroveError.js"
 import { type AttemptSpec, Harness } from "../src/Harness.js"
 import { Session, type SessionInfo } from "../src/Session.js"
 import * as WorktreePool from "../src/WorktreePool.js"
-import { git, makeRepo, type TestRepo } from "./support/repo.js"
+import { git, makeRepo, makeSuperRepo, type TestRepo } from "./support/repo.js"
 
 const sessionId = "20250101-0000-test"
 
@@ -181,6 +181,45 @@ describe("WorktreePool (real git)", () => {
           assert.strictEqual(yield* fs.readFileString(at("feature.txt")), "feature\n")
           assert.strictEqual(yield* git(wt.path, "rev-parse", "HEAD"), env.repo.feature)
         }))
+    }).pipe(Effect.provide(RealGit)))
+
+  it.scopedLive("submodules: true: a worktree prepared for a then b has b's submodule; a change inside it is cleaned by the next prepare", () =>
+    Effect.gen(function*() {
+      const repo = yield* makeSuperRepo
+      const fs = yield* FileSystem.FileSystem
+      const real = yield* Git.Git
+      const { counts, service } = counting(real)
+      const info = yield* real.repoInfo(repo.root)
+      const session = sessionOf(info, repo.a, NodePath.join(repo.dir, "super.grove"))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const pool = yield* WorktreePool.make
+        const borrow = (sha: string) => Effect.scoped(pool.borrow(sha))
+        const wt = yield* borrow(repo.a)
+        const lib = NodePath.join(wt.path, "lib")
+        const libHead = git(lib, "rev-parse", "HEAD")
+        assert.strictEqual(yield* libHead, repo.libA)
+
+        yield* borrow(repo.b)
+        assert.strictEqual(counts.checkoutClean, 1)
+        assert.strictEqual(yield* libHead, repo.libB, "the submodule stayed at a's commit")
+        assert.strictEqual(yield* fs.readFileString(NodePath.join(lib, "lib.txt")), "b\n")
+
+        // a test changes the submodule: the next prepare at the same commit cleans it
+        yield* fs.writeFileString(NodePath.join(lib, "lib.txt"), "changed by a test\n")
+        yield* fs.writeFileString(NodePath.join(lib, "out.log"), "ignored inside the submodule\n")
+        yield* borrow(repo.b)
+        assert.strictEqual(counts.checkoutClean, 2, "the change inside the submodule was not seen")
+        assert.strictEqual(yield* fs.readFileString(NodePath.join(lib, "lib.txt")), "b\n")
+        assert.isFalse(yield* fs.exists(NodePath.join(lib, "out.log")))
+        yield* borrow(repo.b)
+        assert.strictEqual(counts.checkoutClean, 2, "clean at the commit: no reset")
+      })).pipe(
+        Effect.provideService(Git.Git, service),
+        Effect.provideService(Harness, recordingHarness().service),
+        Effect.provideService(Session, session),
+        Effect.provideService(Config.GroveConfigTag, { ...Config.defaults, workers: 1, submodules: true })
+      )
+      assert.deepStrictEqual(yield* worktreePaths(repo.root), [repo.root])
     }).pipe(Effect.provide(RealGit)))
 
   it.scopedLive("a worktree whose .git file was deleted is discarded and replaced; later borrows succeed", () =>

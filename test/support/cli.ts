@@ -46,6 +46,8 @@ export interface Running {
   readonly kill: (signal: NodeJS.Signals) => Effect.Effect<void>
   /** closes the read end of its stdout, as `grove run | head -1` does */
   readonly closeStdout: Effect.Effect<void>
+  /** closes the read end of its stderr */
+  readonly closeStderr: Effect.Effect<void>
 }
 
 export interface SpawnOptions {
@@ -114,7 +116,8 @@ const spawnCommand = (command: string, args: ReadonlyArray<string>, options: Spa
       stderr: child.stderr,
       exit: Deferred.await(done),
       kill: (signal) => Effect.sync(() => void child.proc.kill(signal)),
-      closeStdout: Effect.sync(() => void child.proc.stdout.destroy())
+      closeStdout: Effect.sync(() => void child.proc.stdout.destroy()),
+      closeStderr: Effect.sync(() => void child.proc.stderr.destroy())
     }
   })
 
@@ -133,6 +136,56 @@ export const runOnTty = (args: ReadonlyArray<string>, options: SpawnOptions): Ef
     spawnCommand("script", ["-qec", [process.execPath, binPath, ...args].map(shellQuote).join(" "), "/dev/null"], options),
     (p) => p.exit
   ))
+
+/**
+ * A pseudo-terminal that can go away, in Python's `pty` module: the child is the
+ * session leader with the pty as its controlling terminal and as stdin, stdout and
+ * stderr; its output is copied to this process's stdout. On SIGUSR1 the master
+ * side is closed — a terminal closed, an SSH connection dropped: the kernel hangs
+ * the terminal up (SIGHUP to the child, EIO on its writes) — then it waits for the
+ * child and exits with its exit code (128 + N when a signal N killed it).
+ */
+const ptyScript = String.raw`
+import os, pty, select, signal, sys
+hang = False
+def on_usr1(*_):
+    global hang
+    hang = True
+signal.signal(signal.SIGUSR1, on_usr1)
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+while not hang:
+    try:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            sys.stdout.buffer.write(os.read(fd, 65536))
+            sys.stdout.flush()
+    except InterruptedError:
+        pass
+    except OSError:
+        break
+os.close(fd)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+`
+
+/** the Python that `spawnOnPty` needs, when there is one */
+export const python3 = ["/usr/bin/python3", "/usr/local/bin/python3"].find((p) => Fs.existsSync(p))
+
+/**
+ * Starts grove on a pseudo-terminal that the test can make go away: `hangUp`
+ * closes the terminal (see `ptyScript`); `exit` then gives grove's exit code.
+ * stdout holds what grove wrote to the terminal (stdout and stderr together).
+ */
+export const spawnOnPty = (
+  args: ReadonlyArray<string>,
+  options: SpawnOptions
+): Effect.Effect<Running & { readonly hangUp: Effect.Effect<void> }, never, Scope.Scope> =>
+  Effect.map(
+    spawnCommand(python3 ?? "python3", ["-c", ptyScript, process.execPath, binPath, ...args], options),
+    (running) => ({ ...running, hangUp: running.kill("SIGUSR1") })
+  )
 
 /**
  * Polls `check` (every 50 ms) until it holds; dies after `within` saying what it

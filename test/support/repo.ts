@@ -119,3 +119,58 @@ export const makeEmptyRepo = (prefix: string): Effect.Effect<EmptyRepo, Error, S
     yield* git(root, "commit", "--quiet", "--allow-empty", "-m", "init")
     return { dir, root, commonDir: NodePath.join(root, ".git") }
   }).pipe(Effect.mapError((e) => (e instanceof Error ? e : new Error(String(e)))))
+
+/**
+ * A superproject with a submodule `lib` (a local repository beside it), at two
+ * commits: `a` holds lib at `libA`, `b` bumps it to `libB` (lib.txt "a\n" then
+ * "b\n"; lib ignores `*.log`). Branch `main` is at `b`. In a temp folder removed
+ * with the scope.
+ */
+export interface SuperRepo {
+  readonly dir: string
+  /** the superproject's top level */
+  readonly root: string
+  readonly commonDir: string
+  /** the submodule's own repository (its URL in .gitmodules) */
+  readonly lib: string
+  readonly a: string
+  readonly b: string
+  readonly libA: string
+  readonly libB: string
+}
+
+/** a local submodule URL needs the file protocol, which git 2.38.1+ refuses by default */
+const fileProtocol = ["-c", "protocol.file.allow=always"]
+
+/** Creates a `SuperRepo`. */
+export const makeSuperRepo: Effect.Effect<SuperRepo, Error, Scope.Scope | FileSystem.FileSystem | CommandExecutor.CommandExecutor> =
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const dir = yield* fs.realPath(yield* fs.makeTempDirectoryScoped({ prefix: "grove-submodule-" }))
+    const lib = NodePath.join(dir, "lib")
+    const root = NodePath.join(dir, "super")
+    for (const repo of ["lib", "super"]) {
+      yield* git(dir, "init", "--quiet", "--initial-branch=main", repo)
+      yield* git(NodePath.join(dir, repo), "config", "commit.gpgsign", "false")
+    }
+    yield* fs.writeFileString(NodePath.join(lib, "lib.txt"), "a\n")
+    yield* fs.writeFileString(NodePath.join(lib, ".gitignore"), "*.log\n")
+    yield* git(lib, "add", "--all")
+    yield* git(lib, "commit", "--quiet", "-m", "lib a")
+    const libA = yield* git(lib, "rev-parse", "HEAD")
+
+    yield* fs.writeFileString(NodePath.join(root, "README.md"), "# superproject\n")
+    yield* git(root, ...fileProtocol, "submodule", "--quiet", "add", lib, "lib")
+    yield* git(root, "add", "--all")
+    yield* git(root, "commit", "--quiet", "-m", "a: lib at a")
+    const a = yield* git(root, "rev-parse", "HEAD")
+
+    yield* fs.writeFileString(NodePath.join(lib, "lib.txt"), "b\n")
+    yield* git(lib, "commit", "--quiet", "-am", "lib b")
+    const libB = yield* git(lib, "rev-parse", "HEAD")
+    yield* git(NodePath.join(root, "lib"), "fetch", "--quiet", "origin")
+    yield* git(NodePath.join(root, "lib"), "checkout", "--quiet", libB)
+    yield* git(root, "commit", "--quiet", "-am", "b: lib bumped to b")
+    const b = yield* git(root, "rev-parse", "HEAD")
+    return { dir, root, commonDir: NodePath.join(root, ".git"), lib, a, b, libA, libB }
+  }).pipe(Effect.mapError((e) => (e instanceof Error ? e : new Error(String(e)))))
