@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -9,6 +10,7 @@ import * as Json from "../src/report/Json.js"
 import * as Junit from "../src/report/Junit.js"
 import * as Html from "../src/report/Html.js"
 import * as Markdown from "../src/report/Markdown.js"
+import * as Fixture from "./golden/fixture.js"
 import { attempt, info, result } from "./golden/fixture.js"
 
 /** a test whose attempts end with the given statuses; the last one is the test's */
@@ -162,6 +164,18 @@ describe("SessionState: the one fold", () => {
 
 describe("Report.render", () => {
   const report = Report.make(info, [ended("a", "PASSED"), ended("b", "FAILED")])
+
+  it.effect("JSON and JUnit stream, test by test, the same text they render of the whole report", () =>
+    Effect.gen(function*() {
+      const live = Report.make({ ...info, completedAt: null, status: "RUNNING" }, [result("q", "QUEUED", []), ended("p", "PASSED")])
+      for (const r of [report, Report.make(info, []), Fixture.report, live]) {
+        const tests = Stream.fromIterable(r.tests).pipe(Stream.rechunk(1))
+        const json = Chunk.join(yield* Stream.runCollect(Json.renderStream(r, tests)), "")
+        assert.strictEqual(json, Json.render(r))
+        const junit = Chunk.join(yield* Stream.runCollect(Junit.renderStream(r, tests)), "")
+        assert.strictEqual(junit, Junit.render(r))
+      }
+    }))
 
   it.effect("dispatches json, junit and markdown to their renderers", () =>
     Effect.gen(function*() {

@@ -36,6 +36,7 @@ import * as Scheduler from "../Scheduler.js"
 import * as SqlStore from "../SqlStore.js"
 import * as Session from "../Session.js"
 import * as Json from "../report/Json.js"
+import * as Junit from "../report/Junit.js"
 import * as SessionState from "../SessionState.js"
 import type { PendingTest } from "../Store.js"
 import { stateOf, Store, testStream } from "../Store.js"
@@ -327,7 +328,7 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
 
 /**
  * Writes the report files of a session whose folded state is `state` and whose tests
- * are in the store. JSON is streamed from the store test by test; the other kinds,
+ * are in the store. JSON and JUnit are streamed from the store test by test; the other kinds,
  * and a Markdown summary for `GITHUB_STEP_SUMMARY`, need the whole report, which is
  * read only when one of them is asked for.
  */
@@ -338,15 +339,17 @@ const writeReports = (state: SessionState.SessionState, targets: ReadonlyArray<R
     const summaryFile = process.env.GITHUB_STEP_SUMMARY
     const wantsSummary = summaryFile !== undefined && summaryFile !== ""
     const head = ReportModule.fromState(state, [])
-    const whole = targets.some((t) => t.kind !== "json") || wantsSummary
+    const streamed = (kind: ReportModule.ReportKind) => kind === "json" || kind === "junit"
+    const whole = targets.some((t) => !streamed(t.kind)) || wantsSummary
       ? Option.some(yield* Effect.map(Stream.runCollect(testStream(store, state.sessionId)), (tests) =>
         ReportModule.fromState(state, Chunk.toReadonlyArray(tests))
       ))
       : Option.none()
     for (const target of targets) {
-      const written: Effect.Effect<void, { readonly message: string }> = target.kind === "json"
+      const written: Effect.Effect<void, { readonly message: string }> = streamed(target.kind)
         ? Stream.run(
-          Json.renderStream(head, testStream(store, state.sessionId)).pipe(Stream.encodeText),
+          (target.kind === "json" ? Json.renderStream : Junit.renderStream)(head, testStream(store, state.sessionId))
+            .pipe(Stream.encodeText),
           fs.sink(target.file)
         )
         : Effect.flatMap(ReportModule.render(target.kind, Option.getOrThrow(whole)), (text) => fs.writeFileString(target.file, text))

@@ -16,7 +16,8 @@
  * @since 0.1.0
  */
 import * as DateTime from "effect/DateTime"
-import type { Attempt, Report, TestResult, TestStatus } from "../Domain.js"
+import * as Stream from "effect/Stream"
+import type { Attempt, Report, SessionInfo, TestResult, TestStatus, Totals } from "../Domain.js"
 import { cleanOutput, escapeXmlAttribute, escapeXmlText, formatDuration, oneLine } from "../internal/text.js"
 
 /**
@@ -166,39 +167,54 @@ const testcaseElement = (test: TestResult): Element => {
 export const testcase = (test: TestResult): string => serialize(testcaseElement(test), 1)
 
 /**
- * The JUnit XML text of a report. `failures` counts FAILED tests, `errors`
+ * What comes before the tests: the XML declaration, the `<testsuite>` start tag with
+ * the counts, and the session's properties. `failures` counts FAILED tests, `errors`
  * TIMED_OUT and ERROR, `skipped` CANCELLED (and tests a live session has not
  * finished); FLAKY counts as passed.
+ */
+const head = (session: SessionInfo, totals: Totals): string => {
+  const property = (name: string, value: string) => element("property", { name, value: oneLine(value) })
+  const properties = element("properties", {}, [
+    property("grove.session", session.id),
+    property("grove.status", session.status),
+    property("grove.startedAt", DateTime.formatIso(session.startedAt)),
+    property("grove.baseRef", session.baseRef),
+    property("grove.baseSha", session.baseSha),
+    property("grove.workers", String(session.workers)),
+    property("grove.flaky", String(totals.flaky)),
+    property("grove.successRate", String(totals.successRate))
+  ])
+  const ended = totals.passed + totals.flaky + totals.failed + totals.timedOut + totals.error + totals.cancelled
+  const suite = element("testsuite", {
+    name: oneLine(`grove ${session.id}`),
+    tests: String(totals.total),
+    failures: String(totals.failed),
+    errors: String(totals.timedOut + totals.error),
+    skipped: String(totals.cancelled + Math.max(0, totals.total - ended)),
+    time: seconds(session.durationMs)
+  })
+  return ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>", `${startTag(suite)}>`, serialize(properties, 1)].join("\n")
+}
+
+/**
+ * The JUnit XML text of a report whose tests come as a stream, in pieces: the same
+ * text `render` makes of the whole report, without holding its tests.
+ *
+ * @since 0.2.0
+ */
+export const renderStream = <E, R>(
+  report: { readonly session: SessionInfo; readonly totals: Totals },
+  tests: Stream.Stream<TestResult, E, R>
+): Stream.Stream<string, E, R> =>
+  Stream.make(head(report.session, report.totals)).pipe(
+    Stream.concat(Stream.map(tests, (test) => "\n" + testcase(test))),
+    Stream.concat(Stream.make("\n</testsuite>\n"))
+  )
+
+/**
+ * The JUnit XML text of a report (its counts are its totals).
  *
  * @since 0.1.0
  */
-export const render = (report: Report): string => {
-  const count = (...statuses: ReadonlyArray<TestStatus>) =>
-    String(report.tests.filter((t) => statuses.includes(t.status)).length)
-  const property = (name: string, value: string) => element("property", { name, value: oneLine(value) })
-  const properties = element("properties", {}, [
-    property("grove.session", report.session.id),
-    property("grove.status", report.session.status),
-    property("grove.startedAt", DateTime.formatIso(report.session.startedAt)),
-    property("grove.baseRef", report.session.baseRef),
-    property("grove.baseSha", report.session.baseSha),
-    property("grove.workers", String(report.session.workers)),
-    property("grove.flaky", String(report.totals.flaky)),
-    property("grove.successRate", String(report.totals.successRate))
-  ])
-  const suite = element("testsuite", {
-    name: oneLine(`grove ${report.session.id}`),
-    tests: String(report.tests.length),
-    failures: count("FAILED"),
-    errors: count("TIMED_OUT", "ERROR"),
-    skipped: count("CANCELLED", "QUEUED", "RUNNING"),
-    time: seconds(report.session.durationMs)
-  })
-  return [
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
-    `${startTag(suite)}>`,
-    serialize(properties, 1),
-    ...report.tests.map(testcase),
-    "</testsuite>"
-  ].join("\n") + "\n"
-}
+export const render = (report: Report): string =>
+  [head(report.session, report.totals), ...report.tests.map(testcase), "</testsuite>"].join("\n") + "\n"
