@@ -303,6 +303,21 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
       return { outcome, elapsed }
     })
 
+  live("the session line names the branch HEAD is on (main at SHA), and says HEAD SHA only when detached", () =>
+    Effect.gen(function*() {
+      const repo = yield* repoWith({ "plans/ok.md": plan({ steps: ["echo ok"] }) })
+      const sha = repo.second.slice(0, 10)
+      const onMain = yield* grove(repo, ["run", "plans/ok.md", "--quiet"])
+      assert.strictEqual(onMain.code, 0, show(onMain))
+      assertSessionLine(onMain)
+      assert.match(onMain.stdout.split("\n")[0]!, new RegExp(`  main at ${sha}$`), show(onMain))
+      yield* git(repo.root, "checkout", "--quiet", "--detach", "main")
+      const detached = yield* grove(repo, ["run", "plans/ok.md", "--quiet"])
+      assert.strictEqual(detached.code, 0, show(detached))
+      assertSessionLine(detached)
+      assert.match(detached.stdout.split("\n")[0]!, new RegExp(`  HEAD ${sha}$`), show(detached))
+    }))
+
   live("SIGINT mid-run exits 130 and leaves no process and no worktree", () =>
     Effect.gen(function*() {
       const { outcome } = yield* interrupted({ signals: ["SIGINT"], trapTerm: false })

@@ -580,7 +580,8 @@ const runTests = (o: RunOptions) =>
         tests: count,
         workers: p.config.workers,
         baseRef: orch.session.baseRef,
-        baseSha: orch.session.baseSha
+        baseSha: orch.session.baseSha,
+        baseBranch: orch.session.baseBranch
       }))
       if (yield* Deferred.isDone(firstSignal)) yield* orch.stop({ interrupted: true })
       if (count === 0 && work.id === undefined) yield* err("grove: warning: no test matched; nothing to run")
