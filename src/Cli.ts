@@ -14,21 +14,51 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import { run } from "./cli/run.js"
-import { ExitCode, err, type Env } from "./cli/shared.js"
+import * as Help from "./cli/help.js"
+import { ExitCode, err, out, type Env } from "./cli/shared.js"
 import { gc, report, sessions, show, worktrees } from "./cli/store.js"
 import { validate } from "./cli/validate.js"
 import { stripAnsi } from "./internal/text.js"
+
+const summary = "grove runs many test plans in parallel, each in its own git worktree, and tells you what passed."
+const version = "0.1.0"
+const commands = [run, validate, sessions, show, report, worktrees, gc] as const
 
 /**
  * @since 0.1.0
  * @category commands
  */
 export const root = Command.make("grove").pipe(
-  Command.withDescription("grove runs many test plans in parallel, each in its own git worktree, and tells you what passed."),
-  Command.withSubcommands([run, validate, sessions, show, report, worktrees, gc])
+  Command.withDescription(summary),
+  Command.withSubcommands(commands)
 )
 
-const cli = Command.run(root, { name: "grove", version: "0.1.0" })
+const cli = Command.run(root, { name: "grove", version })
+
+const isHelp = (arg: string) => arg === "--help" || arg === "-h"
+
+/**
+ * grove's own help (src/cli/help.ts) for `grove`, `grove --help`, `grove --help CMD`
+ * and `grove CMD ... --help`, to stdout; an unknown command with --help is a usage
+ * error; undefined when the arguments ask for something else.
+ */
+const helpFor = (args: ReadonlyArray<string>): Effect.Effect<number> | undefined => {
+  const columns = Help.width()
+  const named = (name: string | undefined) => commands.find((c) => Help.nameOf(c) === name)
+  const print = (text: string) => Effect.as(out(text), 0)
+  const rootHelp = () => Help.renderRoot({ program: "grove", summary, version, commands, columns })
+  if (args.length === 0) return print(rootHelp())
+  if (isHelp(args[0]!)) {
+    const command = named(args[1])
+    return print(command === undefined ? rootHelp() : Help.render("grove", command, columns))
+  }
+  if (!args.some(isHelp)) return undefined
+  const command = named(args[0])
+  if (command !== undefined) return print(Help.render("grove", command, columns))
+  if (args[0]!.startsWith("-")) return print(rootHelp())
+  const names = commands.map((c) => Help.nameOf(c)).join(", ")
+  return Effect.as(err(`grove: unknown command ${JSON.stringify(args[0])}: use one of ${names} (grove --help lists them)`), 2)
+}
 
 const plainOn = (stream: NodeJS.WriteStream) => stream.isTTY !== true || (process.env.NO_COLOR ?? "") !== ""
 const strip = (args: ReadonlyArray<unknown>) => args.map((a) => (typeof a === "string" ? stripAnsi(a) : a))
@@ -76,6 +106,8 @@ const dropWriteErrors = Effect.sync(() => {
 export const main = (argv: ReadonlyArray<string>): Effect.Effect<number, never, Exclude<Env, ExitCode> | Terminal.Terminal> =>
   Effect.gen(function*() {
     yield* dropWriteErrors
+    const help = helpFor(argv.slice(2))
+    if (help !== undefined) return yield* help
     const code = yield* Ref.make(0)
     return yield* Effect.consoleWith((console) => Effect.withConsole(cli(argv), plainWhenPiped(console))).pipe(
       Effect.zipRight(Ref.get(code)),

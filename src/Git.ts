@@ -63,6 +63,8 @@ export class Git extends Context.Tag("grove/Git")<Git, {
   readonly repoInfo: (dir: string) => Effect.Effect<RepoInfo, GitError>
   /** the commit SHA a ref names (branch, tag, SHA, HEAD~2 …) */
   readonly resolveRef: (repo: RepoInfo, ref: string) => Effect.Effect<string, GitError>
+  /** the branch the main worktree's HEAD is on (`main`), undefined when HEAD is detached */
+  readonly headBranch: (repo: RepoInfo) => Effect.Effect<string | undefined, GitError>
   /** whether `path` (a folder or file, relative to the root) exists at commit `sha` */
   readonly pathExistsAt: (repo: RepoInfo, sha: string, path: string) => Effect.Effect<boolean, GitError>
   /** whether any of `paths` differ between two commits */
@@ -369,6 +371,16 @@ export const make = (primitives: Primitives): Git["Type"] => {
       return sha
     })
 
+  const headBranch = (repo: RepoInfo): Effect.Effect<string | undefined, GitError> =>
+    Effect.gen(function*() {
+      // exit 1 without a word (-q): HEAD is detached
+      const args = ["symbolic-ref", "--short", "-q", "HEAD"]
+      const result = yield* run(repo.root, args)
+      if (result.exitCode === 1) return undefined
+      if (result.exitCode !== 0) return yield* Effect.fail(commandFailed(repo.root, args, result))
+      return lines(result.stdout)[0] || undefined
+    })
+
   const pathExistsAt = (repo: RepoInfo, sha: string, path: string): Effect.Effect<boolean, GitError> =>
     Effect.gen(function*() {
       if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
@@ -523,6 +535,7 @@ export const make = (primitives: Primitives): Git["Type"] => {
   return {
     repoInfo,
     resolveRef,
+    headBranch,
     pathExistsAt,
     changedBetween,
     worktreeAdd,
@@ -617,8 +630,14 @@ export interface MemoryRepo {
   readonly root: string
   /** default `<root>/.git` */
   readonly commonDir?: string
-  /** ref name → commit SHA, e.g. `{ main: "sha1", v1: "sha0" }`; `HEAD` defaults to main, master or the first ref */
+  /** ref name → commit SHA, e.g. `{ main: "sha1", v1: "sha0" }`; a `HEAD` key is a detached HEAD at that SHA */
   readonly refs: Readonly<Record<string, string>>
+  /**
+   * The branch checked out in the main worktree (a key of `refs`): HEAD names it and
+   * moves with it, as in git. Default: main, master or the first ref, unless `refs`
+   * has a `HEAD` (detached).
+   */
+  readonly head?: string
   /** per commit SHA, its files (path → content); a known commit not listed has none */
   readonly files?: Readonly<Record<string, Readonly<Record<string, string>>>>
 }
@@ -669,7 +688,7 @@ export interface MemoryControl {
   readonly dirty: (path: string) => Effect.Effect<void>
   /** as if the worktree's `.git` file were deleted: state and checkoutClean fail there; remove still works */
   readonly breakWorktree: (path: string) => Effect.Effect<void>
-  /** points a ref at a commit (the commit becomes known), e.g. a branch moving mid-run */
+  /** points a ref at a commit (the commit becomes known), e.g. a branch moving mid-run; `HEAD` detaches HEAD there */
   readonly setRef: (root: string, ref: string, sha: string, files?: Readonly<Record<string, string>>) => Effect.Effect<void>
   /** every linked worktree, in creation order */
   readonly worktrees: Effect.Effect<ReadonlyArray<MemoryWorktree>>
@@ -687,7 +706,10 @@ export class GitMemory extends Context.Tag("grove/GitMemory")<GitMemory, MemoryC
 
 interface MemRepoState {
   readonly info: RepoInfo
+  /** branches and tags; HEAD is `head` */
   readonly refs: Map<string, string>
+  /** the main worktree's HEAD: on a branch (a key of refs), or detached at a commit */
+  head: { readonly branch: string } | { readonly detached: string } | undefined
   readonly files: Map<string, Readonly<Record<string, string>>>
 }
 
@@ -703,6 +725,7 @@ interface MemWorktreeState {
 const operations: ReadonlyArray<Operation> = [
   "repoInfo",
   "resolveRef",
+  "headBranch",
   "pathExistsAt",
   "changedBetween",
   "worktreeAdd",
@@ -737,13 +760,14 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
     for (const r of options.repos) {
       const root = normalizePath(r.root)
       const refs = new Map(Object.entries(r.refs))
-      if (!refs.has("HEAD")) {
-        const head = refs.get("main") ?? refs.get("master") ?? refs.values().next().value
-        if (head !== undefined) refs.set("HEAD", head)
-      }
+      const detached = refs.get("HEAD")
+      refs.delete("HEAD")
+      const branch = r.head ?? (detached !== undefined ? undefined : ["main", "master", ...refs.keys()].find((b) => refs.has(b)))
+      if (branch !== undefined && !refs.has(branch)) throw new Error(`GitMemory: head ${branch} is not a ref of ${root}`)
       repos.set(root, {
         info: { root, commonDir: normalizePath(r.commonDir ?? `${root}/.git`), name: NodePath.posix.basename(root) },
         refs,
+        head: branch !== undefined ? { branch } : detached !== undefined ? { detached } : undefined,
         files: new Map(Object.entries(r.files ?? {}))
       })
     }
@@ -769,16 +793,23 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
       return r === undefined ? Effect.fail(new GitError({ reason: "NotARepository", subject: repo.root })) : Effect.succeed(r)
     }
 
-    const isCommit = (r: MemRepoState, sha: string) => r.files.has(sha) || [...r.refs.values()].includes(sha)
+    /** the commit HEAD is at, through its branch */
+    const headSha = (r: MemRepoState): string | undefined =>
+      r.head === undefined ? undefined : "branch" in r.head ? r.refs.get(r.head.branch) : r.head.detached
+
+    const isCommit = (r: MemRepoState, sha: string) =>
+      r.files.has(sha) || [...r.refs.values()].includes(sha) || headSha(r) === sha
     const filesAt = (r: MemRepoState, sha: string) => r.files.get(sha) ?? {}
 
     const lookup = (r: MemRepoState, ref: string): string | undefined => {
       if (ref === "" || looksLikeOption(ref)) return undefined
+      if (ref === "HEAD") return headSha(r)
       const direct = r.refs.get(ref) ?? r.refs.get(ref.replace(/^refs\/(heads|tags)\//, ""))
       if (direct !== undefined) return direct
       if (isCommit(r, ref)) return ref
       if (/^[0-9a-f]{4,}$/i.test(ref)) {
-        const all = new Set([...r.files.keys(), ...r.refs.values()])
+        const head = headSha(r)
+        const all = new Set([...r.files.keys(), ...r.refs.values(), ...(head === undefined ? [] : [head])])
         const matches = [...all].filter((sha) => sha.startsWith(ref))
         if (matches.length === 1) return matches[0]
       }
@@ -821,6 +852,12 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
           const sha = lookup(r, ref)
           if (sha === undefined) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: ref }))
           return sha
+        }),
+      headBranch: (repo) =>
+        Effect.gen(function*() {
+          yield* enter("headBranch", repo.root)
+          const r = yield* findRepo(repo)
+          return r.head !== undefined && "branch" in r.head ? r.head.branch : undefined
         }),
       pathExistsAt: (repo, sha, path) =>
         Effect.gen(function*() {
@@ -894,7 +931,7 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
         Effect.gen(function*() {
           yield* enter("worktreeList", repo.root)
           const r = yield* findRepo(repo)
-          const main: WorktreeEntry = { path: r.info.root, head: r.refs.get("HEAD"), locked: undefined, prunable: false }
+          const main: WorktreeEntry = { path: r.info.root, head: headSha(r), locked: undefined, prunable: false }
           return [
             main,
             ...[...worktrees.values()].filter((w) => w.repo === r.info.root).map((w): WorktreeEntry => ({
@@ -946,7 +983,8 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
         Effect.sync(() => {
           const r = repos.get(normalizePath(root))
           if (r === undefined) throw new Error(`GitMemory: no repository at ${root}`)
-          r.refs.set(ref, sha)
+          if (ref === "HEAD") r.head = { detached: sha }
+          else r.refs.set(ref, sha)
           if (files !== undefined) r.files.set(sha, files)
         }),
       worktrees: Effect.sync(() => [...worktrees.values()].map((w) => ({ ...w }))),

@@ -23,6 +23,12 @@ export interface SessionInfo {
   readonly repo: RepoInfo
   readonly baseRef: string
   readonly baseSha: string
+  /**
+   * The branch HEAD was on when the session started, for a base ref of HEAD;
+   * undefined when HEAD was detached (or the base ref names something else). For
+   * display: `baseRef` stays what was asked for.
+   */
+  readonly baseBranch?: string | undefined
   /** `<worktreeDir>`: holds one folder per session; removed at the end when empty */
   readonly worktreeRoot: string
   /** `<worktreeDir>/<session>`: the session's worktrees w<slot>[-n] */
@@ -96,6 +102,7 @@ export const make = (options: Options): Effect.Effect<SessionInfo, GitError, Git
     const repo = yield* git.repoInfo(options.repo)
     const baseRef = options.baseRef ?? "HEAD"
     const baseSha = yield* git.resolveRef(repo, baseRef)
+    const baseBranch = baseRef === "HEAD" ? yield* git.headBranch(repo) : undefined
     const root = yield* worktreeRoot(repo, config.worktreeDir)
     const id = options.id ?? (yield* makeId)
     return {
@@ -103,6 +110,7 @@ export const make = (options: Options): Effect.Effect<SessionInfo, GitError, Git
       repo,
       baseRef,
       baseSha,
+      baseBranch,
       worktreeRoot: root,
       worktreeDir: NodePath.join(root, id),
       dataDir: NodePath.join(repo.commonDir, "grove", "sessions", id),

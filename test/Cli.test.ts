@@ -5,20 +5,20 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { validateXML } from "xmllint-wasm"
 import type { Report, TestResult } from "../src/Domain.js"
 import { stripAnsi } from "../src/internal/text.js"
 import * as Json from "../src/report/Json.js"
 import * as Cli from "./support/cli.js"
+import * as Conformance from "./support/conformance.js"
 import { git, makeRepo, type TestRepo } from "./support/repo.js"
-
-const xsdPath = Path.resolve(Cli.projectRoot, "../shared/schemas/surefire-test-report-3.0.xsd")
 
 type Env = NodeContext.NodeContext | Scope.Scope
 
@@ -71,16 +71,6 @@ const assertSessionLine = (o: Cli.Outcome) => {
   const first = o.stdout.split("\n")[0] ?? ""
   assert.match(first, /^grove session \d{8}-\d{4}-[a-z0-9]+ /, show(o))
 }
-
-const validateJunit = (xml: string) =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    if (!(yield* fs.exists(xsdPath))) return yield* Effect.dieMessage(`the Surefire XSD is missing at ${xsdPath}: shared/schemas must sit beside the repository`)
-    const schema = yield* fs.readFileString(xsdPath)
-    return yield* Effect.promise(() =>
-      validateXML({ xml: { fileName: "junit.xml", contents: xml }, schema: { fileName: "surefire.xsd", contents: schema } })
-    )
-  })
 
 // bytes XML 1.0 forbids, ANSI colour, invalid UTF-8: what a real test may print
 const nasty = String.raw`printf 'nasty \x00\x01\x07 \x1b[31mred\x1b[0m \xff\xfe end\n'`
@@ -326,6 +316,21 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
       return { outcome, elapsed, repo, session }
     })
 
+  live("the session line names the branch HEAD is on (main at SHA), and says HEAD SHA only when detached", () =>
+    Effect.gen(function*() {
+      const repo = yield* repoWith({ "plans/ok.md": plan({ steps: ["echo ok"] }) })
+      const sha = repo.second.slice(0, 10)
+      const onMain = yield* grove(repo, ["run", "plans/ok.md", "--quiet"])
+      assert.strictEqual(onMain.code, 0, show(onMain))
+      assertSessionLine(onMain)
+      assert.match(onMain.stdout.split("\n")[0]!, new RegExp(`  main at ${sha}$`), show(onMain))
+      yield* git(repo.root, "checkout", "--quiet", "--detach", "main")
+      const detached = yield* grove(repo, ["run", "plans/ok.md", "--quiet"])
+      assert.strictEqual(detached.code, 0, show(detached))
+      assertSessionLine(detached)
+      assert.match(detached.stdout.split("\n")[0]!, new RegExp(`  HEAD ${sha}$`), show(detached))
+    }))
+
   live("SIGINT mid-run exits 130 and leaves no process and no worktree", () =>
     Effect.gen(function*() {
       const { outcome } = yield* interrupted({ signals: ["SIGINT"], trapTerm: false })
@@ -383,7 +388,17 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
   // -------------------------------------------------------------------------
   // reports
 
-  live("JUnit validates against the XSD for passed, failed, flaky, timed-out and cancelled tests printing forbidden bytes; JSON decodes", () =>
+  /** a mixed run (passed, failed, flaky, timed out) and one stopped by --max-fail, each with JUnit and JSON reports, made once for the tests below */
+  class ReportRuns extends Context.Tag("test/Cli/ReportRuns")<ReportRuns, {
+    readonly repo: TestRepo
+    readonly mixed: Cli.Outcome
+    readonly stopped: Cli.Outcome
+    /** a report's path */
+    readonly file: (name: string) => string
+  }>() {}
+
+  const reportRuns = Layer.scoped(
+    ReportRuns,
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const repo = yield* repoWith({
@@ -398,7 +413,7 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
       })
       const out = Path.join(repo.dir, "out")
       yield* fs.makeDirectory(out)
-      const f = (name: string) => Path.join(out, name)
+      const file = (name: string) => Path.join(out, name)
       const [mixed, stopped] = yield* Effect.all([
         grove(repo, [
           "run",
@@ -409,9 +424,9 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
           "--workers",
           "2",
           "--report",
-          `junit:${f("mixed.xml")}`,
+          `junit:${file("mixed.xml")}`,
           "--report",
-          `json:${f("mixed.json")}`
+          `json:${file("mixed.json")}`
         ]),
         grove(repo, [
           "run",
@@ -423,48 +438,68 @@ describe.concurrent("grove CLI (built binary, real repositories)", () => {
           "--max-fail",
           "1",
           "--report",
-          `junit:${f("stopped.xml")}`,
+          `junit:${file("stopped.xml")}`,
           "--report",
-          `json:${f("stopped.json")}`
+          `json:${file("stopped.json")}`
         ])
       ], { concurrency: "unbounded" })
-      assert.strictEqual(mixed.code, 1, show(mixed))
-      assert.strictEqual(stopped.code, 1, show(stopped))
-      for (const [o, file] of [[mixed, "mixed.json"], [stopped, "stopped.json"]] as const) {
-        assert.isTrue(Fs.existsSync(f(file)), `${file} was not written:\n${show(o)}`)
-      }
+      return { repo, mixed, stopped, file }
+    })
+  ).pipe(Layer.provideMerge(NodeContext.layer))
 
-      const mixedReport = yield* readJson(f("mixed.json"))
-      assert.deepStrictEqual(statusById(mixedReport), {
-        "plans/passed": "PASSED",
-        "plans/failed": "FAILED",
-        "plans/flaky": "FLAKY",
-        "plans/timed-out": "TIMED_OUT"
-      })
-      assert.strictEqual(mixedReport.session.status, "PARTIAL_SUCCESS")
-      assert.strictEqual(byId(mixedReport)["plans/failed"]!.attempts.length, 2)
-      const stoppedReport = yield* readJson(f("stopped.json"))
-      assert.deepStrictEqual(statusById(stoppedReport), {
-        "stop/first": "FAILED",
-        "stop/queued-a": "CANCELLED",
-        "stop/queued-b": "CANCELLED"
-      })
+  layer(reportRuns, { excludeTestServices: true, timeout: "180 seconds" })("reports of real runs", (it) => {
+    it.effect("JUnit holds every element for passed, failed, flaky, timed-out and cancelled tests printing forbidden bytes; JSON decodes", () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const { file: f, mixed, repo, stopped } = yield* ReportRuns
+        assert.strictEqual(mixed.code, 1, show(mixed))
+        assert.strictEqual(stopped.code, 1, show(stopped))
+        for (const [o, file] of [[mixed, "mixed.json"], [stopped, "stopped.json"], [mixed, "mixed.xml"], [stopped, "stopped.xml"]] as const) {
+          assert.isTrue(Fs.existsSync(f(file)), `${file} was not written:\n${show(o)}`)
+        }
 
-      for (const name of ["mixed.xml", "stopped.xml"]) {
-        const xml = yield* fs.readFileString(f(name))
-        const outcome = yield* validateJunit(xml)
-        assert.isTrue(outcome.valid, `${name} is not valid: ${outcome.errors.map((e) => e.rawMessage).join("\n")}\n${xml}`)
-        assert.notInclude(xml, "\u001b", `${name} holds an escape`)
-        assert.notInclude(xml, "[31m", `${name} holds an ANSI code`)
-        assert.include(xml, "nasty", `${name} lost the output`)
-      }
-      const mixedXml = yield* fs.readFileString(f("mixed.xml"))
-      for (const element of ["<failure", "<rerunFailure", "<flakyFailure", "<error", "<rerunError"]) {
-        assert.include(mixedXml, element)
-      }
-      assert.include(yield* fs.readFileString(f("stopped.xml")), "<skipped")
-      yield* assertNothingLeft(repo, "after the report runs", { store: false })
-    }))
+        const mixedReport = yield* readJson(f("mixed.json"))
+        assert.deepStrictEqual(statusById(mixedReport), {
+          "plans/passed": "PASSED",
+          "plans/failed": "FAILED",
+          "plans/flaky": "FLAKY",
+          "plans/timed-out": "TIMED_OUT"
+        })
+        assert.strictEqual(mixedReport.session.status, "PARTIAL_SUCCESS")
+        assert.strictEqual(byId(mixedReport)["plans/failed"]!.attempts.length, 2)
+        const stoppedReport = yield* readJson(f("stopped.json"))
+        assert.deepStrictEqual(statusById(stoppedReport), {
+          "stop/first": "FAILED",
+          "stop/queued-a": "CANCELLED",
+          "stop/queued-b": "CANCELLED"
+        })
+
+        for (const name of ["mixed.xml", "stopped.xml"]) {
+          const xml = yield* fs.readFileString(f(name))
+          assert.notInclude(xml, "\u001b", `${name} holds an escape`)
+          assert.notInclude(xml, "[31m", `${name} holds an ANSI code`)
+          assert.include(xml, "nasty", `${name} lost the output`)
+        }
+        const mixedXml = yield* fs.readFileString(f("mixed.xml"))
+        for (const element of ["<failure", "<rerunFailure", "<flakyFailure", "<error", "<rerunError"]) {
+          assert.include(mixedXml, element)
+        }
+        assert.include(yield* fs.readFileString(f("stopped.xml")), "<skipped")
+        yield* assertNothingLeft(repo, "after the report runs", { store: false })
+      }))
+
+    Conformance.test(it.effect, "JUnit of those runs validates against the Surefire XSD", (validate) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const { file: f, mixed, stopped } = yield* ReportRuns
+        for (const [o, name] of [[mixed, "mixed.xml"], [stopped, "stopped.xml"]] as const) {
+          assert.isTrue(Fs.existsSync(f(name)), `${name} was not written:\n${show(o)}`)
+          const xml = yield* fs.readFileString(f(name))
+          const outcome = yield* validate(xml)
+          assert.isTrue(outcome.valid, `${name} is not valid: ${outcome.errors.join("\n")}\n${xml}`)
+        }
+      }))
+  })
 
   // -------------------------------------------------------------------------
   // sources and selection

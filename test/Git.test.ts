@@ -132,6 +132,19 @@ describe("Git (real git)", () => {
       assert.isFalse(yield* (yield* FileSystem.FileSystem).exists(path))
     }).pipe(Effect.provide(RealGit)))
 
+  it.scopedLive("headBranch names the branch HEAD is on, and nothing when HEAD is detached", () =>
+    Effect.gen(function*() {
+      const repo = yield* makeRepo
+      const g = yield* Git.Git
+      const info = yield* g.repoInfo(repo.root)
+      assert.strictEqual(yield* g.headBranch(info), "main")
+      yield* git(repo.root, "checkout", "--quiet", "feature")
+      assert.strictEqual(yield* g.headBranch(info), "feature")
+      yield* git(repo.root, "checkout", "--quiet", "--detach", "main")
+      assert.isUndefined(yield* g.headBranch(info))
+      assert.strictEqual(yield* g.resolveRef(info, "HEAD"), repo.second)
+    }).pipe(Effect.provide(RealGit)))
+
   it.scopedLive("removes a worktree whose .git file the test deleted (rm -rf + prune)", () =>
     Effect.gen(function*() {
       const repo = yield* makeRepo
@@ -435,6 +448,35 @@ describe("Git (memory)", () => {
       assert.strictEqual(calls.checkoutClean, 4)
       assert.strictEqual(calls.worktreeAdd, 1)
     }).pipe(Effect.provide(Git.layerMemory(repoOptions))))
+
+  it.effect("HEAD as in git: on main by default and moving with it, on a chosen branch, or detached", () =>
+    Effect.gen(function*() {
+      const refs = { main: "sha2", v1: "sha1", feature: "sha3" }
+      const memory = (repo: Omit<Git.MemoryRepo, "root">) =>
+        Effect.gen(function*() {
+          const { control, git: g } = yield* Git.makeMemory({ repos: [{ root: "/repo", ...repo }] })
+          return { control, g, info: yield* g.repoInfo("/repo") }
+        })
+
+      const onMain = yield* memory({ refs })
+      assert.strictEqual(yield* onMain.g.headBranch(onMain.info), "main")
+      assert.strictEqual(yield* onMain.g.resolveRef(onMain.info, "HEAD"), "sha2")
+      yield* onMain.control.setRef("/repo", "main", "sha9")
+      assert.strictEqual(yield* onMain.g.resolveRef(onMain.info, "HEAD"), "sha9", "HEAD follows its branch")
+      assert.strictEqual((yield* onMain.g.worktreeList(onMain.info))[0]?.head, "sha9")
+      yield* onMain.control.setRef("/repo", "HEAD", "sha1")
+      assert.isUndefined(yield* onMain.g.headBranch(onMain.info), "setRef HEAD detaches")
+      assert.strictEqual(yield* onMain.g.resolveRef(onMain.info, "HEAD"), "sha1")
+
+      const onFeature = yield* memory({ refs, head: "feature" })
+      assert.strictEqual(yield* onFeature.g.headBranch(onFeature.info), "feature")
+      assert.strictEqual(yield* onFeature.g.resolveRef(onFeature.info, "HEAD"), "sha3")
+
+      const detached = yield* memory({ refs: { ...refs, HEAD: "sha1" } })
+      assert.isUndefined(yield* detached.g.headBranch(detached.info))
+      assert.strictEqual(yield* detached.g.resolveRef(detached.info, "HEAD"), "sha1")
+      assert.strictEqual((yield* detached.control.calls).headBranch, 1)
+    }))
 
   it.effect("files per commit: pathExistsAt and changedBetween", () =>
     Effect.gen(function*() {

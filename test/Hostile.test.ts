@@ -10,8 +10,6 @@
  * - Markdown: no HTML node, fences and tables hold, same structure as a
  *   benign report of the same shape.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import { DOMParser } from "@xmldom/xmldom"
 import * as Effect from "effect/Effect"
@@ -20,31 +18,21 @@ import type { Nodes, Root } from "mdast"
 import { fromMarkdown } from "mdast-util-from-markdown"
 import { gfmTableFromMarkdown } from "mdast-util-gfm-table"
 import { gfmTable } from "micromark-extension-gfm-table"
-import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import * as Parse5 from "parse5"
-import { validateXML } from "xmllint-wasm"
 import type { Attempt, Report as ReportModel } from "../src/Domain.js"
 import * as Text from "../src/internal/text.js"
 import * as Html from "../src/report/Html.js"
 import * as Json from "../src/report/Json.js"
 import * as Junit from "../src/report/Junit.js"
 import * as Markdown from "../src/report/Markdown.js"
+import * as Conformance from "./support/conformance.js"
 import { benignTexts, corpus, everything, hostileTexts, sameText, shapedReport, type Texts } from "./support/hostile.js"
 
-const repoRoot = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
-const xsdPath = process.env.GROVE_SUREFIRE_XSD ??
-  Path.resolve(repoRoot, "../shared/schemas/surefire-test-report-3.0.xsd")
-
-const xsd = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  if (!(yield* fs.exists(xsdPath))) {
-    return yield* Effect.dieMessage(
-      `the Surefire XSD is missing at ${xsdPath}: set GROVE_SUREFIRE_XSD, or put shared/schemas beside the repository`
-    )
-  }
-  return yield* fs.readFileString(xsdPath)
-}).pipe(Effect.provide(NodeFileSystem.layer), Effect.orDie, Effect.cached, Effect.runSync)
+/**
+ * The XSD check of every JUnit below, when the Surefire XSD is found (test/support/
+ * conformance.ts); without it, the conformance test at the end says it was skipped and why.
+ */
+const validate = Conformance.decision._tag === "Validate" ? Conformance.validator(Conformance.decision.path) : undefined
 
 const sorted = (test: ReportModel["tests"][number]): ReadonlyArray<Attempt> => [...test.attempts].sort((a, b) => a.n - b.n)
 
@@ -76,11 +64,10 @@ const checkJunit = (report: ReportModel) =>
   Effect.gen(function*() {
     const xml = Junit.render(report)
     assert.notMatch(xml, xmlForbidden)
-    const schema = yield* xsd
-    const outcome = yield* Effect.promise(() =>
-      validateXML({ xml: { fileName: "report.xml", contents: xml }, schema: { fileName: "surefire.xsd", contents: schema } })
-    )
-    assert.isTrue(outcome.valid, `not valid: ${outcome.errors.map((e) => e.rawMessage).join("\n")}`)
+    if (validate !== undefined) {
+      const outcome = yield* validate(xml)
+      assert.isTrue(outcome.valid, `not valid: ${outcome.errors.join("\n")}`)
+    }
     const suite = parseXml(xml)
     const testcases = elements(suite, "testcase")
     assert.strictEqual(testcases.length, report.tests.length)
@@ -300,6 +287,12 @@ describe("the hostile corpus", () => {
 
   it.effect("every renderer keeps its property with the whole corpus in every field, session id and base ref", () =>
     checkAll(sameText(everything), { id: everything, baseRef: everything }))
+
+  Conformance.test(it.effect, "JUnit with the whole corpus in every field validates against the Surefire XSD", (check) =>
+    Effect.gen(function*() {
+      const outcome = yield* check(Junit.render(shapedReport(sameText(everything), { id: everything, baseRef: everything })))
+      assert.isTrue(outcome.valid, `not valid: ${outcome.errors.join("\n")}`)
+    }))
 
   it.effect("JUnit: '&nbsp;' and '&amp;' in the output read back as written", () =>
     Effect.gen(function*() {

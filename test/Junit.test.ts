@@ -1,42 +1,16 @@
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import { DOMParser } from "@xmldom/xmldom"
-import { validateXML } from "xmllint-wasm"
 import type { TestStatus } from "../src/Domain.js"
 import * as Report from "../src/Report.js"
 import * as Junit from "../src/report/Junit.js"
 import { attempt, info, report, result } from "./golden/fixture.js"
+import * as Conformance from "./support/conformance.js"
 
-const repoRoot = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
-// CI runs with shared/ beside the clone
-const xsdPath = Path.resolve(repoRoot, "../shared/schemas/surefire-test-report-3.0.xsd")
-
-const loadXsd = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  if (!(yield* fs.exists(xsdPath))) {
-    return yield* Effect.dieMessage(
-      `the Surefire XSD is missing at ${xsdPath}: the tests expect shared/schemas beside the repository (../shared from its root)`
-    )
-  }
-  return yield* fs.readFileString(xsdPath)
-}).pipe(Effect.provide(NodeFileSystem.layer), Effect.orDie)
-
-const validate = (xml: string) =>
-  Effect.gen(function*() {
-    const schema = yield* loadXsd
-    return yield* Effect.promise(() =>
-      validateXML({ xml: { fileName: "report.xml", contents: xml }, schema: { fileName: "surefire.xsd", contents: schema } })
-    )
-  })
-
-const assertValid = (xml: string) =>
+const assertValid = (validate: Conformance.Validate, xml: string) =>
   Effect.gen(function*() {
     const outcome = yield* validate(xml)
-    assert.isTrue(outcome.valid, `JUnit report is not valid: ${outcome.errors.map((e) => e.rawMessage).join("\n")}`)
+    assert.isTrue(outcome.valid, `JUnit report is not valid: ${outcome.errors.join("\n")}`)
   })
 
 /** the DOM of xmldom's parser, as much of it as the tests read */
@@ -76,10 +50,13 @@ const forbidden = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ud800-\udfff\ufffe\uf
 describe("Junit.render", () => {
   const xml = Junit.render(report)
 
-  it.effect("validates against the Surefire 3.0 XSD for passed, failed, flaky, timed-out, error and cancelled tests", () =>
-    assertValid(xml))
+  Conformance.test(
+    it.effect,
+    "validates against the Surefire 3.0 XSD for passed, failed, flaky, timed-out, error and cancelled tests",
+    (validate) => assertValid(validate, xml)
+  )
 
-  it.effect("the validator does reject what the XSD forbids (this suite can fail)", () =>
+  Conformance.test(it.effect, "the validator does reject what the XSD forbids (this suite can fail)", (validate) =>
     Effect.gen(function*() {
       const stamped = xml.replace("<testsuite ", "<testsuite timestamp=\"2026-11-24T09:12:00\" ")
       assert.isFalse((yield* validate(stamped)).valid)
@@ -158,25 +135,26 @@ describe("Junit.render", () => {
     assert.strictEqual(errorMessage, "ERROR after 1 attempt: could not prepare worktree reset failed")
   })
 
-  it.effect("a report with no tests validates", () =>
-    Effect.gen(function*() {
-      const empty = Junit.render(Report.make(info, []))
-      yield* assertValid(empty)
-      const suite = parse(empty)
-      assert.strictEqual(suite.getAttribute("tests"), "0")
-      assert.strictEqual(children(suite, "testcase").length, 0)
-    }))
+  const empty = Junit.render(Report.make(info, []))
+  it("a report with no tests has one testsuite with no testcase", () => {
+    const suite = parse(empty)
+    assert.strictEqual(suite.getAttribute("tests"), "0")
+    assert.strictEqual(children(suite, "testcase").length, 0)
+  })
+  Conformance.test(it.effect, "a report with no tests validates", (validate) => assertValid(validate, empty))
 
-  it.effect("output that looks like an entity or markup is text: the report validates and reads it back as written", () =>
+  const looksEscaped = "a&nbsp;b &copy; &amp; &#x41; &#65; &lt;script&gt; ]]> <b>x</b> \"q\" 'a' \r\n"
+  const entityId = `id &nbsp; &amp; &#65; <i>`
+  const entityLike = Junit.render(Report.make(info, [
+    result(entityId, "FAILED", [attempt(entityId, 1, "FAILED", { tail: looksEscaped, message: looksEscaped })], {
+      source: "src &lt; &gt;"
+    })
+  ]))
+  Conformance.test(it.effect, "output that looks like an entity or markup validates", (validate) => assertValid(validate, entityLike))
+  it.effect("output that looks like an entity or markup is text: it reads back as written", () =>
     Effect.gen(function*() {
-      const looksEscaped = "a&nbsp;b &copy; &amp; &#x41; &#65; &lt;script&gt; ]]> <b>x</b> \"q\" 'a' \r\n"
-      const id = `id &nbsp; &amp; &#65; <i>`
-      const test = result(id, "FAILED", [attempt(id, 1, "FAILED", { tail: looksEscaped, message: looksEscaped })], {
-        source: "src &lt; &gt;"
-      })
-      const rendered = Junit.render(Report.make(info, [test]))
-      yield* assertValid(rendered)
-      const suite = parse(rendered)
+      const id = entityId
+      const suite = parse(entityLike)
       const [testcase] = children(suite, "testcase")
       assert.strictEqual(testcase!.getAttribute("name"), id)
       assert.strictEqual(testcase!.getAttribute("classname"), "src &lt; &gt;")
@@ -191,24 +169,27 @@ describe("Junit.render", () => {
     assert.isTrue(Junit.testcase(report.tests[0]!).endsWith("\n  </testcase>"))
   })
 
-  it.effect("any output validates: every code unit below U+0100, lone surrogates, U+FFFE/FFFF, in tails and names", () =>
-    Effect.gen(function*() {
-      const everything = Array.from({ length: 0x100 }, (_, i) => String.fromCharCode(i)).join("") +
-        "\ud800\udbff\udc00\udfff\ufffe\uffff\ud800x\udc00"
-      const statuses: ReadonlyArray<TestStatus> = ["FAILED", "TIMED_OUT", "ERROR", "PASSED"]
-      const tests = statuses.map((status, i) => {
-        const id = `t${i}`
-        const n = status === "PASSED" ? 2 : 1
-        const attempts = [
-          ...(n === 2 ? [attempt(id, 1, "ERROR", { tail: everything, message: everything })] : []),
-          attempt(id, n, status, { tail: everything, message: everything, signal: everything })
-        ]
-        return result(id, status === "PASSED" ? "FLAKY" : status, attempts, { name: everything, source: everything })
-      })
-      const rendered = Junit.render(Report.make({ ...info, id: everything, baseRef: everything }, tests))
-      assert.notMatch(rendered, forbidden)
-      yield* assertValid(rendered)
-    }))
+  /** every code unit below U+0100, lone surrogates, U+FFFE/FFFF, in tails and names */
+  const anyOutput = (() => {
+    const everything = Array.from({ length: 0x100 }, (_, i) => String.fromCharCode(i)).join("") +
+      "\ud800\udbff\udc00\udfff\ufffe\uffff\ud800x\udc00"
+    const statuses: ReadonlyArray<TestStatus> = ["FAILED", "TIMED_OUT", "ERROR", "PASSED"]
+    const tests = statuses.map((status, i) => {
+      const id = `t${i}`
+      const n = status === "PASSED" ? 2 : 1
+      const attempts = [
+        ...(n === 2 ? [attempt(id, 1, "ERROR", { tail: everything, message: everything })] : []),
+        attempt(id, n, status, { tail: everything, message: everything, signal: everything })
+      ]
+      return result(id, status === "PASSED" ? "FLAKY" : status, attempts, { name: everything, source: everything })
+    })
+    return Junit.render(Report.make({ ...info, id: everything, baseRef: everything }, tests))
+  })()
+  it("any output leaves no byte XML forbids: every code unit below U+0100, lone surrogates, U+FFFE/FFFF, in tails and names", () => {
+    assert.notMatch(anyOutput, forbidden)
+  })
+  Conformance.test(it.effect, "any output validates: every code unit below U+0100, lone surrogates, U+FFFE/FFFF, in tails and names", (validate) =>
+    assertValid(validate, anyOutput))
 })
 
 describe("Junit.seconds", () => {

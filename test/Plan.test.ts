@@ -372,6 +372,7 @@ const realGit = (dir: string): Layer.Layer<Git> =>
         }
       }),
     repoInfo: () => Effect.die("not used"),
+    headBranch: () => Effect.die("not used"),
     changedBetween: () => Effect.die("not used"),
     worktreeAdd: () => Effect.die("not used"),
     worktreeRemove: () => Effect.die("not used"),

@@ -10,6 +10,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
@@ -42,74 +43,109 @@ import type { PendingTest } from "../Store.js"
 import { stateOf, Store, testStream } from "../Store.js"
 import * as Live from "../view/Live.js"
 import * as Plain from "../view/Plain.js"
+import * as Help from "./help.js"
 import { db, type Env, err, integer, loadPlans, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
 
 const runOptions = {
   plans: Args.text({ name: "PLAN" }).pipe(
     Args.repeated,
-    Args.withDescription("Markdown plan files; with --each, the ARGs. Example: grove run docs/plans/*.md")
+    Help.arg({ text: "Markdown plan files to run; with --each, the ARGs given to CMD.", example: "grove run docs/plans/*.md" })
   ),
   each: Options.text("each").pipe(
+    Options.withPseudoName("CMD"),
     Options.optional,
-    Options.withDescription(
-      "Make one test per positional ARG from CMD; {} is replaced by the shell-quoted ARG (appended when absent). Example: --each 'npx vitest run {}' test/a.test.ts test/b.test.ts"
-    )
+    Help.option({
+      text: "Make one test per positional ARG from the shell command CMD, where {} is the shell-quoted ARG (appended when CMD has no {}).",
+      example: "--each 'npx vitest run {}' a.test.ts b.test.ts"
+    })
   ),
   workers: integer("workers").pipe(
     Options.withAlias("j"),
     Options.optional,
-    Options.withDescription("Tests run at once, each in its own worktree (default 3). Example: --workers 6")
+    Help.option({
+      text: "Run N tests at once, each in its own worktree.",
+      default: String(Config.defaults.workers),
+      example: "--workers 6"
+    })
   ),
   repo,
   ref: Options.text("ref").pipe(
+    Options.withPseudoName("REF"),
     Options.repeated,
-    Options.withDescription("Run every test at this ref; repeat to run each test at each ref as <id>@<ref>. Example: --ref main --ref v1.2")
+    Help.option({
+      text: "Run every test at REF (a branch, tag or commit); with several, each test runs at each, as <id>@<ref>.",
+      default: "HEAD",
+      example: "--ref main --ref v1.2"
+    })
   ),
   timeout: Options.text("timeout").pipe(
+    Options.withPseudoName("DURATION"),
     Options.optional,
-    Options.withDescription("Per-attempt timeout: 90s, 5m, 1h30m, or N% of the test's median duration. Example: --timeout 10m")
+    Help.option({
+      text: "Stop an attempt after DURATION (90s, 5m, 1h30m), or after N% of the test's median duration so far.",
+      default: `${Duration.toMinutes(Config.defaults.timeout)}m`,
+      example: "--timeout 10m, --timeout 300%"
+    })
   ),
   retries: integer("retries").pipe(
     Options.optional,
-    Options.withDescription("Extra attempts after one that did not pass (default 2). Example: --retries 0")
+    Help.option({
+      text: "Try a test up to N more times after an attempt that did not pass.",
+      default: String(Config.defaults.retries),
+      example: "--retries 0"
+    })
   ),
   tag: Options.text("tag").pipe(
+    Options.withPseudoName("TAG"),
     Options.repeated,
-    Options.withDescription("Run tests having any given tag; '!T' excludes T. Example: --tag smoke --tag '!slow'")
+    Help.option({ text: "Run only the tests with any of the given tags; !TAG excludes TAG.", example: "--tag smoke --tag '!slow'" })
   ),
   filter: Options.text("filter").pipe(
+    Options.withPseudoName("GLOB"),
     Options.optional,
-    Options.withDescription("Run tests whose id or name matches the glob. Example: --filter 'api/*'")
+    Help.option({ text: "Run only the tests whose id or name matches GLOB.", example: "--filter 'api/*'" })
   ),
   worktreeDir: Options.text("worktree-dir").pipe(
+    Options.withPseudoName("DIR"),
     Options.optional,
-    Options.withDescription("Where session worktrees go (outside the repository). Default: <repo>/../<name>.grove")
+    Help.option({ text: "Make the session's worktrees in DIR, outside the repository.", default: "<repo>/../<repo-name>.grove" })
   ),
   keepFailed: Options.boolean("keep-failed").pipe(
-    Options.withDescription("Keep the worktree of each failed test's last attempt (path in the summary)")
+    Help.option({ text: "Keep the worktree of each failed test's last attempt; the summary gives its path." })
   ),
-  noCleanup: Options.boolean("no-cleanup").pipe(Options.withDescription("Keep every worktree when the session ends")),
-  failFast: Options.boolean("fail-fast").pipe(Options.withDescription("Same as --max-fail 1")),
+  noCleanup: Options.boolean("no-cleanup").pipe(Help.option({ text: "Keep every worktree of the session when it ends." })),
+  failFast: Options.boolean("fail-fast").pipe(Help.option({ text: "Stop at the first test that did not pass: --max-fail 1." })),
   maxFail: integer("max-fail").pipe(
     Options.optional,
-    Options.withDescription("Stop once N tests did not pass (after retries); the rest are CANCELLED. Example: --max-fail 3")
+    Help.option({
+      text: "Stop once N tests did not pass (after their retries); the tests not started are CANCELLED.",
+      example: "--max-fail 3"
+    })
   ),
   dryRun: Options.boolean("dry-run").pipe(
-    Options.withDescription("Print the tests in the order they would start, with expected durations; create nothing")
+    Help.option({ text: "Print the tests in the order they would start, with expected durations, and create nothing." })
   ),
   report: Options.text("report").pipe(
+    Options.withPseudoName("KIND:FILE"),
     Options.repeated,
-    Options.withDescription("Write a report, KIND:FILE with KIND junit, json, markdown or html. Example: --report junit:out/junit.xml")
+    Help.option({
+      text: "Write a report to FILE; KIND is junit, json, markdown or html.",
+      example: "--report junit:out/junit.xml"
+    })
   ),
   db,
   resume: Options.text("resume").pipe(
+    Options.withPseudoName("SESSION"),
     Options.optional,
-    Options.withDescription("Finish a session that died: reap what it left, run what has no result. Example: --resume 20261124-0912-k3f9")
+    Help.option({
+      text: "Finish SESSION, whose grove died: clean up what it left and run the tests that have no result.",
+      example: "--resume 20261124-0912-k3f9"
+    })
   ),
   lastFailed: Options.boolean("last-failed").pipe(
-    Options.withDescription("Run the tests that did not pass in the previous session")
+    Help.option({ text: "Run the tests that did not pass in the previous session." })
   ),
-  quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Options.withDescription("Print only the summary"))
+  quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Help.option({ text: "Print only the summary." }))
 }
 
 type RunOptions = {
@@ -605,7 +641,8 @@ const runTests = (o: RunOptions) =>
         tests: count,
         workers: p.config.workers,
         baseRef: orch.session.baseRef,
-        baseSha: orch.session.baseSha
+        baseSha: orch.session.baseSha,
+        baseBranch: orch.session.baseBranch
       }))
       if (yield* Deferred.isDone(firstSignal)) yield* orch.stop({ interrupted: true })
       if (count === 0 && work.id === undefined) yield* err("grove: warning: no test matched; nothing to run")
@@ -645,9 +682,15 @@ const runTests = (o: RunOptions) =>
  */
 export const run = Command.make("run", runOptions, (o) =>
   Effect.scoped(runTests(o)).pipe(onInvalid, Effect.flatMap(setExit))).pipe(
-    Command.withDescription(
-      "Run test plans in parallel, each test in its own git worktree, and report what passed. " +
-        "Example: grove run docs/plans/*.md --workers 4 --report junit:out/junit.xml"
-    )
+    Help.command(runOptions, {
+      summary: "Run test plans in parallel, each test in its own git worktree.",
+      description: "Prints the session id first, a line per finished test, then a summary with the failures first. " +
+        "Exits 0 when every test PASSED or was FLAKY (or none was selected), 1 otherwise, 2 on invalid input.",
+      examples: [
+        "grove run docs/plans/*.md --workers 4 --report junit:out/junit.xml",
+        "grove run --each 'npx vitest run {}' test/*.test.ts --retries 0",
+        "grove run --last-failed"
+      ]
+    })
   )
 

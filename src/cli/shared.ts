@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import type { Issue } from "../GroveError.js"
 import * as Plan from "../Plan.js"
+import * as Help from "./help.js"
 import type * as Plain from "../view/Plain.js"
 
 /**
@@ -56,15 +57,21 @@ export const styleOf = (stream: NodeJS.WriteStream): Plain.Style => ({
  * @since 0.1.0
  */
 export const repo = Options.text("repo").pipe(
+  Options.withPseudoName("DIR"),
   Options.withDefault("."),
-  Options.withDescription("The repository to test: any folder inside it. Example: --repo ../shop")
+  Help.option({ text: "Use the repository that DIR is in (any folder inside it).", default: ". (the current folder)", example: "--repo ../shop" })
 )
 /**
  * @since 0.1.0
  */
 export const db = Options.text("db").pipe(
+  Options.withPseudoName("FILE"),
   Options.optional,
-  Options.withDescription("The store (SQLite file). Default: <git-common-dir>/grove/grove.db. Example: --db /tmp/grove.db")
+  Help.option({
+    text: "Keep sessions, results and logs in the SQLite store FILE.",
+    default: "<git-common-dir>/grove/grove.db",
+    example: "--db /tmp/grove.db"
+  })
 )
 
 /**

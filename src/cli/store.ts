@@ -23,6 +23,7 @@ import * as Resume from "../Resume.js"
 import * as SqlStore from "../SqlStore.js"
 import { type SessionSummary, Store } from "../Store.js"
 import * as Plain from "../view/Plain.js"
+import * as Help from "./help.js"
 import { db, err, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
 
 // ---------------------------------------------------------------------------
@@ -100,12 +101,15 @@ const json = (value: unknown) => out(JSON.stringify(value, null, 2))
 
 const common = { repo, db }
 
-const jsonOption = (what: string) => Options.boolean("json").pipe(Options.withDescription(`Print ${what} as JSON`))
+const jsonOption = (what: string) => Options.boolean("json").pipe(Help.option({ text: `Print ${what} as JSON.` }))
 
 /** a session id argument */
 const sessionArg = Args.text({ name: "SESSION" }).pipe(
-  Args.withDescription("A session id, as `grove sessions` lists them. Example: 20261124-0912-k3f9")
+  Help.arg({ text: "A session id, as grove sessions lists them.", example: "20261124-0912-k3f9" })
 )
+
+/** how many sessions `grove sessions` lists and `grove gc` keeps by default */
+const defaultKeep = 20
 
 /** runs a command body with its exit code and errors handled as every grove command does */
 const command = <R>(body: Effect.Effect<number, unknown, R>) =>
@@ -163,20 +167,23 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 
 const shortTime = (millis: number) => new Date(millis).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z")
 
+const sessionsOptions = {
+  ...common,
+  limit: Options.integer("limit").pipe(
+    Options.withPseudoName("N"),
+    Options.withDefault(defaultKeep),
+    Help.option({ text: "List the N newest sessions.", default: String(defaultKeep), example: "--limit 5" })
+  ),
+  json: jsonOption("the sessions")
+}
+
 /**
  * `grove sessions [--limit N] [--json]`: recent sessions, newest first.
  *
  * @since 0.1.0
  * @category commands
  */
-export const sessions = Command.make("sessions", {
-  ...common,
-  limit: Options.integer("limit").pipe(
-    Options.withDefault(20),
-    Options.withDescription("How many sessions to list, newest first (default 20). Example: --limit 5")
-  ),
-  json: jsonOption("the sessions")
-}, (o) =>
+export const sessions = Command.make("sessions", sessionsOptions, (o) =>
   command(Effect.gen(function*() {
     if (o.limit < 0) return yield* Effect.fail(InvalidInput.one("--limit", `must be 0 or more, got ${o.limit}`))
     const where = yield* locate(o)
@@ -208,7 +215,10 @@ export const sessions = Command.make("sessions", {
     ]))
     return 0
   }))).pipe(
-    Command.withDescription("List recent sessions of the store, newest first. Example: grove sessions --limit 5 --json")
+    Help.command(sessionsOptions, {
+      summary: "List the store's recent sessions, newest first.",
+      examples: ["grove sessions --limit 5 --json"]
+    })
   )
 
 // ---------------------------------------------------------------------------
@@ -289,6 +299,8 @@ const showText = (report: Report): string => {
   return lines.join("\n")
 }
 
+const showOptions = { ...common, session: sessionArg, json: jsonOption("the session") }
+
 /**
  * `grove show SESSION [--json]`: one session with its tests and attempts. The JSON is
  * the session's JSON report (SPEC §7), with each test's flakiness.
@@ -296,7 +308,7 @@ const showText = (report: Report): string => {
  * @since 0.1.0
  * @category commands
  */
-export const show = Command.make("show", { ...common, session: sessionArg, json: jsonOption("the session") }, (o) =>
+export const show = Command.make("show", showOptions, (o) =>
   command(Effect.gen(function*() {
     const where = yield* locate(o)
     const report = yield* storedReport(where, o.session)
@@ -304,8 +316,24 @@ export const show = Command.make("show", { ...common, session: sessionArg, json:
     else yield* out(showText(report))
     return 0
   }))).pipe(
-    Command.withDescription("Show one session with its tests and attempts. Example: grove show 20261124-0912-k3f9 --json")
+    Help.command(showOptions, {
+      summary: "Show one session with its tests and attempts.",
+      examples: ["grove show 20261124-0912-k3f9 --json"]
+    })
   )
+
+const reportOptions = {
+  ...common,
+  session: sessionArg,
+  format: Options.choice("format", ["junit", "json", "markdown", "html"] as const).pipe(
+    Help.option({ text: "The kind of report to write.", example: "--format junit" })
+  ),
+  out: Options.text("out").pipe(
+    Options.withPseudoName("FILE"),
+    Options.optional,
+    Help.option({ text: "Write the report to FILE.", default: "standard output", example: "--out out/junit.xml" })
+  )
+}
 
 /**
  * `grove report SESSION --format junit|json|markdown|html [--out FILE]`.
@@ -313,17 +341,7 @@ export const show = Command.make("show", { ...common, session: sessionArg, json:
  * @since 0.1.0
  * @category commands
  */
-export const report = Command.make("report", {
-  ...common,
-  session: sessionArg,
-  format: Options.choice("format", ["junit", "json", "markdown", "html"] as const).pipe(
-    Options.withDescription("The kind of report (SPEC §7). Example: --format junit")
-  ),
-  out: Options.text("out").pipe(
-    Options.optional,
-    Options.withDescription("Write the report to FILE instead of standard output. Example: --out out/junit.xml")
-  )
-}, (o) =>
+export const report = Command.make("report", reportOptions, (o) =>
   command(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -352,14 +370,23 @@ export const report = Command.make("report", {
     yield* err(`grove: wrote the ${o.format} report of session ${o.session} to ${target.value}`)
     return 0
   }))).pipe(
-    Command.withDescription(
-      "Write the report of a stored session. Example: grove report 20261124-0912-k3f9 --format junit --out out/junit.xml"
-    )
+    Help.command(reportOptions, {
+      summary: "Write the report of a stored session.",
+      examples: ["grove report 20261124-0912-k3f9 --format junit --out out/junit.xml"]
+    })
   )
 
 // ---------------------------------------------------------------------------
 // grove worktrees
 // ---------------------------------------------------------------------------
+
+const worktreesOptions = {
+  ...common,
+  prune: Options.boolean("prune").pipe(
+    Help.option({ text: "Remove the worktrees whose grove process is gone, and git's records of them." })
+  ),
+  json: jsonOption("the worktrees")
+}
 
 /**
  * `grove worktrees [--prune] [--json]`: the worktrees grove owns, from their locks; with
@@ -368,13 +395,7 @@ export const report = Command.make("report", {
  * @since 0.1.0
  * @category commands
  */
-export const worktrees = Command.make("worktrees", {
-  ...common,
-  prune: Options.boolean("prune").pipe(
-    Options.withDescription("Remove the worktrees whose grove process is gone (and prune git's records of them)")
-  ),
-  json: jsonOption("the worktrees")
-}, (o) =>
+export const worktrees = Command.make("worktrees", worktreesOptions, (o) =>
   command(Effect.gen(function*() {
     const where = yield* locate(o)
     const repoInfo = yield* requireRepo(where, "worktrees")
@@ -434,7 +455,11 @@ export const worktrees = Command.make("worktrees", {
     }
     return reclaimed !== undefined && reclaimed.failed.length > 0 ? 1 : 0
   }))).pipe(
-    Command.withDescription("List the worktrees grove owns (from their locks); --prune removes stale ones. Example: grove worktrees --prune")
+    Help.command(worktreesOptions, {
+      summary: "List the worktrees grove owns, from their locks.",
+      description: "With --prune, removes those whose grove process is gone.",
+      examples: ["grove worktrees --prune"]
+    })
   )
 
 // ---------------------------------------------------------------------------
@@ -444,6 +469,16 @@ export const worktrees = Command.make("worktrees", {
 /** a session id that is safe as one folder name */
 const safeSegment = (id: string) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id) && !id.includes("..")
 
+const gcOptions = {
+  ...common,
+  keep: Options.integer("keep").pipe(
+    Options.withPseudoName("N"),
+    Options.withDefault(defaultKeep),
+    Help.option({ text: "Keep the N newest sessions.", default: String(defaultKeep), example: "--keep 5" })
+  ),
+  json: jsonOption("what was deleted")
+}
+
 /**
  * `grove gc [--keep N] [--json]`: deletes every session but the newest N, with its
  * executions, attempts and log folder. A session whose grove still runs is kept.
@@ -451,14 +486,7 @@ const safeSegment = (id: string) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id) && !
  * @since 0.1.0
  * @category commands
  */
-export const gc = Command.make("gc", {
-  ...common,
-  keep: Options.integer("keep").pipe(
-    Options.withDefault(20),
-    Options.withDescription("How many of the newest sessions to keep (default 20). Example: --keep 5")
-  ),
-  json: jsonOption("what was deleted")
-}, (o) =>
+export const gc = Command.make("gc", gcOptions, (o) =>
   command(Effect.gen(function*() {
     if (o.keep < 0) return yield* Effect.fail(InvalidInput.one("--keep", `must be 0 or more, got ${o.keep}`))
     const fs = yield* FileSystem.FileSystem
@@ -520,5 +548,9 @@ export const gc = Command.make("gc", {
     }
     return 0
   }))).pipe(
-    Command.withDescription("Delete old sessions (rows and logs), keeping the newest N. Example: grove gc --keep 10")
+    Help.command(gcOptions, {
+      summary: "Delete old sessions with their logs, keeping the newest ones.",
+      description: "A session whose grove still runs is kept.",
+      examples: ["grove gc --keep 10"]
+    })
   )

@@ -11,16 +11,22 @@ import * as Option from "effect/Option"
 import * as Git from "../Git.js"
 import * as Plan from "../Plan.js"
 import { InvalidInput, type Issue } from "../GroveError.js"
+import * as Help from "./help.js"
 import { loadPlans, onInvalid, out, repo, setExit } from "./shared.js"
+
+const validateOptions = {
+  plans: Args.text({ name: "PLAN" }).pipe(
+    Args.atLeast(1),
+    Help.arg({ text: "Markdown plan files to check.", example: "docs/plans/*.md" })
+  ),
+  repo
+}
 
 /**
  * @since 0.1.0
  * @category commands
  */
-export const validate = Command.make("validate", {
-  plans: Args.text({ name: "PLAN" }).pipe(Args.atLeast(1), Args.withDescription("Markdown plan files to check")),
-  repo
-}, (o) =>
+export const validate = Command.make("validate", validateOptions, (o) =>
   Effect.gen(function*() {
     const git = yield* Git.Git
     const path = yield* Path.Path
@@ -39,6 +45,10 @@ export const validate = Command.make("validate", {
     yield* out(`${loaded.length} plan${loaded.length === 1 ? "" : "s"} valid: ${steps} step${steps === 1 ? "" : "s"}${Option.isNone(repoInfo) ? " (refs not checked: not inside a repository)" : ""}`)
     return 0
   }).pipe(onInvalid, Effect.provide(Git.layer), Effect.flatMap(setExit))).pipe(
-    Command.withDescription("Parse and check plans (refs too inside a repository); run nothing. Example: grove validate docs/plans/*.md")
+    Help.command(validateOptions, {
+      summary: "Check plans, and their refs inside a repository; run nothing.",
+      description: "Lists every problem at once, as file:line, and exits 2 when there is one.",
+      examples: ["grove validate docs/plans/*.md"]
+    })
   )
 

@@ -81,9 +81,23 @@ export const testLine = (style: Style, result: TestResult): string => {
  */
 export const sessionLine = (
   style: Style,
-  info: { readonly id: string; readonly tests: number; readonly workers: number; readonly baseRef: string; readonly baseSha: string }
+  info: {
+    readonly id: string
+    readonly tests: number
+    readonly workers: number
+    readonly baseRef: string
+    readonly baseSha: string
+    /** the branch a base ref of HEAD was on; undefined when detached */
+    readonly baseBranch?: string | undefined
+  }
 ): string =>
-  `grove session ${paint(style, "bold", info.id)}  ${info.tests} test${info.tests === 1 ? "" : "s"} on ${info.workers} worker${info.workers === 1 ? "" : "s"}  ${paint(style, "dim", `${info.baseRef} ${info.baseSha.slice(0, 10)}`)}`
+  `grove session ${paint(style, "bold", info.id)}  ${info.tests} test${info.tests === 1 ? "" : "s"} on ${info.workers} worker${info.workers === 1 ? "" : "s"}  ${paint(style, "dim", base(info))}`
+
+/** `main at b765dfa678` on a branch; `HEAD b765dfa678` when detached */
+const base = (info: { readonly baseRef: string; readonly baseSha: string; readonly baseBranch?: string | undefined }) =>
+  info.baseBranch !== undefined
+    ? `${info.baseBranch} at ${info.baseSha.slice(0, 10)}`
+    : `${info.baseRef} ${info.baseSha.slice(0, 10)}`
 
 const notPassed = (r: TestResult) => r.status !== "PASSED" && r.status !== "FLAKY"
 
