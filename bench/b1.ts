@@ -5,16 +5,23 @@
  * the process's peak RSS.
  *
  *   node dist/bench/b1.js --tests 10000 --workers 4 --store memory --sessions 3 --warmup 1
+ *   node dist/bench/b1.js --tests 100000 --workers 4 --store sqlite --path cli --sessions 1 --warmup 0
  *
  * @since 0.1.0
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
+import * as V8 from "node:v8"
+import * as Vm from "node:vm"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Config, Domain, Git, Harness, Orchestrator, SqlStore, Store } from "../src/index.js"
+import { Config, Domain, Git, Harness, Orchestrator, Report, SqlStore, Store } from "../src/index.js"
+import * as Json from "../src/report/Json.js"
+import * as Junit from "../src/report/Junit.js"
 import { args, emit, numberArg, peakRssMiB } from "./common.js"
 
 const a = args()
@@ -23,6 +30,13 @@ const workers = numberArg(a, "workers", 4)
 const sessions = numberArg(a, "sessions", 3)
 const warmup = numberArg(a, "warmup", 1)
 const store = a.get("store") ?? "memory"
+/**
+ * `library` (default): one `runTests` of an array, the report returned whole.
+ * `cli`: what `grove run` does — tests submitted as a stream in batches, the fold's
+ * state awaited, the JSON and JUnit reports streamed from the store to files, no
+ * Report of all tests built.
+ */
+const path = a.get("path") ?? "library"
 
 /**
  * The instant harness: every attempt passes at once with no output. It reports a
@@ -43,25 +57,26 @@ const instant: Layer.Layer<Harness.Harness> = Layer.sync(Harness.Harness, () => 
 
 const repo: Git.MemoryRepo = { root: "/repo", refs: { main: "c0ffee1" }, files: { c0ffee1: { "README.md": "bench" } } }
 
+const request = (prefix: string, i: number) =>
+  new Domain.TestRequest({
+    id: Domain.TestId.make(`${prefix}-${i}`),
+    name: `test ${i}`,
+    source: "bench",
+    steps: [new Domain.Step({ shell: "sh", script: "true" })],
+    priority: 0,
+    tags: [],
+    env: {},
+    secretEnv: [],
+    resources: []
+  })
+
 const requests = (count: number, prefix: string): ReadonlyArray<Domain.TestRequest> =>
-  Array.from({ length: count }, (_, i) =>
-    new Domain.TestRequest({
-      id: Domain.TestId.make(`${prefix}-${i}`),
-      name: `test ${i}`,
-      source: "bench",
-      steps: [new Domain.Step({ shell: "sh", script: "true" })],
-      priority: 0,
-      tags: [],
-      env: {},
-      secretEnv: [],
-      resources: []
-    }))
+  Array.from({ length: count }, (_, i) => request(prefix, i))
 
 const dbDir = store === "sqlite" ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b1-")) : undefined
 
 const session = (count: number, label: string) =>
   Effect.gen(function*() {
-    const batch = requests(count, label)
     const storeLayer: Layer.Layer<Store.Store, unknown> = store === "sqlite"
       ? SqlStore.layer({ filename: Path.join(dbDir!, `${label}.db`) }).pipe(Layer.provide(NodeContext.layer))
       : Store.layerMemory
@@ -74,6 +89,42 @@ const session = (count: number, label: string) =>
       ))
     )
     const started = performance.now()
+    if (path === "cli") {
+      const out = Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b1-reports-"))
+      const passed = yield* Effect.scoped(Effect.gen(function*() {
+        const o = yield* Orchestrator.Orchestrator
+        const st = yield* Store.Store
+        yield* Stream.range(0, count - 1).pipe(
+          Stream.map((i) => request(label, i)),
+          Stream.grouped(1000),
+          Stream.runForEach((chunk) => o.submitBatch(chunk))
+        )
+        const state = yield* o.awaitIdle
+        const head = Report.fromState(state, [])
+        const fs = yield* FileSystem.FileSystem
+        yield* Stream.run(
+          Json.renderStream(head, Store.testStream(st, state.sessionId)).pipe(Stream.encodeText),
+          fs.sink(Path.join(out, "report.json"))
+        )
+        yield* Stream.run(
+          Junit.renderStream(head, Store.testStream(st, state.sessionId)).pipe(Stream.encodeText),
+          fs.sink(Path.join(out, "junit.xml"))
+        )
+        return state.counts.passed
+      }).pipe(
+        // one store, shared by the session and the report writer
+        Effect.provide(Orchestrator.layerSession({ repo: repo.root, baseRef: "main" }).pipe(
+          Layer.provide(Layer.mergeAll(Config.layer({ workers, retries: 0 }), Git.layerMemory({ repos: [repo] }), instant)),
+          Layer.provideMerge(storeLayer)
+        )),
+        Effect.provide(NodeContext.layer)
+      ))
+      Fs.rmSync(out, { recursive: true, force: true })
+      const ms = performance.now() - started
+      if (passed !== count) return yield* Effect.die(new Error(`expected ${count} passed, got ${passed}`))
+      return { ms, testsPerSecond: count / (ms / 1000) }
+    }
+    const batch = requests(count, label)
     const report = yield* Effect.scoped(Effect.flatMap(Orchestrator.Orchestrator, (o) => o.runTests(batch)).pipe(
       Effect.provide(live)
     ))
@@ -88,7 +139,11 @@ const program = Effect.gen(function*() {
   for (let i = 0; i < warmup; i++) yield* session(Math.min(tests, 2000), `warm${i}`)
   const runs: Array<{ ms: number; testsPerSecond: number }> = []
   for (let i = 0; i < sessions; i++) runs.push(yield* session(tests, `s${i}`))
-  emit({ tests, workers, store, runs, peakRssMiB: peakRssMiB(), heapUsedMiB: process.memoryUsage().heapUsed / 1048576 })
+  // the heap after a forced collection: what stays live (no flag needed to get gc)
+  V8.setFlagsFromString("--expose-gc")
+  const gc = Vm.runInNewContext("gc") as () => void
+  gc()
+  emit({ tests, workers, store, path, runs, peakRssMiB: peakRssMiB(), heapUsedMiB: process.memoryUsage().heapUsed / 1048576 })
 })
 
 Effect.runPromise(program).then(
