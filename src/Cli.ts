@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import { run } from "./cli/run.js"
+import { serve } from "./cli/serve.js"
 import { ExitCode, err, type Env } from "./cli/shared.js"
 import { gc, report, sessions, show, worktrees } from "./cli/store.js"
 import { validate } from "./cli/validate.js"
@@ -25,7 +26,7 @@ import { stripAnsi } from "./internal/text.js"
  */
 export const root = Command.make("grove").pipe(
   Command.withDescription("grove runs many test plans in parallel, each in its own git worktree, and tells you what passed."),
-  Command.withSubcommands([run, validate, sessions, show, report, worktrees, gc])
+  Command.withSubcommands([run, validate, sessions, show, report, worktrees, gc, serve])
 )
 
 const cli = Command.run(root, { name: "grove", version: "0.1.0" })
