@@ -328,6 +328,9 @@ const oneOf = <const L extends readonly [string, ...Array<string>]>(literals: Sc
     message: (issue) => ({ message: `expected one of ${literals.literals.join(", ")}, got ${actualOf(issue)}`, override: true })
   })
 
+/** a log's bytes as written (secrets masked when they were written) */
+const LogText = HttpApiSchema.Text({ contentType: "text/plain; charset=utf-8" })
+
 const SessionPath = Schema.Struct({ id: Schema.String })
 const TestPath = Schema.Struct({ id: Schema.String, testId: TestId })
 const AttemptPath = Schema.Struct({
@@ -412,8 +415,11 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
           description: "bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX (one range)"
         })
       }))
-      .addSuccess(HttpApiSchema.Text({ contentType: "text/plain; charset=utf-8" }))
-      .addSuccess(HttpApiSchema.Text({ contentType: "text/plain; charset=utf-8" }).annotations(HttpApiSchema.annotations({ status: 206 })))
+      .addSuccess(LogText.annotations({ description: "the whole log (Accept-Ranges: bytes)" }))
+      .addSuccess(LogText.annotations({
+        description: "the bytes the Range asked for (Content-Range: bytes FIRST-LAST/SIZE)",
+        ...HttpApiSchema.annotations({ status: 206 })
+      }))
       .addError(NotFound)
       .addError(Forbidden)
       .addError(RangeNotSatisfiable)

@@ -33,7 +33,6 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiError from "@effect/platform/HttpApiError"
-import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerError from "@effect/platform/HttpServerError"
@@ -677,6 +676,14 @@ export const layerApi = (options: Options) =>
     Layer.provide(authorization(options))
   )
 
+/**
+ * swagger-ui at `/docs`: its module inlines 2 MB of JavaScript, loaded only when a
+ * server is built (not when grove, or this module, is imported)
+ */
+const explorer = Layer.unwrapEffect(
+  Effect.map(Effect.promise(() => import("@effect/platform/HttpApiSwagger")), (swagger) => swagger.layer({ path: "/docs" }))
+)
+
 /** closes idle connections at once and cuts the rest after `drain`, before Node's close waits for them */
 const drainOnClose = (server: Http.Server, drain: Duration.DurationInput) =>
   Layer.scopedDiscard(Effect.addFinalizer(() =>
@@ -699,7 +706,7 @@ export const layer = (options: Options) => {
   const node = Http.createServer()
   const listen = NodeHttpServer.layer(() => node, { host: options.host, port: options.port })
   return HttpApiBuilder.serve(gate(options)).pipe(
-    Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+    Layer.provide(explorer),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
     Layer.provide(jsonErrors),
     Layer.provide(layerApi(options)),
