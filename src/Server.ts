@@ -155,7 +155,7 @@ const unauthorized = (request: HttpServerRequest.HttpServerRequest) =>
       : "this request needs grove serve's token: send `Authorization: Bearer <token>`, or log in once with /login?token=<token> (the URL grove serve printed)"
   })
 
-/** an error as its JSON body, with the status its schema gives */
+/** an error of the gate's (or a raw response's) as its JSON body, as the API encodes its own */
 const errorResponse = (
   error: Api.Unauthorized | Api.Forbidden | Api.NotFound | Api.MisdirectedRequest | Api.RangeNotSatisfiable,
   status: number,
@@ -202,13 +202,28 @@ its explorer is at <a href="/docs">/docs</a>, its OpenAPI document at <a href="/
  * The middleware in front of every request (module notes, points 1–3), `/login` and
  * `/`, and 404 JSON for unknown routes.
  */
-const gate = (options: Options) => (app: HttpApp.Default) =>
+const gate = (options: Options) => {
+  // the port is known once the server is bound: the names are made on the first request
+  let names: { readonly port: number; readonly served: ReadonlySet<string> } | undefined
+  const namesOf = (server: HttpServer.HttpServer) => {
+    if (names === undefined) {
+      const port = server.address._tag === "TcpAddress" ? server.address.port : options.port
+      names = { port, served: servedHosts(options, port) }
+    }
+    return names
+  }
+  return (app: HttpApp.Default) => gateWith(options, namesOf, app)
+}
+
+const gateWith = (
+  options: Options,
+  namesOf: (server: HttpServer.HttpServer) => { readonly port: number; readonly served: ReadonlySet<string> },
+  app: HttpApp.Default
+) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const server = yield* HttpServer.HttpServer
-    const port = server.address._tag === "TcpAddress" ? server.address.port : options.port
+    const { port, served } = namesOf(yield* HttpServer.HttpServer)
     const path = pathOf(request.url)
-    const served = servedHosts(options, port)
     const host = (request.headers["host"] ?? "").toLowerCase()
     if (!served.has(host)) {
       return errorResponse(
@@ -460,9 +475,10 @@ const isInside = (path: Path.Path, folder: string, file: string) => {
 }
 
 /**
- * `length` bytes from `offset`, streamed. (`HttpServerResponse.file` with `bytesToRead`
- * hands `start + bytesToRead` to `createReadStream` as its inclusive `end`: one byte
- * more than its Content-Length.)
+ * `length` bytes from `offset`, streamed. Not `HttpServerResponse.file` with
+ * `bytesToRead`: platform-node hands `start + bytesToRead` to `createReadStream` as its
+ * inclusive `end` and so writes one byte more than its Content-Length (seen with
+ * 0.108.2: Node's client then fails with "Parse Error: Expected HTTP/").
  */
 const sliceResponse = (
   fs: FileSystem.FileSystem,
