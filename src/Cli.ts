@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import { run } from "./cli/run.js"
 import * as Help from "./cli/help.js"
+import { serve } from "./cli/serve.js"
 import { ExitCode, err, out, type Env } from "./cli/shared.js"
 import { gc, report, sessions, show, worktrees } from "./cli/store.js"
 import { validate } from "./cli/validate.js"
@@ -22,7 +23,7 @@ import { stripAnsi } from "./internal/text.js"
 
 const summary = "grove runs many test plans in parallel, each in its own git worktree, and tells you what passed."
 const version = "0.1.0"
-const commands = [run, validate, sessions, show, report, worktrees, gc] as const
+const commands = [run, validate, sessions, show, report, worktrees, gc, serve] as const
 
 /**
  * @since 0.1.0
