@@ -22,16 +22,20 @@
  *
  * @since 0.1.0
  */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { defaults, type GroveConfig } from "./Config.js"
-import { Attempt, Events } from "./Domain.js"
+import { Attempt, Events, TestRequest } from "./Domain.js"
 import { Git, type RepoInfo } from "./Git.js"
-import { type GitError, InvalidInput, type StoreError } from "./GroveError.js"
+import { type GitError, InvalidInput, Issue, type StoreError } from "./GroveError.js"
 import * as ProcessTree from "./internal/processTree.js"
+import * as Plan from "./Plan.js"
 import { type PendingTest, type SessionSummary, Store, testStream } from "./Store.js"
 
 // -----------------------------------------------------------------------------
@@ -376,6 +380,84 @@ export const prepare = (
     const closed = yield* closeInterrupted(sessionId)
     const pending = yield* store.pending(sessionId)
     return { session, worktrees: reclaimed, processes, closed, pending }
+  })
+
+/** the test of `plans` that `stored` was queued as (also as `<id>@<ref>` of `--ref`), with the ref it ran at */
+const rereadOf = (stored: TestRequest, plans: ReadonlyArray<Plan.LoadedPlan>): TestRequest | undefined => {
+  const ref = stored.ref === undefined ? {} : { ref: stored.ref }
+  for (const { request } of plans) {
+    if (request.id === stored.id) return request.ref === undefined ? new TestRequest({ ...request, ...ref }) : request
+    if (request.ref === undefined && stored.ref !== undefined && stored.id === `${request.id}@${stored.ref}`) {
+      return new TestRequest({ ...request, id: stored.id, name: stored.name, ...ref })
+    }
+  }
+  return undefined
+}
+
+/**
+ * The pending tests of a resumed session as they can run (SPEC §4 "Secrets"). The
+ * store never holds a secret value: a test whose stored request had one masked as
+ * `***` (`PendingTest.masked`: a secret's value written into its script) takes its
+ * request from its plan file read again — its `source`, relative to `repoRoot` — when
+ * that file still holds a test with its id. Otherwise (an `--each` test has no plan
+ * file; the file is gone, unreadable, or no longer holds the test) `InvalidInput`
+ * names each such test, why, and what to do: grove never runs `***` in its place.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const unmask = (
+  repoRoot: string,
+  pending: ReadonlyArray<PendingTest>
+): Effect.Effect<ReadonlyArray<PendingTest>, InvalidInput, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const issues: Array<Issue> = []
+    const out: Array<PendingTest> = []
+    const files = new Map<string, Either.Either<ReadonlyArray<Plan.LoadedPlan>, InvalidInput>>()
+    for (const p of pending) {
+      if (p.masked === undefined || p.masked.length === 0) {
+        out.push(p)
+        continue
+      }
+      const { source, id } = p.request
+      const names = p.masked.join(", ")
+      const refuse = (why: string, todo: string) =>
+        issues.push(
+          new Issue({
+            where: `--resume: test ${id}`,
+            message: `its stored script had the value of secret ${names} masked as *** (the store never keeps a ` +
+              `secret) and ${why}: grove will not run *** in its place; ${todo}`
+          })
+        )
+      if (source === "--each") {
+        refuse(
+          "an --each test has no plan file to read it again from",
+          `run it again with grove run --each, writing "$${p.masked[0]}" in the command rather than the value ` +
+            `(with ${names} set in grove's environment)`
+        )
+        continue
+      }
+      const loaded = files.get(source) ?? (yield* Effect.either(Plan.load([source], { repoRoot, cwd: repoRoot })))
+      files.set(source, loaded)
+      if (Either.isLeft(loaded)) {
+        refuse(
+          `its plan file ${source} cannot be read again (${loaded.left.issues.map((i) => i.message).join("; ")})`,
+          `restore ${source} and resume again, or run the test afresh from its plan (grove run ${source})`
+        )
+        continue
+      }
+      const request = rereadOf(p.request, loaded.right)
+      if (request === undefined) {
+        refuse(
+          `its plan file ${source} no longer holds a test ${id}`,
+          `run the test afresh from its plan (grove run ${source})`
+        )
+        continue
+      }
+      out.push({ request, sha: p.sha, refName: p.refName, attempts: p.attempts })
+    }
+    if (issues.length > 0) return yield* Effect.fail(new InvalidInput({ issues: issues as unknown as [Issue, ...Array<Issue>] }))
+    return out
   })
 
 /**

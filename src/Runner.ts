@@ -27,6 +27,7 @@ import { Attempt, Events as Event, isRetryable, type SessionEvent, TestResult, t
 import type { Harness } from "./Harness.js"
 import { slug } from "./Plan.js"
 import type { SessionInfo } from "./Session.js"
+import { secretValues } from "./Store.js"
 import type { Job, TestQueue } from "./TestQueue.js"
 import type { WorktreePool } from "./WorktreePool.js"
 
@@ -220,10 +221,8 @@ const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
         logPath: log
       }))
       const request = job.request
-      const secrets = request.secretEnv.flatMap((name) => {
-        const value = request.env[name] ?? process.env[name]
-        return value === undefined || value === "" ? [] : [value]
-      })
+      // the values the store masks too: the plan's env, else grove's
+      const secrets = secretValues(request, process.env)
       const run = ctx.harness.run({
         testId: request.id,
         attempt: n,

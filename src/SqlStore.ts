@@ -42,6 +42,7 @@ import {
   attemptRow,
   decodePayload,
   decodeRequest,
+  type Environment,
   eventPayload,
   type ExecutionRow,
   historyOf,
@@ -364,7 +365,7 @@ const backfillEvents = (sql: SqlClient.SqlClient, filename: string): Effect.Effe
       }
       let seq = 0
       for (const event of events) {
-        const payload = yield* eventPayload(event, []).pipe(
+        const payload = yield* eventPayload(event, [], {}).pipe(
           Effect.mapError((cause) =>
             new StoreError({ reason: "Query", detail: `${where}: could not write the events of session ${session.id}: ${cause.message}`, cause })
           )
@@ -515,7 +516,8 @@ const makeWith = (
   sql: SqlClient.SqlClient,
   filename: string,
   lock: Effect.Semaphore,
-  busyTimeout: Duration.Duration
+  busyTimeout: Duration.Duration,
+  environment: Environment
 ): Context.Tag.Service<Store> => {
   const where = `store ${filename}`
   const immediate = transaction(sql, "BEGIN IMMEDIATE")
@@ -632,8 +634,8 @@ const makeWith = (
       case "TestQueued": {
         const test = event.test
         // its secrets are known before anything else is written: a batch may hold its attempts too
-        return Effect.map(storedRequest(sessionId, test, where), (request) => {
-          secrets.set(key(sessionId, test.id), secretValues(test))
+        return Effect.map(storedRequest(sessionId, test, environment, where), (request) => {
+          secrets.set(key(sessionId, test.id), secretValues(test, environment))
           return {
             what: `record that test ${test.id} of session ${sessionId} was queued`,
             statements: Effect.gen(function*() {
@@ -757,7 +759,7 @@ const makeWith = (
     Effect.gen(function*() {
       const testId = testIdOf(event)
       const payload = yield* Effect.mapError(
-        eventPayload(event, testId === undefined ? [] : secrets.get(key(sessionId, testId)) ?? []),
+        eventPayload(event, testId === undefined ? [] : secrets.get(key(sessionId, testId)) ?? [], environment),
         (cause) => new StoreError({ reason: "Query", detail: `${where}: could not encode a ${event._tag} event of session ${sessionId}: ${cause.message}`, cause })
       )
       return Effect.gen(function*() {
@@ -1005,7 +1007,7 @@ export const make: Effect.Effect<Context.Tag.Service<Store>, StoreError, SqliteC
     const lock = lockFor(filename)
     const busyTimeout = Duration.decode(defaultBusyTimeout)
     yield* lock.withPermits(1)(prepare(client, filename, busyTimeout))
-    return makeWith(client, filename, lock, busyTimeout)
+    return makeWith(client, filename, lock, busyTimeout, process.env)
   }
 )
 
@@ -1013,7 +1015,8 @@ export const make: Effect.Effect<Context.Tag.Service<Store>, StoreError, SqliteC
  * The SQLite store in `filename` (its folder is created): inspects the file
  * read-only first (`NotADatabase`, `SchemaTooNew`, nothing written), then opens it
  * and migrates it. `busyTimeout` (default 10 seconds) is how long a write waits for
- * another process's lock before it fails. The connection closes with the layer's scope.
+ * another process's lock before it fails; `environment` is where secret values not in a
+ * test's `env` come from (`StoreOptions`). The connection closes with the layer's scope.
  *
  * @since 0.1.0
  * @category layers
@@ -1021,6 +1024,7 @@ export const make: Effect.Effect<Context.Tag.Service<Store>, StoreError, SqliteC
 export const layer = (options: {
   readonly filename: string
   readonly busyTimeout?: Duration.DurationInput
+  readonly environment?: Environment | undefined
 }): Layer.Layer<Store, StoreError, FileSystem.FileSystem | Path.Path> =>
   Layer.scoped(
     Store,
@@ -1043,7 +1047,7 @@ export const layer = (options: {
         )
         const client = Context.get(context, SqliteClient.SqliteClient)
         yield* prepare(client, filename, busyTimeout)
-        return makeWith(client, filename, lock, busyTimeout)
+        return makeWith(client, filename, lock, busyTimeout, options.environment ?? process.env)
       }))
     })
   )

@@ -59,6 +59,11 @@ export interface PendingTest {
   readonly refName: string
   /** attempts already made; the next one is attempts + 1 */
   readonly attempts: number
+  /**
+   * the `secretEnv` names whose values the store masked as `***` in the stored request
+   * (in a step's script, or elsewhere): it cannot run as stored (SPEC §4 "Secrets")
+   */
+  readonly masked?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -287,19 +292,33 @@ export interface AttemptRow {
 // -----------------------------------------------------------------------------
 
 /**
- * Values of the test's `secretEnv` variables that the request carries: non-empty,
- * deduplicated, longest first.
+ * Where secret values come from besides a plan's `env`: grove's environment
+ * (`process.env`), or the one a store or a test is given.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Environment = Readonly<Record<string, string | undefined>>
+
+/**
+ * Values of the test's `secretEnv` variables: from its `env`, else from `environment`
+ * (grove's own) — the values the Runner masks in output and the store never holds.
+ * Non-empty, deduplicated, longest first.
  *
  * @since 0.1.0
  * @category utils
  */
-export const secretValues = (test: TestRequest): ReadonlyArray<string> => {
-  const values = new Set<string>()
+export const secretValues = (test: TestRequest, environment: Environment): ReadonlyArray<string> =>
+  secretsOf(test, environment).values
+
+/** the secret values of `secretValues`, with the name each came from */
+const secretsOf = (test: TestRequest, environment: Environment) => {
+  const names = new Map<string, string>()
   for (const name of test.secretEnv) {
-    const value = test.env[name]
-    if (value !== undefined && value.length > 0) values.add(value)
+    const value = test.env[name] ?? environment[name]
+    if (value !== undefined && value.length > 0 && !names.has(value)) names.set(value, name)
   }
-  return [...values].sort((a, b) => b.length - a.length)
+  return { values: [...names.keys()].sort((a, b) => b.length - a.length), names }
 }
 
 /**
@@ -310,6 +329,13 @@ export const secretValues = (test: TestRequest): ReadonlyArray<string> => {
  */
 export const maskSecrets = (text: string, secrets: ReadonlyArray<string>): string =>
   secrets.reduce((acc, secret) => secret.length === 0 ? acc : acc.replaceAll(secret, "***"), text)
+
+const stringsIn = (value: unknown): ReadonlyArray<string> =>
+  typeof value === "string"
+    ? [value]
+    : value !== null && typeof value === "object"
+    ? Object.values(value).flatMap(stringsIn)
+    : []
 
 const maskDeep = (value: unknown, secrets: ReadonlyArray<string>): unknown => {
   if (typeof value === "string") return maskSecrets(value, secrets)
@@ -323,44 +349,55 @@ const maskDeep = (value: unknown, secrets: ReadonlyArray<string>): unknown => {
 /**
  * The request as the store keeps it: encoded with the `TestRequest` schema, without
  * the variables named in `secretEnv` (a resumed session takes them from grove's
- * environment or the plan again), and with any secret value that appears elsewhere
- * masked — the store never holds a secret value.
+ * environment or the plan again), and with any secret value (`secretValues`) that
+ * appears elsewhere masked — the store never holds a secret value. When one was,
+ * `secretsMasked` lists the names of those secrets (`PendingTest.masked`): a request
+ * with `***` in its script must not run as stored.
  *
  * @since 0.1.0
  * @category utils
  */
-export const encodeRequest = (test: TestRequest): Effect.Effect<string, ParseResult.ParseError> =>
-  Effect.map(requestAsStored(test), (encoded) => JSON.stringify(encoded))
+export const encodeRequest = (test: TestRequest, environment: Environment): Effect.Effect<string, ParseResult.ParseError> =>
+  Effect.map(requestAsStored(test, environment), (encoded) => JSON.stringify(encoded))
 
-const requestAsStored = (test: TestRequest): Effect.Effect<unknown, ParseResult.ParseError> =>
+const requestAsStored = (test: TestRequest, environment: Environment): Effect.Effect<unknown, ParseResult.ParseError> =>
   Schema.encode(TestRequest)(test).pipe(
     Effect.map((encoded) => {
       if (test.secretEnv.length === 0) return encoded
       const secretNames = new Set(test.secretEnv)
       const env = Object.fromEntries(Object.entries(encoded.env ?? {}).filter(([name]) => !secretNames.has(name)))
-      return maskDeep({ ...encoded, env }, secretValues(test))
+      const kept = { ...encoded, env }
+      const { names, values } = secretsOf(test, environment)
+      const strings = stringsIn(kept)
+      const masked = [...new Set(values.filter((v) => strings.some((t) => t.includes(v))).map((v) => names.get(v)!))].sort()
+      return masked.length === 0 ? kept : { ...(maskDeep(kept, values) as object), secretsMasked: masked }
     })
   )
+
+/** what `pendingTest` reads of a stored request besides the `TestRequest` */
+const StoredMasks = Schema.parseJson(Schema.Struct({ secretsMasked: Schema.optional(Schema.Array(Schema.String)) }))
 
 const encodeEvent = Schema.encode(SessionEvent)
 const decodeEvent = Schema.decodeUnknown(Schema.parseJson(SessionEvent))
 
 /**
  * The payload the event log keeps of an event: its Schema encoding as JSON, with
- * the secrets of its test masked (a queued request as `encodeRequest` keeps it).
+ * the secrets of its test masked (a queued request as `encodeRequest` keeps it, its
+ * secret values taken from its `env` and `environment`).
  *
  * @since 0.2.0
  * @category utils
  */
 export const eventPayload = (
   event: SessionEvent,
-  secrets: ReadonlyArray<string>
+  secrets: ReadonlyArray<string>,
+  environment: Environment
 ): Effect.Effect<string, ParseResult.ParseError> =>
   Effect.gen(function*() {
     const encoded = yield* encodeEvent(event)
     if (event._tag === "TestQueued") {
       return JSON.stringify(
-        event.test.secretEnv.length === 0 ? encoded : { ...encoded, test: yield* requestAsStored(event.test) }
+        event.test.secretEnv.length === 0 ? encoded : { ...encoded, test: yield* requestAsStored(event.test, environment) }
       )
     }
     return JSON.stringify(secrets.length === 0 ? encoded : maskDeep(encoded, secrets))
@@ -718,8 +755,12 @@ const decodeFailed = (sessionId: string, testId: string, where: string) => (caus
  * @since 0.1.0
  * @internal
  */
-export const storedRequest = (sessionId: string, test: TestRequest, where: string): Effect.Effect<string, StoreError> =>
-  Effect.mapError(encodeRequest(test), encodeFailed(sessionId, test.id, where))
+export const storedRequest = (
+  sessionId: string,
+  test: TestRequest,
+  environment: Environment,
+  where: string
+): Effect.Effect<string, StoreError> => Effect.mapError(encodeRequest(test, environment), encodeFailed(sessionId, test.id, where))
 
 /**
  * Decodes a stored request, failing with a StoreError that names the test.
@@ -735,9 +776,15 @@ export const pendingTest = (
 ): Effect.Effect<PendingTest, StoreError> =>
   row.request === null
     ? Effect.fail(decodeFailed(sessionId, row.testId, where)(new Error("no request was stored")))
-    : decodeRequest(row.request).pipe(
+    : Effect.zip(decodeRequest(row.request), Schema.decodeUnknown(StoredMasks)(row.request)).pipe(
       Effect.mapError(decodeFailed(sessionId, row.testId, where)),
-      Effect.map((request) => ({ request, sha: row.sha, refName: row.refName, attempts }))
+      Effect.map(([request, { secretsMasked }]) => ({
+        request,
+        sha: row.sha,
+        refName: row.refName,
+        attempts,
+        ...(secretsMasked === undefined ? {} : { masked: secretsMasked })
+      }))
     )
 
 // -----------------------------------------------------------------------------
@@ -752,13 +799,26 @@ interface MemoryExecution {
 const where = "the in-memory store"
 
 /**
+ * What a store takes besides its file: `environment`, where the secret values of a
+ * test's `secretEnv` not in its `env` come from (default: grove's, `process.env`) —
+ * the ones the Runner masks, so the store never holds them either.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface StoreOptions {
+  readonly environment?: Environment | undefined
+}
+
+/**
  * A store that keeps everything in memory, with the same semantics as the SQLite
  * one (the contract suite in `test/StoreSuite.ts` runs on both).
  *
- * @since 0.1.0
+ * @since 0.3.0
  * @category constructors
  */
-export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync(() => {
+export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Context.Tag.Service<Store>> => Effect.sync(() => {
+  const environment = options.environment ?? process.env
   const sessions = new Map<string, SessionRow>()
   const executions = new Map<string, Map<string, MemoryExecution>>()
   /** secret values per `session\0test`, to mask tails and messages */
@@ -816,11 +876,11 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
         })
       case "TestQueued":
         return Effect.flatMap(
-          Effect.zip(require(sessionId), storedRequest(sessionId, event.test, where)),
+          Effect.zip(require(sessionId), storedRequest(sessionId, event.test, environment, where)),
           ([[, tests], request]) =>
             Effect.sync(() => {
               const test = event.test
-              secrets.set(key(sessionId, test.id), secretValues(test))
+              secrets.set(key(sessionId, test.id), secretValues(test, environment))
               const old = tests.get(test.id)
               if (old !== undefined && isTerminal(old.row.status)) return
               const fields = {
@@ -952,14 +1012,14 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
       // known before the projection forgets them (a finished test's)
       const testId = testIdOf(event)
       const values = event._tag === "TestQueued"
-        ? secretValues(event.test)
+        ? secretValues(event.test, environment)
         : testId === undefined
         ? []
         : secrets.get(key(sessionId, testId)) ?? []
       const masked = values.length === 0
         ? Effect.succeed(new Logged({ seq, event }, true))
         : Effect.flatMap(
-          Effect.mapError(eventPayload(event, values), encodeFailed(sessionId, testId ?? "", where)),
+          Effect.mapError(eventPayload(event, values, environment), encodeFailed(sessionId, testId ?? "", where)),
           (payload) => decodePayload(sessionId, seq, payload, where)
         )
       return Effect.flatMap(masked, (logged) =>
@@ -1080,9 +1140,25 @@ export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = Effect.sync
 })
 
 /**
+ * `makeMemoryWith` grove's environment.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<Context.Tag.Service<Store>> = makeMemoryWith()
+
+/**
  * The in-memory store as a layer.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerMemory: Layer.Layer<Store> = Layer.effect(Store, makeMemory)
+
+/**
+ * The in-memory store with `options` as a layer.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerMemoryWith = (options: StoreOptions): Layer.Layer<Store> => Layer.effect(Store, makeMemoryWith(options))

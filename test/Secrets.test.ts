@@ -12,7 +12,11 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
+import { Events, TestRequest } from "../src/Domain.js"
+import * as Plan from "../src/Plan.js"
 import { shellQuote } from "../src/Plan.js"
+import * as SqlStore from "../src/SqlStore.js"
+import { Store } from "../src/Store.js"
 import { exec, groveEnv } from "./support/cli.js"
 import { makeRepo } from "./support/repo.js"
 
@@ -161,4 +165,78 @@ describe("secrets", () => {
       const store = Buffer.concat(files.filter((f) => f.startsWith(NodePath.join(groveDir, "grove.db"))).map((f) => NodeFs.readFileSync(f)))
       assert.isTrue(store.includes(Buffer.from("refused token *** (401)")), "the store has no tail")
     }).pipe(Effect.provide(NodeContext.layer)), 200_000)
+})
+
+/**
+ * A session left RUNNING by a grove that died (its pid is gone), as that grove would
+ * have stored it: the requests masked by a store that knew grove's environment.
+ */
+const deadSession = (dbFile: string, repoRoot: string, sha: string, sessionId: string, tests: ReadonlyArray<TestRequest>) =>
+  Effect.flatMap(Store, (store) =>
+    Effect.gen(function*() {
+      yield* store.record(
+        sessionId,
+        Events.SessionStarted({ sessionId, baseRef: "main", baseSha: sha, workers: 1, startedAt: Date.now() }),
+        { meta: { repoRoot, pid: 99_999_999, config: "{}" } }
+      )
+      for (const test of tests) yield* store.record(sessionId, Events.TestQueued({ test, sha, refName: "main", expectedMs: undefined }))
+      const pending = yield* store.pending(sessionId)
+      // so the resume below has something to refuse or re-read
+      assert.deepStrictEqual(pending.map((p) => [p.request.id, p.masked]), tests.map((t) => [t.id, ["API_TOKEN"]]))
+    })).pipe(Effect.provide(SqlStore.layer({ filename: dbFile, environment: { API_TOKEN: TOKEN } })))
+
+describe("secrets and --resume", () => {
+  it.scopedLive("a test whose stored script had a secret masked runs from its plan re-read, or is refused: never with ***", () =>
+    Effect.gen(function*() {
+      if (!NodeFs.existsSync(bin)) return yield* Effect.die(new Error(`${bin} is missing: run \`npm run build\` first`))
+      const fs = yield* FileSystem.FileSystem
+      const repo = yield* makeRepo
+      const dbFile = NodePath.join(repo.commonDir, "grove", "grove.db")
+      const ran = NodePath.join(repo.dir, "ran")
+      // passes only with the token's value in its script, not ***
+      const script = `echo "$GROVE_TEST_ID" >> ${ran}; [ "$API_TOKEN" = "${TOKEN}" ]`
+      yield* fs.makeDirectory(NodePath.join(repo.root, "plans"))
+      const planText = (id: string) => ["---", `id: ${id}`, "retries: 0", "secretEnv: [API_TOKEN]", "---", "# checks the token", "", "```bash", script, "```", ""].join("\n")
+      yield* fs.writeFileString(NodePath.join(repo.root, "plans", "deploy.md"), planText("deploy"))
+      yield* fs.writeFileString(NodePath.join(repo.root, "plans", "gone.md"), planText("gone"))
+      const loaded = yield* Plan.load(["plans/deploy.md", "plans/gone.md"], { repoRoot: repo.root, cwd: repo.root })
+      const [deploy, gone] = loaded.map((p) => p.request) as [TestRequest, TestRequest]
+      assert.strictEqual(deploy.source, "plans/deploy.md")
+      const each = Plan.fromEach(`${script} # {}`, ["x"])
+      assert.isTrue(each._tag === "Right")
+      // the CLI gives --each tests no secretEnv (yet); a library user's may have one
+      const eachTest = new TestRequest({ ...(each as { right: ReadonlyArray<TestRequest> }).right[0]!, secretEnv: ["API_TOKEN"] })
+
+      yield* deadSession(dbFile, repo.root, repo.second, "20260101-0000-rrd1", [deploy])
+      yield* deadSession(dbFile, repo.root, repo.second, "20260101-0000-rrd2", [eachTest, gone])
+      yield* fs.remove(NodePath.join(repo.root, "plans", "gone.md"))
+      const env = groveEnv({ API_TOKEN: TOKEN })
+
+      // the plan is still there: read again, the test passes with the real token
+      const report = NodePath.join(repo.dir, "resumed.json")
+      const resumed = yield* exec(process.execPath, [bin, "run", "--resume", "20260101-0000-rrd1", "--report", `json:${report}`], { cwd: repo.root, env })
+      assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+      const json = JSON.parse(yield* fs.readFileString(report))
+      assert.deepStrictEqual(json.tests.map((t: { id: string; status: string }) => [t.id, t.status]), [["deploy", "PASSED"]])
+      assert.deepStrictEqual(leaks(resumed.stdout + resumed.stderr), [])
+      assert.strictEqual(NodeFs.readFileSync(ran, "utf8"), "deploy\n")
+
+      // an --each test has no plan; the other's plan is gone: refused, nothing runs
+      const refused = yield* exec(process.execPath, [bin, "run", "--resume", "20260101-0000-rrd2"], { cwd: repo.root, env })
+      assert.strictEqual(refused.code, 2, refused.stdout + refused.stderr)
+      assert.include(refused.stderr, "--resume: test x: its stored script had the value of secret API_TOKEN masked as ***")
+      assert.include(refused.stderr, "an --each test has no plan file to read it again from")
+      assert.include(refused.stderr, `writing "$API_TOKEN" in the command rather than the value`)
+      assert.include(refused.stderr, "--resume: test gone: its stored script had the value of secret API_TOKEN masked as ***")
+      assert.include(refused.stderr, "its plan file plans/gone.md cannot be read again")
+      assert.include(refused.stderr, "restore plans/gone.md and resume again, or run the test afresh from its plan (grove run plans/gone.md)")
+      assert.include(refused.stderr, "grove will not run *** in its place")
+      assert.strictEqual(NodeFs.readFileSync(ran, "utf8"), "deploy\n", "a refused test ran")
+      assert.deepStrictEqual(leaks(refused.stdout + refused.stderr), [])
+
+      // the store still holds no secret: the resumed session's requests were masked again
+      for (const f of [dbFile, `${dbFile}-wal`].filter((f) => NodeFs.existsSync(f))) {
+        assert.deepStrictEqual(leaks(NodeFs.readFileSync(f)), [], f)
+      }
+    }).pipe(Effect.provide(NodeContext.layer)), 120_000)
 })

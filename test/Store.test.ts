@@ -11,26 +11,28 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as NodeFs from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as Schema from "effect/Schema"
-import { Attempt, Events, Report, type SessionEvent, TestId, TestResult } from "../src/Domain.js"
+import { Attempt, Events, Report, type SessionEvent, Step, TestId, TestResult } from "../src/Domain.js"
 import * as SqlStore from "../src/SqlStore.js"
 import * as Store from "../src/Store.js"
-import { finishedSession, recordAll, request, scenario, SECRET, T0 } from "./StoreSuite.js"
+import { ENV_SECRET, finishedSession, recordAll, request, scenario, SECRET, T0 } from "./StoreSuite.js"
 import * as StoreSuite from "./StoreSuite.js"
 
 const packageRoot = fileURLToPath(new URL("..", import.meta.url))
 
 /** a fresh database file in a folder that does not exist yet */
-const tempSqlite = Layer.unwrapScoped(
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "grove-store-" })
-    return SqlStore.layer({ filename: `${dir}/git/grove/grove.db` })
-  })
-).pipe(Layer.provide(NodeContext.layer))
+const tempSqlite = (environment: Store.Environment) =>
+  Layer.unwrapScoped(
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "grove-store-" })
+      return SqlStore.layer({ filename: `${dir}/git/grove/grove.db`, environment })
+    })
+  ).pipe(Layer.provide(NodeContext.layer))
 
-StoreSuite.suite("memory", Store.layerMemory)
+StoreSuite.suite("memory", (environment) => Store.layerMemoryWith({ environment }))
 StoreSuite.suite("SQLite", tempSqlite)
 
 const bytesOf = (file: string) => Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFile(file))
@@ -163,6 +165,40 @@ describe("SqlStore (SQLite only)", () => {
         sql<{ s: number; e: number; a: number }>`SELECT (SELECT COUNT(*) FROM sessions) AS s,
           (SELECT COUNT(*) FROM executions) AS e, (SELECT COUNT(*) FROM attempts) AS a`)
       assert.deepStrictEqual(counts[0], { s: 0, e: 0, a: 0 })
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.scoped("a secret from grove's environment in a script, a tail and a message reaches no byte of the file", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped()
+      const file = `${dir}/grove.db`
+      const sid = "20261124-0912-envf"
+      const d = request("d", {
+        secretEnv: ["DEPLOY_KEY"],
+        steps: [new Step({ shell: "bash", script: `deploy --key ${ENV_SECRET}` })]
+      })
+      const s = scenario(sid)
+      const a1 = new Attempt({ ...s.attempts.a1, tail: `using ${ENV_SECRET}\n`, message: `key ${ENV_SECRET} refused` })
+      const result = new TestResult({ id: d.id, name: d.name, source: d.source, ref: "main", status: "FAILED", durationMs: 100, attempts: [a1] })
+      yield* Effect.provide(
+        recordAll(sid, [
+          s.inFlight[0]!,
+          Events.TestQueued({ test: d, sha: "a".repeat(40), refName: "main", expectedMs: undefined }),
+          Events.AttemptStarted({ testId: d.id, n: 1, worker: 0, worktree: a1.worktree, startedAt: T0, logPath: a1.logPath }),
+          Events.AttemptFinished({ testId: d.id, attempt: a1 }),
+          Events.TestFinished({ result })
+        ], s.meta),
+        SqlStore.layer({ filename: file, environment: StoreSuite.environment })
+      )
+      const bytes = Buffer.concat(
+        (yield* Effect.forEach([file, `${file}-wal`], (f) => Effect.map(exists(f), (e) => e ? [f] : []))).flat()
+          .map((f) => Buffer.from(NodeFs.readFileSync(f)))
+      )
+      assert.isFalse(bytes.includes(Buffer.from(ENV_SECRET)), "the secret is in the file")
+      assert.isTrue(bytes.includes(Buffer.from("deploy --key ***")), "no masked script: nothing was checked")
+      assert.isTrue(bytes.includes(Buffer.from("using ***")), "no masked tail: nothing was checked")
+      const rows = yield* raw(file, (sql) => sql<{ request: string }>`SELECT request FROM executions WHERE test_id = 'd'`)
+      assert.deepStrictEqual(JSON.parse(rows[0]!.request).secretsMasked, ["DEPLOY_KEY"])
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.scoped("two stores on one file write concurrently without \"database is locked\"", () =>

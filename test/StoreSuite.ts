@@ -1,7 +1,8 @@
 /**
  * The contract every `Store` backend keeps (modelled on @effect/sql's
  * SqlPersistedQueueTest): `suite(name, layer)` runs it; each test gets a fresh store
- * from `layer`.
+ * from `layer(environment)`, a store that takes secret values from `environment`
+ * besides a test's `env` (as it does from grove's environment).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as DateTime from "effect/DateTime"
@@ -14,7 +15,7 @@ import {
   Counts,
   Events,
   Report,
-  type SessionEvent,
+  SessionEvent,
   SessionInfo,
   type SessionStatus,
   Step,
@@ -24,7 +25,7 @@ import {
   type TestStatus,
   Totals
 } from "../src/Domain.js"
-import { Store } from "../src/Store.js"
+import { type Environment, Store } from "../src/Store.js"
 
 // -----------------------------------------------------------------------------
 // fixtures
@@ -33,6 +34,9 @@ import { Store } from "../src/Store.js"
 export const T0 = 1_700_000_000_000
 export const SECRET = "s3cr3t-t0ken-value"
 export const ROOT = "/home/dev/project"
+/** a secret from grove's environment (the store's), in no plan's env */
+export const ENV_SECRET = "gr0ve-env-D3pl0y-k3y-91c4"
+export const environment: Environment = { DEPLOY_KEY: ENV_SECRET }
 
 export const request = (id: string, fields: Partial<ConstructorParameters<typeof TestRequest>[0]> = {}) =>
   new TestRequest({
@@ -202,8 +206,8 @@ const id = (s: string) => TestId.make(s)
 // the suite
 // -----------------------------------------------------------------------------
 
-export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
-  const run = <A, E2>(effect: Effect.Effect<A, E2, Store>) => Effect.provide(effect, layer)
+export const suite = <E>(name: string, layer: (environment: Environment) => Layer.Layer<Store, E>) => {
+  const run = <A, E2>(effect: Effect.Effect<A, E2, Store>) => Effect.provide(effect, layer(environment))
 
   describe(`Store contract: ${name}`, () => {
     it.effect("report folds the stored rows back into the session's report", () =>
@@ -301,6 +305,46 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store, E>) => {
         const pending = yield* store.pending("20261124-0912-scrt")
         assert.notInclude(JSON.stringify(Schema.encodeSync(Schema.Array(TestRequest))(pending.map((p) => p.request))), SECRET)
         assert.deepStrictEqual(pending[0]!.request.secretEnv, ["API_TOKEN"])
+      })))
+
+    it.effect("a secret from grove's environment written into a script is held nowhere, and the request says it was masked", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const sid = "20261124-0912-envs"
+        // DEPLOY_KEY is not in the plan's env: its value comes from grove's environment
+        const d = request("d", {
+          secretEnv: ["DEPLOY_KEY"],
+          steps: [new Step({ shell: "bash", script: `curl -H "Key: ${ENV_SECRET}" https://deploy.example`, line: 9 })]
+        })
+        const s = scenario(sid)
+        const a1 = new Attempt({ ...s.attempts.a1, tail: `sent Key: ${ENV_SECRET}\n`, message: `key ${ENV_SECRET} refused` })
+        yield* store.record(sid, s.inFlight[0]!, { meta: s.meta })
+        // the attempt in the same batch as its TestQueued
+        yield* store.recordAll(sid, [
+          Events.TestQueued({ test: d, sha: "a".repeat(40), refName: "main", expectedMs: undefined }),
+          Events.TestQueued({ test: requests.c, sha: "a".repeat(40), refName: "main", expectedMs: undefined }),
+          started(sid, "d", a1),
+          Events.AttemptFinished({ testId: id("d"), attempt: a1 }),
+          Events.RetryScheduled({ testId: id("d"), nextAttempt: 2, delayMs: 1000 })
+        ])
+        const events = yield* store.events(sid, { after: 0, limit: 100 })
+        assert.strictEqual(events.length, 6)
+        const logged = JSON.stringify(events.map((l) => Schema.encodeSync(SessionEvent)(l.event)))
+        assert.notInclude(logged, ENV_SECRET, "the event log")
+        assert.include(logged, `curl -H \\"Key: ***\\"`)
+        const report = JSON.stringify(encodeReport(Option.getOrThrow(yield* store.report(sid))))
+        assert.notInclude(report, ENV_SECRET, "the report")
+        assert.include(report, "sent Key: ***")
+        assert.include(report, "key *** refused")
+        const tests = yield* store.tests(sid, { after: 0, limit: 10 })
+        assert.notInclude(JSON.stringify(tests.map((t) => Schema.encodeSync(TestResult)(t.result))), ENV_SECRET, "the tests")
+        const pending = yield* store.pending(sid)
+        assert.deepStrictEqual(pending.map((p) => p.request.id), ["d", "c"])
+        assert.notInclude(JSON.stringify(Schema.encodeSync(Schema.Array(TestRequest))(pending.map((p) => p.request))), ENV_SECRET)
+        assert.strictEqual(pending[0]!.request.steps[0].script, `curl -H "Key: ***" https://deploy.example`)
+        // a resume must not run that script: the store says which secret it masked out
+        assert.deepStrictEqual(pending[0]!.masked, ["DEPLOY_KEY"])
+        assert.strictEqual(pending[1]!.masked, undefined)
       })))
 
     it.effect("unknown sessions and tests are refused", () =>

@@ -508,7 +508,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
  * Reads what --resume and --last-failed run from the store, reaps what a dead run of
  * the resumed session left, and reclaims the worktrees of dead grove runs.
  */
-const workOf = (o: RunOptions, p: Prepared): Effect.Effect<Work, InvalidInput | StoreError | GitError, Store | Git.Git> =>
+const workOf = (o: RunOptions, p: Prepared): Effect.Effect<Work, InvalidInput | StoreError | GitError, Store | Git.Git | FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     const store = yield* Store
     let work: Work = { config: p.config, id: undefined, tests: p.tests, pending: [], done: Option.none() }
@@ -519,7 +519,9 @@ const workOf = (o: RunOptions, p: Prepared): Effect.Effect<Work, InvalidInput | 
       const recorded = Resume.configOf(yield* store.sessionConfig(id))
       const { base, flags } = p.configSources
       const config = yield* Config.validate({ ...Config.defaults, ...base, ...recorded, ...flags }, (k) => `config ${k}`)
-      const resumed = yield* Resume.prepare(p.repo, id, { grace: config.killGrace })
+      const prepared = yield* Resume.prepare(p.repo, id, { grace: config.killGrace })
+      // a test whose stored script had a secret masked out runs from its plan re-read, or not at all
+      const resumed = { ...prepared, pending: yield* Resume.unmask(p.repo.root, prepared.pending) }
       const did = Resume.summarize(resumed)
       yield* err(
         `grove: resuming session ${id} (${resumed.session.status}): ` +
