@@ -23,7 +23,6 @@ import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
-import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Chunk from "effect/Chunk"
 import * as Stream from "effect/Stream"
 import * as HashMap from "effect/HashMap"
@@ -123,7 +122,7 @@ export class Orchestrator extends Context.Tag("grove/Orchestrator")<Orchestrator
   readonly awaitIdle: Effect.Effect<SessionState.SessionState>
   readonly status: Effect.Effect<Status>
   /** the session's folded state, updated as each event is logged */
-  readonly state: SubscriptionRef.SubscriptionRef<SessionState.SessionState>
+  readonly state: Effect.Effect<SessionState.SessionState>
   /** session events, numbered as the store logged them, from the moment the stream runs */
   readonly events: Stream.Stream<Logged>
   /** a subscription that starts now: nothing published after this call is missed */
@@ -197,7 +196,10 @@ export const make: Effect.Effect<
       Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`))
     )
   }
-  const state = yield* SubscriptionRef.make(Option.getOrElse(prior, () => SessionState.initial(session.id)))
+  // a plain Ref: only `publishAll` writes it, under the log's semaphore, and subscribers
+  // follow the events (a SubscriptionRef's own lock and change stream cost a third of a
+  // short test's time in B1)
+  const state = yield* Ref.make(Option.getOrElse(prior, () => SessionState.initial(session.id)))
   /** the last sequence number of the session's log */
   let seq = Option.match(prior, { onNone: () => 0, onSome: (p) => p.seq })
 
@@ -239,7 +241,7 @@ export const make: Effect.Effect<
         : store.recordAll(session.id, events, { firstSeq: first })
       yield* write.pipe(Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)))
       const logged = events.map((event, i) => new Logged({ seq: first + i, event }, { disableValidation: true }))
-      yield* SubscriptionRef.update(state, (s) => logged.reduce(SessionState.update, s))
+      yield* Ref.update(state, (s) => logged.reduce(SessionState.update, s))
       yield* PubSub.publishAll(pubsub, logged)
     }))
   const publish = (event: SessionEvent): Effect.Effect<void> => publishAll([event])
@@ -323,7 +325,7 @@ export const make: Effect.Effect<
     const tests = yield* Stream.runCollect(testStream(store, session.id)).pipe(
       Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), Chunk.empty<TestResult>()))
     )
-    return ReportModule.fromState(yield* SubscriptionRef.get(state), Chunk.toReadonlyArray(tests), {
+    return ReportModule.fromState(yield* Ref.get(state), Chunk.toReadonlyArray(tests), {
       at: yield* Clock.currentTimeMillis,
       interrupted: yield* Ref.get(interrupted)
     })
@@ -445,7 +447,7 @@ export const make: Effect.Effect<
       yield* queue.close
       yield* Deferred.succeed(stopped, undefined)
       yield* completed
-      const counts = (yield* SubscriptionRef.get(state)).counts
+      const counts = (yield* Ref.get(state)).counts
       yield* publish(Event.SessionFinished({
         status: SessionState.endStatus(counts, { interrupted: yield* Ref.get(interrupted) }),
         completedAt: yield* Clock.currentTimeMillis,
@@ -466,9 +468,9 @@ export const make: Effect.Effect<
       ),
     runTests: (tests) => Effect.zipRight(submitBatch(tests), awaitCompletion),
     awaitCompletion,
-    awaitIdle: Effect.zipRight(completed, SubscriptionRef.get(state)),
+    awaitIdle: Effect.zipRight(completed, Ref.get(state)),
     status: Effect.gen(function*() {
-      const now = yield* SubscriptionRef.get(state)
+      const now = yield* Ref.get(state)
       return {
         sessionId: session.id,
         submitted: submitted.size,
@@ -480,7 +482,7 @@ export const make: Effect.Effect<
         stopping: yield* Deferred.isDone(stopped)
       }
     }),
-    state,
+    state: Ref.get(state),
     events: Stream.fromPubSub(pubsub),
     subscribe: PubSub.subscribe(pubsub),
     stop

@@ -20,7 +20,6 @@ import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Chunk from "effect/Chunk"
 import * as Stream from "effect/Stream"
-import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Config from "../Config.js"
 import type { Logged, TestRequest, TestResult, TestStatus } from "../Domain.js"
 import type { GitError, StoreError } from "../GroveError.js"
@@ -629,7 +628,7 @@ const runTests = (o: RunOptions) =>
         Layer.succeedContext(storeContext)
       ))
     )
-    const final = yield* Ref.make(Option.none<SubscriptionRef.SubscriptionRef<SessionState.SessionState>>())
+    const final = yield* Ref.make(Option.none<Effect.Effect<SessionState.SessionState>>())
     yield* Effect.scoped(Effect.gen(function*() {
       const context = yield* Layer.build(live)
       const orch = Context.get(context, Orchestrator.Orchestrator)
@@ -637,7 +636,7 @@ const runTests = (o: RunOptions) =>
       yield* Ref.set(final, Option.some(orch.state))
       const events = yield* orch.subscribe
       // what the view starts from: the events after it are in the subscription
-      const snapshot = yield* SubscriptionRef.get(orch.state)
+      const snapshot = yield* orch.state
       yield* out(Plain.sessionLine(style, {
         id: orch.session.id,
         tests: count,
@@ -670,7 +669,7 @@ const runTests = (o: RunOptions) =>
     })).pipe(Effect.provide(Scheduler.layer))
 
     // the session has ended (SessionFinished is in the fold): its summary and reports
-    const state = yield* Effect.flatMap(Ref.get(final), (ref) => SubscriptionRef.get(Option.getOrThrow(ref)))
+    const state = yield* Effect.flatMap(Ref.get(final), Option.getOrThrow)
     yield* printSummary(style, state).pipe(withStore)
     yield* writeReports(state, p.reports).pipe(withStore)
     const signal = yield* Deferred.poll(firstSignal)
