@@ -391,9 +391,24 @@ export const stdoutOptions = (info: Info, color: boolean): Options => ({
   info,
   color,
   write: (text) => void process.stdout.write(text),
-  size: () => ({ columns: process.stdout.columns, rows: process.stdout.rows }),
+  size: () => windowSize(process.stdout),
   fallback: stderrLine
 })
+
+/**
+ * The terminal's size asked of it now (TIOCGWINSZ, as Node does on SIGWINCH).
+ * `columns` and `rows` change only once Node has handled the SIGWINCH, which a busy
+ * event loop (a synchronous store write waiting out a lock) delays past the next
+ * frame: erased at the old width, a narrowed block would leave rows behind.
+ */
+const windowSize = (stream: NodeJS.WriteStream): { readonly columns?: number | undefined; readonly rows?: number | undefined } => {
+  const handle = (stream as { _handle?: { getWindowSize?: (size: [number, number]) => number } })._handle
+  const size: [number, number] = [0, 0]
+  if (typeof handle?.getWindowSize === "function" && handle.getWindowSize(size) === 0 && size[0] > 0) {
+    return { columns: size[0], rows: size[1] }
+  }
+  return { columns: stream.columns, rows: stream.rows }
+}
 
 /**
  * The running live view.
