@@ -3,7 +3,9 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HashMap from "effect/HashMap"
 import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
 import * as Queue from "effect/Queue"
+import * as Cause from "effect/Cause"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import { Events as Event, Logged, type SessionEvent, Step, type TestId, TestRequest, type TestStatus } from "../src/Domain.js"
@@ -334,5 +336,75 @@ describe("Live.start", () => {
       for (const line of lines) assert.isAtMost(Live.visibleWidth(line), 30)
       assert.strictEqual(lines[0], "w1  …ntifier  attempt 1  100ms")
       yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.effect("erases the rows the block takes at the width now: a narrower terminal wrapped its lines", () =>
+    Effect.gen(function*() {
+      const size = { columns: 81, rows: 24 }
+      const { events, scope, writes } = yield* harness(size)
+      const id = "a-rather-long-test-identifier-that-fills-the-line"
+      yield* Queue.offerAll(events, log([queued(id), queued("b"), started(id, 1, 0)]))
+      yield* TestClock.adjust(0)
+      const drawn = writes.at(-1)!.split("\n").filter((l) => l !== "")
+      assert.strictEqual(drawn.length, 3)
+      assert.isAbove(Live.visibleWidth(drawn[0]!), 60)
+      // the terminal is now 31 columns wide: each line of 80 columns or less wraps onto ceil(width / 31) rows
+      size.columns = 31
+      const rows = drawn.reduce((n, l) => n + Math.max(1, Math.ceil(Live.visibleWidth(l) / 31)), 0)
+      assert.isAbove(rows, 3)
+      yield* TestClock.adjust(100)
+      const narrowed = writes.at(-1)!
+      assert.isTrue(narrowed.startsWith(`\r\x1b[${rows}A\x1b[J`), JSON.stringify(narrowed))
+      // drawn at 31 columns, the block takes a row a line: at 31 columns and wider again
+      yield* TestClock.adjust(1000)
+      assert.isTrue(writes.at(-1)!.startsWith("\r\x1b[3A\x1b[J"), JSON.stringify(writes.at(-1)))
+      size.columns = 120
+      yield* TestClock.adjust(1000)
+      assert.isTrue(writes.at(-1)!.startsWith("\r\x1b[3A\x1b[J"), JSON.stringify(writes.at(-1)))
+      // narrower again before the end: the last erase covers the wrapped rows too
+      const wide = writes.at(-1)!.replace(/^\r\x1b\[\d+A\x1b\[J/, "").split("\n").filter((l) => l !== "")
+      size.columns = 20
+      yield* Scope.close(scope, Exit.void)
+      const rowsAt20 = wide.reduce((n, l) => n + Math.max(1, Math.ceil(Live.visibleWidth(l) / 20)), 0)
+      assert.isTrue(writes.at(-1)!.startsWith(`\r\x1b[${rowsAt20}A\x1b[J`), JSON.stringify(writes.at(-1)))
+    }))
+
+  it.effect("what is logged while the view is up goes above the block; once it has ended, to the fallback; none is lost", () =>
+    Effect.gen(function*() {
+      const writes: Array<string> = []
+      const fallback: Array<string> = []
+      const events = yield* Queue.unbounded<Logged>()
+      const scope = yield* Scope.make()
+      const view = yield* Live.start(events, {
+        info: { workers: 1 },
+        color: false,
+        write: (t) => void writes.push(t),
+        size: () => ({ columns: 81, rows: 24 }),
+        fallback: (t) => void fallback.push(t)
+      }).pipe(Scope.extend(scope))
+      // the logger grove installs for a run, as the Orchestrator logs a store warning
+      const logging = Effect.provide(Logger.add(Live.logger(() => view.log)))
+      yield* TestClock.adjust(0)
+      assert.strictEqual(writes.length, 2)
+      const block = writes[1]!
+      yield* Effect.logWarning("grove store: database is locked").pipe(logging)
+      assert.strictEqual(writes.length, 2, "written outside a frame, it would be overdrawn")
+      yield* TestClock.adjust(100)
+      assert.strictEqual(writes.length, 3)
+      assert.strictEqual(writes[2], "\r\x1b[2A\x1b[J" + "grove store: database is locked\n" + block)
+
+      // logged after the last frame: printed above the block when it is erased
+      yield* Effect.logWarning("grove: could not remove worktree /wt/w1:", "busy", Cause.fail("EBUSY")).pipe(logging)
+      yield* Scope.close(scope, Exit.void)
+      const last = writes.at(-1)!
+      assert.isTrue(last.startsWith("\r\x1b[2A\x1b[Jgrove: could not remove worktree /wt/w1: busy\nError: EBUSY\n"), JSON.stringify(last))
+      assert.isTrue(last.endsWith(Live.SHOW_CURSOR))
+      assert.deepStrictEqual(fallback, [])
+
+      // after the end: to the fallback at once, control characters removed
+      const count = writes.length
+      yield* Effect.logWarning("grove store: \x1b[2Kgone").pipe(logging)
+      assert.deepStrictEqual(fallback, ["grove store: gone"])
+      assert.strictEqual(writes.length, count)
     }))
 })

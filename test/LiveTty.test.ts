@@ -39,15 +39,18 @@ const setup = Effect.gen(function*() {
 const ids = ["plans/ok-one", "plans/ok-two", "plans/broken"]
 const countsLine = /PARTIAL_SUCCESS {2}2 passed, 1 failed {2}of 3 in \S+ {2}session \d{8}-\d{4}-[a-z0-9]+/
 
-/** a terminal of `columns` × `rows` (tmux) running `command` under `script`; its final screen and the raw bytes */
-const inTerminal = (dir: string, command: string, env: Record<string, string>, size: { columns: number; rows: number }) =>
+/**
+ * a terminal of `columns` × `rows` (tmux) running `command` under `script`; its final screen and the raw bytes;
+ * `meanwhile` runs in the background beside it, with `$TMUX_SOCKET` naming the terminal's socket
+ */
+const inTerminal = (dir: string, command: string, env: Record<string, string>, size: { columns: number; rows: number }, meanwhile = "") =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const socket = NodePath.join(dir, "tmux.sock")
     const raw = NodePath.join(dir, "raw.typescript")
     const exitFile = NodePath.join(dir, "exit")
     const tmux = (...args: Array<string>) => exec("tmux", ["-S", socket, "-f", "/dev/null", ...args], { cwd: dir, env })
-    const inner = `script -qfec ${shellQuote(command)} ${shellQuote(raw)}; echo $? > ${shellQuote(exitFile)}; ` +
+    const inner = (meanwhile === "" ? "" : `(TMUX_SOCKET=${shellQuote(socket)}; ${meanwhile}) & `) + `script -qfec ${shellQuote(command)} ${shellQuote(raw)}; echo $? > ${shellQuote(exitFile)}; ` +
       `tmux -S ${shellQuote(socket)} wait-for -S grove-done; sleep 600`
     yield* Effect.acquireRelease(
       tmux("new-session", "-d", "-s", "grove", "-x", String(size.columns), "-y", String(size.rows), inner),
@@ -56,8 +59,11 @@ const inTerminal = (dir: string, command: string, env: Record<string, string>, s
     // waiting for an OS process (the binary under test), with a deadline
     yield* tmux("wait-for", "grove-done").pipe(Effect.timeoutFail({ duration: "100 seconds", onTimeout: () => new Error("grove did not finish in 100s") }))
     const screen = yield* tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "grove")
+    const visible = yield* tmux("capture-pane", "-p", "-J", "-t", "grove")
     return {
       screen: screen.stdout.split("\n").map((l) => l.trimEnd()),
+      /** the screen without the history scrolled off it */
+      visible: visible.stdout.split("\n").map((l) => l.trimEnd()),
       raw: yield* fs.readFileString(raw),
       exitCode: Number((yield* fs.readFileString(exitFile)).trim())
     }
@@ -130,5 +136,48 @@ describe("grove run on a terminal", () => {
       const text = stripAnsi(quiet.stdout).split(/\r?\n/)
       assert.isFalse(text.some((l) => /^PASSED/.test(l)), "--quiet printed a passed test")
       assert.match(text.filter((l) => l !== "").at(-1)!, countsLine)
+    }).pipe(Effect.provide(NodeContext.layer)), 200_000)
+
+  it.scopedLive("a store warning goes above the block, and a terminal narrowed mid-run leaves no stale row of it", () =>
+    Effect.gen(function*() {
+      const repo = yield* makeRepo
+      const fs = yield* FileSystem.FileSystem
+      const db = NodePath.join(repo.dir, "grove.db")
+      yield* fs.makeDirectory(NodePath.join(repo.root, "plans"))
+      // holds the store for longer than its busy timeout (10s): grove's next write of an event fails with a warning
+      const lock = `(echo '.timeout 5000'; echo 'BEGIN EXCLUSIVE;'; sleep 12; echo 'COMMIT;') | sqlite3 ${shellQuote(db)}`
+      const plans = {
+        "holds-the-store-of-the-session-locked": lock,
+        "passes-after-one-second-with-a-long-name": "sleep 1",
+        "passes-after-three-seconds-with-a-long-name": "sleep 3"
+      }
+      for (const [name, script] of Object.entries(plans)) {
+        yield* fs.writeFileString(NodePath.join(repo.root, "plans", `${name}.md`), plan(name, script))
+      }
+      const args = ["run", ...Object.keys(plans).map((n) => `plans/${n}.md`), "--workers", "3", "--db", db]
+      const command = `cd ${shellQuote(repo.root)} && exec ${shellQuote(process.execPath)} ${shellQuote(bin)} ${args.map(shellQuote).join(" ")}`
+      // 100 columns, narrowed to 42 two seconds in: the block's lines, drawn at 100, wrap
+      const narrow = `sleep 2; tmux -S "$TMUX_SOCKET" resize-window -t grove -x 42`
+      const { exitCode, raw, screen, visible } = yield* inTerminal(repo.dir, command, groveEnv(), { columns: 100, rows: 40 }, narrow)
+      assert.strictEqual(exitCode, 0, raw)
+      assert.include(raw, "grove store: ", "no store warning was provoked")
+
+      // What the terminal shows: no row of the block. Narrowing, tmux reflows the lines and keeps the
+      // cursor's row: what no longer fits above it goes to the history, out of the cursor's reach
+      // (and out of this check); the rows still on the screen are erased.
+      const shown = visible.filter((l) => l !== "")
+      for (const l of shown) {
+        assert.notMatch(l, /^w\d+ |\bidle$| waiting\b| running\b|attempt \d+ {2}\d|█|░|ETA /, `a block row stayed on the screen:\n${shown.join("\n")}`)
+      }
+      // the warning is a line of its own above where the block was, not a fragment inside it
+      const lines = screen.filter((l) => l !== "")
+      const text = lines.join("\n")
+      const warning = lines.findIndex((l) => l.startsWith("grove store: "))
+      assert.isAbove(warning, 0, text)
+      assert.include(lines[warning]!, "database is locked", text)
+      assert.isTrue(shown.some((l) => l.startsWith("grove store: ")), shown.join("\n"))
+      assert.match(lines[0]!, /^grove session \d{8}-\d{4}-[a-z0-9]+ {2}3 tests on 3 workers/)
+      for (const name of Object.keys(plans)) assert.isTrue(lines.some((l) => new RegExp(`^PASSED +plans/${name} {2}`).test(l)), `${name}:\n${text}`)
+      assert.match(lines.at(-1)!, /^COMPLETE {2}3 passed {2}of 3 in /)
     }).pipe(Effect.provide(NodeContext.layer)), 200_000)
 })

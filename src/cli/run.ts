@@ -14,6 +14,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as Logger from "effect/Logger"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -572,6 +575,12 @@ const runTests = (o: RunOptions) =>
     const orchestrator = yield* Ref.make(Option.none<Orchestrator.Orchestrator["Type"]>())
     // while the live view is on screen, messages go above it through the view
     const notice = yield* Ref.make<(text: string) => Effect.Effect<void>>(err)
+    // what grove logs (store warnings …) goes to stderr, above the live view while it is up: for
+    // the whole run, so that fibers forked before the view started log through it too
+    const toStderr = (text: string): void => void process.stderr.write(text.endsWith("\n") ? text : text + "\n")
+    let logTo = toStderr
+    yield* Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
+      HashSet.add(HashSet.remove(loggers, Logger.defaultLogger), Live.logger(() => logTo)))
     yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
       const signal = yield* Queue.take(signals)
       const first = yield* Deferred.succeed(firstSignal, signal)
@@ -652,6 +661,7 @@ const runTests = (o: RunOptions) =>
         return yield* Effect.scoped(Effect.gen(function*() {
           const view = yield* Live.start(events, Live.stdoutOptions({ workers: p.config.workers }, style.color), snapshot)
           yield* Effect.acquireRelease(Ref.set(notice, view.print), () => Ref.set(notice, err))
+          yield* Effect.acquireRelease(Effect.sync(() => void (logTo = view.log)), () => Effect.sync(() => void (logTo = toStderr)))
           return yield* runWork(orch)
         }))
       }

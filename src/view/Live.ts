@@ -19,6 +19,9 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as HashMap from "effect/HashMap"
+import * as Cause from "effect/Cause"
+import * as Inspectable from "effect/Inspectable"
+import * as Logger from "effect/Logger"
 import { isSuccess, type Logged, type TestResult } from "../Domain.js"
 import { formatDuration } from "../internal/text.js"
 import * as SessionState from "../SessionState.js"
@@ -342,8 +345,22 @@ export const SHOW_CURSOR = "\x1b[?25h"
  */
 export const CLEAR_DOWN = "\x1b[J"
 
-/** back to the first column of the line `lines` above, then clear from there down */
-const erase = (lines: number): string => (lines > 0 ? `\r\x1b[${lines}A${CLEAR_DOWN}` : "")
+/**
+ * The rows that lines of these visible widths, each ended by a newline, take on a
+ * terminal `columns` wide. A line wider than the terminal wraps onto more than one
+ * row: a block drawn at one width takes more rows once the terminal is narrower
+ * (terminals reflow the lines they hold when resized).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const rowsOf = (widths: ReadonlyArray<number>, columns: number): number => {
+  const c = Math.max(1, Math.floor(columns))
+  return widths.reduce((rows, width) => rows + Math.max(1, Math.ceil(width / c)), 0)
+}
+
+/** back to the first column of the row `rows` above, then clear from there down */
+const erase = (rows: number): string => (rows > 0 ? `\r\x1b[${rows}A${CLEAR_DOWN}` : "")
 
 /**
  * @since 0.1.0
@@ -358,7 +375,11 @@ export interface Options {
   readonly size: () => { readonly columns?: number | undefined; readonly rows?: number | undefined }
   /** the shortest time between two frames; default 100 millis (10 frames per second) */
   readonly interval?: Duration.DurationInput
+  /** where `log` writes once the view has ended (one call per message); default stderr */
+  readonly fallback?: (text: string) => void
 }
+
+const stderrLine = (text: string): void => void process.stderr.write(text.endsWith("\n") ? text : text + "\n")
 
 /**
  * The live view of `stdout` on a TTY.
@@ -370,8 +391,24 @@ export const stdoutOptions = (info: Info, color: boolean): Options => ({
   info,
   color,
   write: (text) => void process.stdout.write(text),
-  size: () => ({ columns: process.stdout.columns, rows: process.stdout.rows })
+  size: () => windowSize(process.stdout),
+  fallback: stderrLine
 })
+
+/**
+ * The terminal's size asked of it now (TIOCGWINSZ, as Node does on SIGWINCH).
+ * `columns` and `rows` change only once Node has handled the SIGWINCH, which a busy
+ * event loop (a synchronous store write waiting out a lock) delays past the next
+ * frame: erased at the old width, a narrowed block would leave rows behind.
+ */
+const windowSize = (stream: NodeJS.WriteStream): { readonly columns?: number | undefined; readonly rows?: number | undefined } => {
+  const handle = (stream as { _handle?: { getWindowSize?: (size: [number, number]) => number } })._handle
+  const size: [number, number] = [0, 0]
+  if (typeof handle?.getWindowSize === "function" && handle.getWindowSize(size) === 0 && size[0] > 0) {
+    return { columns: size[0], rows: size[1] }
+  }
+  return { columns: stream.columns, rows: stream.rows }
+}
 
 /**
  * The running live view.
@@ -387,7 +424,41 @@ export interface Handle {
    * of it: messages go through here.
    */
   readonly print: (text: string) => Effect.Effect<void>
+  /**
+   * `print` for a Logger, which cannot wait: `text` goes above the block with the
+   * next frame (at most `interval` later, or at the end); once the view has ended,
+   * to `fallback` at once. Nothing given here is lost.
+   */
+  readonly log: (text: string) => void
 }
+
+/**
+ * What a log line prints: its message (the parts separated by spaces) and, when it
+ * has one, its cause below it, without control characters (a store's error message
+ * cannot move the cursor).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const logText = (options: Logger.Logger.Options<unknown>): string => {
+  const parts = Array.isArray(options.message) ? options.message : [options.message]
+  const message = parts
+    .map((part) => (typeof part === "string" ? part : part instanceof Error ? part.message : Inspectable.toStringUnknown(part)))
+    .join(" ")
+  const text = Cause.isEmpty(options.cause) ? message : `${message}\n${Cause.pretty(options.cause)}`
+  return text.split("\n").map(Plain.safe).join("\n")
+}
+
+/**
+ * A Logger that writes every log line (`logText`) to `to()`, the target at the time
+ * of the log: a live view's `log` while the view is up, stderr otherwise. Installed
+ * for a whole run, it also reaches the fibers forked before the view started.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const logger = (to: () => (text: string) => void): Logger.Logger<unknown, void> =>
+  Logger.make((options) => to()(logText(options)))
 
 /**
  * Shows the live view until the scope closes. Every frame drains the queue, folds
@@ -407,7 +478,17 @@ export const start = (
 ): Effect.Effect<Handle, never, Scope.Scope> =>
   Effect.gen(function*() {
     const style: Plain.Style = { color: options.color }
-    const view = yield* Ref.make({ state: from ?? initial(options.info), drawn: 0, block: "", ended: false })
+    // the visible width of each line of the block on screen: the rows it takes depend on the width now
+    const view = yield* Ref.make({ state: from ?? initial(options.info), widths: [] as ReadonlyArray<number>, block: "", ended: false })
+    // what `log` was given since the last frame; `closed` once the last frame has taken it
+    const logged: Array<string> = []
+    let closed = false
+    const fallback = options.fallback ?? stderrLine
+    const takeLogged = (last: boolean) =>
+      Effect.sync(() => {
+        if (last) closed = true
+        return logged.splice(0).flatMap((text) => text.replace(/\n$/, "").split("\n"))
+      })
     // frames come from the loop, from `print` and from the end: one at a time
     const lock = yield* Effect.makeSemaphore(1)
 
@@ -428,19 +509,25 @@ export const start = (
           state = SessionState.update(state, logged)
           if (logged.event._tag === "TestFinished") above.push(...finishedLines(style, logged.event.result))
         }
-        above.push(...extra)
+        above.push(...(yield* takeLogged(last)), ...extra)
         const size = options.size()
         const columns = size.columns !== undefined && size.columns > 0 ? size.columns : 80
         const rows = size.rows !== undefined && size.rows > 1 ? size.rows : undefined
         // the last column stays free: a full line leaves some terminals in a pending wrap
         const lines = last ? [] : render(state, { width: Math.max(1, columns - 1), now, color: options.color, height: rows === undefined ? undefined : rows - 1 })
         const block = lines.map((l) => l + "\n").join("")
-        yield* Ref.set(view, { state, drawn: lines.length, block, ended: last })
+        yield* Ref.set(view, { state, widths: lines.map(visibleWidth), block, ended: last })
         if (!last && above.length === 0 && block === current.block) return
-        options.write(erase(current.drawn) + above.map((l) => l + "\n").join("") + block + (last ? SHOW_CURSOR : ""))
+        options.write(erase(rowsOf(current.widths, columns)) + above.map((l) => l + "\n").join("") + block + (last ? SHOW_CURSOR : ""))
       }).pipe(lock.withPermits(1), Effect.uninterruptible)
 
     yield* Effect.acquireRelease(Effect.sync(() => options.write(HIDE_CURSOR)), () => frame(true))
     yield* Effect.forkScoped(Effect.repeat(frame(false), Schedule.spaced(options.interval ?? Duration.millis(100))))
-    return { print: (text: string) => frame(false, text.replace(/\n$/, "").split("\n")) }
+    return {
+      print: (text: string) => frame(false, text.replace(/\n$/, "").split("\n")),
+      log: (text: string) => {
+        if (closed) fallback(text)
+        else logged.push(text)
+      }
+    }
   })
