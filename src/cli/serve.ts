@@ -27,6 +27,7 @@ import { InvalidInput, Issue } from "../GroveError.js"
 import * as Signals from "../internal/signals.js"
 import * as SqlStore from "../SqlStore.js"
 import * as Help from "./help.js"
+import { locate } from "./store.js"
 import { db, err, integer, onInvalid, out, repo, setExit } from "./shared.js"
 
 /** grove's version (as `grove --version` prints it) */
@@ -72,28 +73,6 @@ const serveOptions = {
   repo,
   db
 }
-
-/** the store: --db, else `<git-common-dir>/grove/grove.db` of --repo; an existing file is inspected read-only first */
-const locate = (o: { readonly repo: string; readonly db: Option.Option<string> }) =>
-  Effect.gen(function*() {
-    const git = yield* Git.Git
-    const path = yield* Path.Path
-    const repoDir = path.resolve(o.repo)
-    const repoInfo = yield* git.repoInfo(repoDir).pipe(Effect.option)
-    const dbFile = Option.isSome(o.db)
-      ? path.resolve(o.db.value)
-      : Option.isSome(repoInfo)
-      ? path.join(repoInfo.value.commonDir, "grove", "grove.db")
-      : undefined
-    if (dbFile === undefined) {
-      return yield* Effect.fail(InvalidInput.one(
-        "--repo",
-        `${repoDir} is not inside a git repository, so grove has no store there: pass --repo with a folder of the repository, or --db FILE`
-      ))
-    }
-    yield* SqlStore.inspect(dbFile)
-    return { dbFile, repo: repoInfo }
-  })
 
 const validate = (o: {
   readonly host: string

@@ -42,8 +42,11 @@ interface Where {
 /**
  * Finds the store: `--db`, else `<git-common-dir>/grove/grove.db` of `--repo`. Looks at
  * an existing file read-only first (NotADatabase, SchemaTooNew: exit 2, file untouched).
+ *
+ * @since 0.2.0
+ * @internal
  */
-const locate = (o: { readonly repo: string; readonly db: Option.Option<string> }) =>
+export const locate = (o: { readonly repo: string; readonly db: Option.Option<string> }) =>
   Effect.gen(function*() {
     const git = yield* Git.Git
     const path = yield* Path.Path
