@@ -208,29 +208,31 @@ export const eta = (
   state: SessionState.SessionState,
   now: number
 ): { readonly millis: number; readonly estimate: boolean } | undefined => {
-  const known: Array<number> = []
-  let unknown = 0
-  const add = (expectedMs: number | undefined, startedAt: number | undefined) => {
-    if (expectedMs === undefined) unknown++
-    else known.push(startedAt === undefined ? expectedMs : Math.max(0, expectedMs - (now - startedAt)))
+  /** what a test expected to take `expectedMs` has left, started at `startedAt` if it runs */
+  const left = (expectedMs: number, startedAt: number | undefined) =>
+    startedAt === undefined ? expectedMs : Math.max(0, expectedMs - (now - startedAt))
+  /** the time left of these remaining tests spread over the workers, never below the longest */
+  const spread = (lefts: ReadonlyArray<number>) => {
+    let sum = 0
+    let longest = 0
+    for (const l of lefts) {
+      sum += l
+      if (l > longest) longest = l
+    }
+    return Math.max(sum / Math.max(1, state.workers), longest)
   }
-  for (const w of HashMap.values(state.waiting)) add(w.expectedMs, undefined)
-  for (const r of HashMap.values(state.running)) add(r.expectedMs, r.active ? r.startedAt : undefined)
-  if (known.length === 0 && unknown === 0) return { millis: 0, estimate: false }
-  const finished = state.finishedCount >= estimateAfter ? state.finishedMs / state.finishedCount : undefined
-  if (known.length === 0 && finished === undefined) return undefined
-  const estimate = known.length === 0
-  const mean = estimate ? finished! : known.reduce((a, b) => a + b, 0) / known.length
-  if (estimate) {
-    // every remaining test counts as the mean; a running one as what it has left of it
-    known.length = 0
-    unknown = 0
-    for (const _ of HashMap.values(state.waiting)) known.push(mean)
-    for (const r of HashMap.values(state.running)) known.push(r.active ? Math.max(0, mean - (now - r.startedAt)) : mean)
+  const remaining: Array<readonly [expectedMs: number | undefined, startedAt: number | undefined]> = []
+  for (const w of HashMap.values(state.waiting)) remaining.push([w.expectedMs, undefined])
+  for (const r of HashMap.values(state.running)) remaining.push([r.expectedMs, r.active ? r.startedAt : undefined])
+  if (remaining.length === 0) return { millis: 0, estimate: false }
+  const known = remaining.flatMap(([expectedMs, startedAt]) => expectedMs === undefined ? [] : [left(expectedMs, startedAt)])
+  if (known.length > 0) {
+    const mean = known.reduce((a, b) => a + b, 0) / known.length
+    return { millis: spread([...known, ...Array.from({ length: remaining.length - known.length }, () => mean)]), estimate: false }
   }
-  const sum = known.reduce((a, b) => a + b, 0)
-  const longest = Math.max(...known, unknown > 0 ? mean : 0)
-  return { millis: Math.max((sum + unknown * mean) / Math.max(1, state.workers), longest), estimate }
+  if (state.finishedCount < estimateAfter) return undefined
+  const mean = state.finishedMs / state.finishedCount
+  return { millis: spread(remaining.map(([, startedAt]) => left(mean, startedAt))), estimate: true }
 }
 
 const label = (slots: ReadonlyArray<unknown>, slot: number): string => `w${slot}`.padEnd(`w${slots.length}`.length)
