@@ -229,19 +229,30 @@ export class SessionInfo extends Schema.Class<SessionInfo>("SessionInfo")({
 }) {}
 
 /**
- * Counts of a report (SPEC §3).
+ * Counts of a session's tests by how they ended (SPEC §3): what `SessionFinished`
+ * carries and the fold keeps.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
-export class Totals extends Schema.Class<Totals>("Totals")({
+export class Counts extends Schema.Class<Counts>("Counts")({
   total: Schema.Int,
   passed: Schema.Int,
   flaky: Schema.Int,
   failed: Schema.Int,
   timedOut: Schema.Int,
   error: Schema.Int,
-  cancelled: Schema.Int,
+  cancelled: Schema.Int
+}) {}
+
+/**
+ * Counts of a report (SPEC §3): the counts and the success rate.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Totals extends Schema.Class<Totals>("Totals")({
+  ...Counts.fields,
   successRate: Schema.Number
 }) {}
 
@@ -271,23 +282,6 @@ export interface Worktree {
   /** distinguishes replacements of one slot: 0 for the first, then 1, 2 … */
   readonly generation: number
 }
-
-/**
- * The session part of a report: counts without the success rate. What
- * `SessionFinished` carries and the fold keeps.
- *
- * @since 0.2.0
- * @category models
- */
-export class Counts extends Schema.Class<Counts>("Counts")({
-  total: Schema.Int,
-  passed: Schema.Int,
-  flaky: Schema.Int,
-  failed: Schema.Int,
-  timedOut: Schema.Int,
-  error: Schema.Int,
-  cancelled: Schema.Int
-}) {}
 
 const Millis = Schema.Number
 

@@ -197,8 +197,8 @@ export const make: Effect.Effect<
     )
   }
   // a plain Ref: only `publishAll` writes it, under the log's semaphore, and subscribers
-  // follow the events (a SubscriptionRef's own lock and change stream cost a third of a
-  // short test's time in B1)
+  // follow the events; a SubscriptionRef would take a second lock and publish a second
+  // stream for every event
   const state = yield* Ref.make(Option.getOrElse(prior, () => SessionState.initial(session.id)))
   /** the last sequence number of the session's log */
   let seq = Option.match(prior, { onNone: () => 0, onSome: (p) => p.seq })

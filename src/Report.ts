@@ -103,13 +103,22 @@ export const eventsOf = (info: Info, results: Iterable<TestResult>): Array<Logge
     startedAt: info.startedAt
   })]
   for (const result of byId.values()) events.push(Events.TestFinished({ result }))
+  if (info.completedAt !== null) {
+    const { counts } = events.reduce(SessionState.applyEvent, SessionState.initial(info.id))
+    events.push(Events.SessionFinished({
+      status: info.status ?? SessionState.endStatus(counts, info),
+      completedAt: info.completedAt,
+      counts
+    }))
+  }
   return events.map((event, i) => new Logged({ seq: i + 1, event }, true))
 }
 
 /**
  * Makes the report of results in the given order by folding the events that say
  * so (`eventsOf`): the fold is the only place that counts. `durationMs` =
- * completedAt − startedAt, 0 while the session has not ended.
+ * completedAt − startedAt, 0 while the session has not ended (its status is then
+ * the one its results give, unless `info.status` says another).
  *
  * @since 0.1.0
  * @category constructors
@@ -117,16 +126,10 @@ export const eventsOf = (info: Info, results: Iterable<TestResult>): Array<Logge
 export const make = (info: Info, results: Iterable<TestResult>): Report => {
   const events = eventsOf(info, results)
   const state = events.reduce(SessionState.update, SessionState.initial(info.id))
-  const tests = events.flatMap((l) => l.event._tag === "TestFinished" ? [l.event.result] : [])
-  const report = fromState(
-    state,
-    tests,
-    info.completedAt === null ? undefined : { at: info.completedAt, interrupted: info.interrupted }
-  )
-  // results of a session that has no end (yet): their status, unless one is given
-  const status = info.status ?? (info.completedAt === null ? SessionState.endStatus(state.counts, info) : undefined)
-  if (status === undefined) return report
-  return new Report({ ...report, session: new SessionInfo({ ...report.session, status, durationMs: info.completedAt === null ? 0 : report.session.durationMs }, true) }, true)
+  const report = fromState(state, events.flatMap((l) => l.event._tag === "TestFinished" ? [l.event.result] : []))
+  if (info.completedAt !== null) return report
+  const status = info.status ?? SessionState.endStatus(state.counts, info)
+  return new Report({ ...report, session: new SessionInfo({ ...report.session, status, durationMs: 0 }, true) }, true)
 }
 
 /**

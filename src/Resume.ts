@@ -403,7 +403,7 @@ const rereadOf = (stored: TestRequest, plans: ReadonlyArray<Plan.LoadedPlan>): T
  * file; the file is gone, unreadable, or no longer holds the test) `InvalidInput`
  * names each such test, why, and what to do: grove never runs `***` in its place.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category constructors
  */
 export const unmask = (

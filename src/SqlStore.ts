@@ -34,7 +34,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { Counts, Events, isTerminal, type SessionEvent, type SessionStatus, type TestId, type TestStatus } from "./Domain.js"
+import { Events, isTerminal, type SessionEvent, type SessionStatus, type TestId, type TestStatus } from "./Domain.js"
 import { StoreError } from "./GroveError.js"
 import * as SessionState from "./SessionState.js"
 import {
@@ -326,17 +326,11 @@ const backfillEvents = (sql: SqlClient.SqlClient, filename: string): Effect.Effe
         workers: session.workers,
         startedAt: session.startedAt
       })]
-      const counts = { total: 0, passed: 0, flaky: 0, failed: 0, timedOut: 0, error: 0, cancelled: 0 }
       for (const execution of executions) {
         const rows = byTest.get(execution.testId) ?? []
         const result = resultOf(execution, rows)
-        counts.total++
         if (isTerminal(execution.status)) {
           events.push(Events.TestFinished({ result }))
-          const key = ({ PASSED: "passed", FLAKY: "flaky", FAILED: "failed", TIMED_OUT: "timedOut", ERROR: "error", CANCELLED: "cancelled" } as const)[
-            execution.status as "PASSED"
-          ]
-          counts[key]++
           continue
         }
         const request = execution.request === null ? undefined : yield* Effect.option(decodeRequest(execution.request))
@@ -361,7 +355,9 @@ const backfillEvents = (sql: SqlClient.SqlClient, filename: string): Effect.Effe
         }
       }
       if (session.status !== "RUNNING" && session.completedAt !== null) {
-        events.push(Events.SessionFinished({ status: session.status, completedAt: session.completedAt, counts: new Counts(counts) }))
+        // the counts it ends with are the fold's of the events above
+        const { counts } = events.reduce(SessionState.applyEvent, SessionState.initial(session.id))
+        events.push(Events.SessionFinished({ status: session.status, completedAt: session.completedAt, counts }))
       }
       let seq = 0
       for (const event of events) {
@@ -879,7 +875,6 @@ const makeWith = (
         )
       ),
     report: (sessionId) => loadReport(self, sessionId),
-    lastSeq: (sessionId) => read(`read the event log of session ${sessionId}`, lastSeq(sessionId)),
     events: (sessionId, { after, limit }) =>
       read(
         `read the events of session ${sessionId}`,

@@ -130,8 +130,6 @@ export class Store extends Context.Tag("grove/Store")<Store, {
     events: ReadonlyArray<SessionEvent>,
     options?: { readonly firstSeq?: number }
   ) => Effect.Effect<number, StoreError>
-  /** the sequence number of the session's last event; 0 when it has none */
-  readonly lastSeq: (sessionId: string) => Effect.Effect<number, StoreError>
   /** up to `limit` events of the session with a sequence number above `after`, in order */
   readonly events: (
     sessionId: string,
@@ -295,7 +293,7 @@ export interface AttemptRow {
  * Where secret values come from besides a plan's `env`: grove's environment
  * (`process.env`), or the one a store or a test is given.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export type Environment = Readonly<Record<string, string | undefined>>
@@ -803,7 +801,7 @@ const where = "the in-memory store"
  * test's `secretEnv` not in its `env` come from (default: grove's, `process.env`) —
  * the ones the Runner masks, so the store never holds them either.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface StoreOptions {
@@ -814,7 +812,7 @@ export interface StoreOptions {
  * A store that keeps everything in memory, with the same semantics as the SQLite
  * one (the contract suite in `test/StoreSuite.ts` runs on both).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category constructors
  */
 export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Context.Tag.Service<Store>> => Effect.sync(() => {
@@ -1054,7 +1052,6 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
         let seq = options?.firstSeq ?? lastSeqOf(sessionId) + 1
         return Effect.reduce(events, lastSeqOf(sessionId), (_, e) => record(sessionId, e, { seq: seq++ }))
       }),
-    lastSeq: (sessionId) => Effect.sync(() => lastSeqOf(sessionId)),
     events: (sessionId, { after, limit }) =>
       Effect.sync(() => {
         const log = logs.get(sessionId) ?? []
@@ -1158,7 +1155,7 @@ export const layerMemory: Layer.Layer<Store> = Layer.effect(Store, makeMemory)
 /**
  * The in-memory store with `options` as a layer.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerMemoryWith = (options: StoreOptions): Layer.Layer<Store> => Layer.effect(Store, makeMemoryWith(options))
