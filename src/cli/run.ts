@@ -573,19 +573,19 @@ const runTests = (o: RunOptions) =>
     const signals = yield* Signals.listen
     const firstSignal = yield* Deferred.make<Signals.Signal>()
     const orchestrator = yield* Ref.make(Option.none<Orchestrator.Orchestrator["Type"]>())
-    // while the live view is on screen, messages go above it through the view
-    const notice = yield* Ref.make<(text: string) => Effect.Effect<void>>(err)
-    // what grove logs (store warnings …) goes to stderr, above the live view while it is up: for
-    // the whole run, so that fibers forked before the view started log through it too
+    // Where grove's messages (signal notices) and logs (store warnings …) go: stderr, and above
+    // the live view while it is on screen. The logger replaces the default one for the whole
+    // run, so that fibers forked before the view started log through it too; a Logger cannot
+    // wait, so it reads the route as it is.
     const toStderr = (text: string): void => void process.stderr.write(text.endsWith("\n") ? text : text + "\n")
-    let logTo = toStderr
+    const route = { print: err, log: toStderr }
     yield* Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
-      HashSet.add(HashSet.remove(loggers, Logger.defaultLogger), Live.logger(() => logTo)))
+      HashSet.add(HashSet.remove(loggers, Logger.defaultLogger), Live.logger(() => route.log)))
     yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
       const signal = yield* Queue.take(signals)
       const first = yield* Deferred.succeed(firstSignal, signal)
       const orch = yield* Ref.get(orchestrator)
-      const say = yield* Ref.get(notice)
+      const say = route.print
       if (first) yield* say(`grove: ${signal}: stopping, terminating running tests (again to skip the grace period)`)
       else yield* say(`grove: ${signal} again: killing running tests now, then cleaning up`)
       if (Option.isSome(orch)) yield* orch.value.stop({ interrupted: true, immediate: !first })
@@ -660,8 +660,10 @@ const runTests = (o: RunOptions) =>
       if (!o.quiet && process.stdout.isTTY === true && process.env.TERM !== "dumb") {
         return yield* Effect.scoped(Effect.gen(function*() {
           const view = yield* Live.start(events, Live.stdoutOptions({ workers: p.config.workers }, style.color), snapshot)
-          yield* Effect.acquireRelease(Ref.set(notice, view.print), () => Ref.set(notice, err))
-          yield* Effect.acquireRelease(Effect.sync(() => void (logTo = view.log)), () => Effect.sync(() => void (logTo = toStderr)))
+          yield* Effect.acquireRelease(
+            Effect.sync(() => Object.assign(route, { print: view.print, log: view.log })),
+            () => Effect.sync(() => Object.assign(route, { print: err, log: toStderr }))
+          )
           return yield* runWork(orch)
         }))
       }
