@@ -50,11 +50,13 @@ import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import * as Os from "node:os"
+import * as NodePath from "node:path"
 import * as Api from "./Api.js"
 import type { Report, TestId } from "./Domain.js"
 import * as Git from "./Git.js"
 import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
+import * as Session from "./Session.js"
 import { Store } from "./Store.js"
 
 // -----------------------------------------------------------------------------
@@ -331,26 +333,12 @@ const requireTest = (report: Report, testId: string) => {
     : Effect.succeed(test)
 }
 
-/** a session id that is safe as one folder name */
-const safeSegment = (id: string) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id) && !id.includes("..")
-
 /**
  * The log folder of a session: `<git-common-dir>/grove/sessions/<id>/logs` of the
  * repository it ran in (the served one, or the one its row names).
  */
 const logFolder = (options: Options, session: { readonly id: string; readonly repoRoot: string }) =>
-  Effect.gen(function*() {
-    if (!safeSegment(session.id)) return Option.none<string>()
-    const git = yield* Git.Git
-    const own = Option.filter(options.repo, (r) => r.root === session.repoRoot || session.repoRoot === "")
-    const commonDir = Option.isSome(own)
-      ? Option.some(own.value.commonDir)
-      : session.repoRoot === ""
-      ? Option.none<string>()
-      : yield* git.repoInfo(session.repoRoot).pipe(Effect.map((r) => r.commonDir), Effect.option)
-    const path = yield* Path.Path
-    return Option.map(commonDir, (dir) => path.join(dir, "grove", "sessions", session.id, "logs"))
-  })
+  Effect.map(Session.storedDataDir(session, options.repo), Option.map((dir) => NodePath.join(dir, "logs")))
 
 /** what a `Range` header asks of a file of `size` bytes (one range; RFC 9110 §14.1.2) */
 type RangeAsk =
@@ -541,11 +529,10 @@ const sessionsGroup = (options: Options) =>
               })
             )
           }
-          const folder = yield* logFolder(options, summary)
+          const dataDir = yield* Session.storedDataDir(summary, options.repo)
           yield* store.deleteSession(summary.id).pipe(Effect.catchTag("StoreError", storeFailure(summary.id)))
-          if (Option.isSome(folder)) {
-            // the log folder's parent is the session's data folder; it goes with its logs
-            const sessionDir = (yield* Path.Path).dirname(folder.value)
+          if (Option.isSome(dataDir)) {
+            const sessionDir = dataDir.value
             yield* fs.remove(sessionDir, { recursive: true }).pipe(
               Effect.catchAll((e) =>
                 e._tag === "SystemError" && e.reason === "NotFound"

@@ -8,6 +8,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as NodePath from "node:path"
 import { GroveConfigTag } from "./Config.js"
@@ -113,10 +114,62 @@ export const make = (options: Options): Effect.Effect<SessionInfo, GitError, Git
       baseBranch,
       worktreeRoot: root,
       worktreeDir: NodePath.join(root, id),
-      dataDir: NodePath.join(repo.commonDir, "grove", "sessions", id),
+      dataDir: dataDirIn(repo.commonDir, id),
       startedAt: yield* Clock.currentTimeMillis
     }
   })
+
+/**
+ * `<git-common-dir>/grove/sessions/<id>`: the folder of a session's logs and files.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const dataDirIn = (commonDir: string, id: string): string => NodePath.join(commonDir, "grove", "sessions", id)
+
+/** an id that is one folder name, so that its data folder stays inside `sessions/` */
+const safeSegment = (id: string) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id) && !id.includes("..")
+
+/**
+ * The git common dir of the repository a stored session ran in: `known`'s when it is
+ * that repository (or the row names none), else the one at `repoRoot`; none when
+ * that is no repository any more.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const commonDirOf = (
+  repoRoot: string,
+  known: Option.Option<RepoInfo>
+): Effect.Effect<Option.Option<string>, never, Git> => {
+  const own = Option.filter(known, (r) => r.root === repoRoot || repoRoot === "")
+  if (Option.isSome(own)) return Effect.succeed(Option.some(own.value.commonDir))
+  if (repoRoot === "") return Effect.succeed(Option.none())
+  return Effect.flatMap(Git, (git) => git.repoInfo(repoRoot).pipe(Effect.map((r) => r.commonDir), Effect.option))
+}
+
+/**
+ * `dataDirIn` for an id read from a store: none for an id that is not one folder
+ * name (a store's row cannot point grove outside `sessions/`).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const storedDataDirIn = (commonDir: string, id: string): Option.Option<string> =>
+  safeSegment(id) ? Option.some(dataDirIn(commonDir, id)) : Option.none()
+
+/**
+ * The data folder of a stored session, in the git common dir `commonDirOf` finds;
+ * none for an unsafe id (`storedDataDirIn`) or a repository that is gone.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const storedDataDir = (
+  session: { readonly id: string; readonly repoRoot: string },
+  known: Option.Option<RepoInfo>
+): Effect.Effect<Option.Option<string>, never, Git> =>
+  Effect.map(commonDirOf(session.repoRoot, known), Option.flatMap((dir) => storedDataDirIn(dir, session.id)))
 
 /**
  * @since 0.1.0

@@ -20,6 +20,7 @@ import { InvalidInput, StoreError } from "../GroveError.js"
 import { formatDuration } from "../internal/text.js"
 import * as ReportModule from "../Report.js"
 import * as Resume from "../Resume.js"
+import * as Session from "../Session.js"
 import * as SqlStore from "../SqlStore.js"
 import { type SessionSummary, Store } from "../Store.js"
 import * as Plain from "../view/Plain.js"
@@ -469,9 +470,6 @@ export const worktrees = Command.make("worktrees", worktreesOptions, (o) =>
 // grove gc
 // ---------------------------------------------------------------------------
 
-/** a session id that is safe as one folder name */
-const safeSegment = (id: string) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id) && !id.includes("..")
-
 const gcOptions = {
   ...common,
   keep: Options.integer("keep").pipe(
@@ -493,9 +491,9 @@ export const gc = Command.make("gc", gcOptions, (o) =>
   command(Effect.gen(function*() {
     if (o.keep < 0) return yield* Effect.fail(InvalidInput.one("--keep", `must be 0 or more, got ${o.keep}`))
     const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    const git = yield* Git.Git
     const where = yield* locate(o)
+    // one look per repository the deleted sessions ran in
+    const commonDirOf = yield* Effect.cachedFunction((repoRoot: string) => Session.commonDirOf(repoRoot, where.repo))
     const result = yield* withStore(
       where,
       Effect.gen(function*() {
@@ -504,7 +502,6 @@ export const gc = Command.make("gc", gcOptions, (o) =>
         const deleted: Array<string> = []
         const running: Array<string> = []
         const logs: Array<string> = []
-        const commonDirs = new Map<string, Option.Option<string>>()
         for (const s of all.slice(o.keep)) {
           if (s.status === "RUNNING" && (yield* Resume.ownerAlive(s.pid))) {
             running.push(s.id)
@@ -512,22 +509,9 @@ export const gc = Command.make("gc", gcOptions, (o) =>
           }
           yield* store.deleteSession(s.id)
           deleted.push(s.id)
-          if (!safeSegment(s.id)) continue
           // its logs: <git-common-dir>/grove/sessions/<id> of the repository it ran in
-          if (!commonDirs.has(s.repoRoot)) {
-            const own = Option.filter(where.repo, (r) => r.root === s.repoRoot)
-            commonDirs.set(
-              s.repoRoot,
-              Option.isSome(own)
-                ? Option.some(own.value.commonDir)
-                : s.repoRoot === ""
-                ? Option.none()
-                : yield* git.repoInfo(s.repoRoot).pipe(Effect.map((r) => r.commonDir), Effect.option)
-            )
-          }
-          const commonDir = commonDirs.get(s.repoRoot)!
-          if (Option.isNone(commonDir)) continue
-          const folder = path.join(commonDir.value, "grove", "sessions", s.id)
+          const folder = Option.getOrUndefined(Option.flatMap(yield* commonDirOf(s.repoRoot), (dir) => Session.storedDataDirIn(dir, s.id)))
+          if (folder === undefined) continue
           if (yield* fs.exists(folder).pipe(Effect.orElseSucceed(() => false))) {
             yield* fs.remove(folder, { recursive: true }).pipe(
               Effect.tap(() => Effect.sync(() => logs.push(folder))),
