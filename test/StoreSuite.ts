@@ -5,11 +5,13 @@
  * besides a test's `env` (as it does from grove's environment).
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import {
   Attempt,
   Counts,
@@ -25,7 +27,7 @@ import {
   type TestStatus,
   Totals
 } from "../src/Domain.js"
-import { type Environment, Store } from "../src/Store.js"
+import { type Environment, eventStream, Store } from "../src/Store.js"
 
 // -----------------------------------------------------------------------------
 // fixtures
@@ -219,6 +221,42 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         assert.isTrue(Option.isSome(report))
         assert.deepStrictEqual(encodeReport(Option.getOrThrow(report)), encodeReport(s.report))
         assert.isTrue(Option.isNone(yield* store.report("20261124-0000-none")))
+      })))
+
+    it.effect("the event log: numbered 1..n, read back after N as written, a number already used refused", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const s = scenario("20261124-0912-evlg")
+        const written = [...s.inFlight, ...s.rest]
+        yield* recordAll("20261124-0912-evlg", written, s.meta)
+        const all = yield* Stream.runCollect(eventStream(store, "20261124-0912-evlg"))
+        assert.deepStrictEqual(Chunk.toReadonlyArray(all).map((l) => l.seq), written.map((_, i) => i + 1))
+        // what comes back is what was written (its secrets masked)
+        const tags = Chunk.toReadonlyArray(all).map((l) => l.event._tag)
+        assert.deepStrictEqual(tags, written.map((e) => e._tag))
+        const after = yield* store.events("20261124-0912-evlg", { after: 3, limit: 2 })
+        assert.deepStrictEqual(after.map((l) => [l.seq, l.event._tag]), [[4, written[3]!._tag], [5, written[4]!._tag]])
+        assert.deepStrictEqual(yield* store.events("20261124-0912-evlg", { after: written.length, limit: 10 }), [])
+        // a second writer under a number the log has passed is refused, and nothing changes
+        const error = yield* Effect.flip(store.record(
+          "20261124-0912-evlg",
+          Events.RetryScheduled({ testId: TestId.make("a"), nextAttempt: 9, delayMs: 1 }),
+          { seq: 2 }
+        ))
+        assert.match(error.message, /already in/)
+        assert.strictEqual((yield* store.events("20261124-0912-evlg", { after: 0, limit: 1000 })).length, written.length)
+        // the next number is taken when none is given
+        assert.strictEqual(
+          yield* store.record("20261124-0912-evlg", Events.RetryScheduled({ testId: TestId.make("a"), nextAttempt: 9, delayMs: 1 })),
+          written.length + 1
+        )
+        // tests page by queue position, filtered by status
+        const page1 = yield* store.tests("20261124-0912-evlg", { after: 0, limit: 2 })
+        assert.deepStrictEqual(page1.map((t) => [t.seq, t.result.id]), [[1, "a"], [2, "b"]])
+        const page2 = yield* store.tests("20261124-0912-evlg", { after: 2, limit: 2 })
+        assert.deepStrictEqual(page2.map((t) => [t.seq, t.result.id]), [[3, "c"]])
+        const failed = yield* store.tests("20261124-0912-evlg", { after: 0, limit: 10, statuses: ["FAILED", "CANCELLED"] })
+        assert.deepStrictEqual(failed.map((t) => t.result.id), ["b", "c"])
       })))
 
     it.effect("a session in flight: statuses, pending tests with attempt counts, live process groups", () =>
