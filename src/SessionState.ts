@@ -12,7 +12,6 @@
  */
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
-import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import type * as Effect from "effect/Effect"
 import { Counts, isTerminal, type Logged, type SessionEvent, type SessionStatus, type TestStatus, Totals } from "./Domain.js"
@@ -257,14 +256,6 @@ export const update = (state: SessionState, logged: Logged): SessionState => {
 }
 
 /**
- * The fold as a Sink, from `initial()` or a given state.
- *
- * @since 0.2.0
- * @category constructors
- */
-export const sink = (from: SessionState = initial()): Sink.Sink<SessionState, Logged> => Sink.foldLeft(from, update)
-
-/**
  * Runs a stream of logged events into the state.
  *
  * @since 0.2.0
@@ -308,13 +299,6 @@ export const endStatus = (counts: Counts, options: { readonly interrupted: boole
   if (succeeded === 0) return "FAILED"
   return "PARTIAL_SUCCESS"
 }
-
-/**
- * Tests that have not ended: waiting or running.
- *
- * @since 0.2.0
- */
-export const unfinished = (state: SessionState): number => HashMap.size(state.waiting) + HashMap.size(state.running)
 
 /**
  * The attempt each worker slot runs, index `slot - 1` (`undefined` while idle).

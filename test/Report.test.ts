@@ -140,10 +140,10 @@ describe("SessionState: the one fold", () => {
       assert.strictEqual(state.seq, logged.length)
     }))
 
-  it.effect("the Sink works on a chunked, asynchronous stream and an empty one", () =>
+  it.effect("the fold works on a chunked, asynchronous stream and an empty one", () =>
     Effect.gen(function*() {
       const chunked = Stream.fromIterable(logged).pipe(Stream.rechunk(2), Stream.tap(() => Effect.yieldNow()))
-      const state = yield* Stream.run(chunked, SessionState.sink())
+      const state = yield* SessionState.fromStream(chunked)
       assert.strictEqual(state.counts.total, 3)
       const empty = yield* SessionState.fromStream(Stream.empty)
       assert.strictEqual(SessionState.endStatus(empty.counts, { interrupted: false }), "NO_TESTS")
