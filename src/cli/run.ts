@@ -24,7 +24,7 @@ import * as Ref from "effect/Ref"
 import * as Chunk from "effect/Chunk"
 import * as Stream from "effect/Stream"
 import * as Config from "../Config.js"
-import type { Logged, TestRequest, TestResult, TestStatus } from "../Domain.js"
+import type { Logged, TestRequest } from "../Domain.js"
 import type { GitError, StoreError } from "../GroveError.js"
 import * as Git from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
@@ -411,27 +411,11 @@ const writeReports = (state: SessionState.SessionState, targets: ReadonlyArray<R
  * tests, the cancelled ones, then the counts.
  */
 const printSummary = (style: Plain.Style, state: SessionState.SessionState) =>
-  Effect.gen(function*() {
-    const store = yield* Store
-    const c = state.counts
-    const failed = c.failed + c.timedOut + c.error
-    const lines = (statuses: ReadonlyArray<TestStatus>, f: (t: TestResult) => ReadonlyArray<string>) =>
-      Stream.runForEach(testStream(store, state.sessionId, statuses), (t) => out(f(t).join("\n")))
-    if (failed > 0) {
-      yield* out(Plain.heading(style, "failures", failed).join("\n"))
-      yield* lines(["FAILED", "TIMED_OUT", "ERROR"], (t) => Plain.failureLines(style, t))
-    }
-    if (c.flaky > 0) {
-      yield* out(Plain.heading(style, "flaky", c.flaky).join("\n"))
-      yield* lines(["FLAKY"], (t) => Plain.flakyLines(style, t))
-    }
-    if (c.cancelled > 0) {
-      const ids = yield* Stream.runCollect(testStream(store, state.sessionId, ["CANCELLED"]).pipe(Stream.take(50)))
-      yield* out(Plain.cancelledLines(style, Chunk.toReadonlyArray(Chunk.map(ids, (t) => t.id)), c.cancelled).join("\n"))
-    }
-    const head = ReportModule.fromState(state, [])
-    yield* out(Plain.countsLine(style, head.session, head.totals).join("\n"))
-  }).pipe(Effect.catchAll((e) => err(`grove: could not read the summary from the store: ${e.message}`)))
+  Effect.flatMap(Store, (store) =>
+    Stream.runForEach(
+      Plain.summary(style, ReportModule.fromState(state, []), (statuses) => testStream(store, state.sessionId, statuses)),
+      out
+    )).pipe(Effect.catchAll((e) => err(`grove: could not read the summary from the store: ${e.message}`)))
 
 /**
  * What a dry run lists: the tests, or what --resume / --last-failed would run, with

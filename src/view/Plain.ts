@@ -4,7 +4,10 @@
  *
  * @since 0.1.0
  */
-import type { Report, TestResult, TestStatus, Totals } from "../Domain.js"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type { TestResult, TestStatus, Totals } from "../Domain.js"
 import { formatDuration, lastLines, stripAnsi } from "../internal/text.js"
 
 /**
@@ -99,8 +102,6 @@ const base = (info: { readonly baseRef: string; readonly baseSha: string; readon
     ? `${info.baseBranch} at ${info.baseSha.slice(0, 10)}`
     : `${info.baseRef} ${info.baseSha.slice(0, 10)}`
 
-const notPassed = (r: TestResult) => r.status !== "PASSED" && r.status !== "FLAKY"
-
 /**
  * The summary's lines of one test that did not pass: each failing attempt with its
  * log path, the last lines of its last attempt's output, the kept worktree.
@@ -194,27 +195,38 @@ export const countsLine = (
 }
 
 /**
- * The summary of a whole report: failures first, each failing attempt with its log
- * path and the last lines of its output; then the flaky tests; then the counts.
- * (`grove run` prints the same lines streaming the tests from the store.)
+ * The summary, a block of lines at a time: failures first, each failing attempt with
+ * its log path and the last lines of its output; then the flaky tests; then the
+ * cancelled ones; then the counts. The tests come from `testsWith` (the store's, by
+ * status), so the summary of any session is printed without holding its tests.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const summary = (style: Style, report: Report, options: { readonly tailLines?: number } = {}): string => {
-  const out: Array<string> = []
-  const failed = report.tests.filter((t) => notPassed(t) && t.status !== "CANCELLED")
-  const flaky = report.tests.filter((t) => t.status === "FLAKY")
-  const cancelled = report.tests.filter((t) => t.status === "CANCELLED")
-  if (failed.length > 0) {
-    out.push(...heading(style, "failures", failed.length))
-    for (const t of failed) out.push(...failureLines(style, t, options))
-  }
-  if (flaky.length > 0) {
-    out.push(...heading(style, "flaky", flaky.length))
-    for (const t of flaky) out.push(...flakyLines(style, t))
-  }
-  out.push(...cancelledLines(style, cancelled.map((t) => t.id), cancelled.length))
-  out.push(...countsLine(style, report.session, report.totals))
-  return out.join("\n")
+export const summary = <E, R>(
+  style: Style,
+  report: { readonly session: { readonly id: string; readonly status: string; readonly durationMs: number }; readonly totals: Totals },
+  testsWith: (statuses: ReadonlyArray<TestStatus>) => Stream.Stream<TestResult, E, R>,
+  options: { readonly tailLines?: number } = {}
+): Stream.Stream<string, E, R> => {
+  const t = report.totals
+  const failed = t.failed + t.timedOut + t.error
+  const block = (lines: ReadonlyArray<string>) => lines.join("\n")
+  return Stream.concatAll(Chunk.make(
+    failed === 0 ? Stream.empty : Stream.concat(
+      Stream.make(block(heading(style, "failures", failed))),
+      Stream.map(testsWith(["FAILED", "TIMED_OUT", "ERROR"]), (test) => block(failureLines(style, test, options)))
+    ),
+    t.flaky === 0 ? Stream.empty : Stream.concat(
+      Stream.make(block(heading(style, "flaky", t.flaky))),
+      Stream.map(testsWith(["FLAKY"]), (test) => block(flakyLines(style, test)))
+    ),
+    t.cancelled === 0 ? Stream.empty : Stream.fromEffect(
+      Effect.map(
+        Stream.runCollect(Stream.take(testsWith(["CANCELLED"]), cancelledShown)),
+        (tests) => block(cancelledLines(style, Chunk.toReadonlyArray(Chunk.map(tests, (test) => test.id)), t.cancelled))
+      )
+    ),
+    Stream.make(block(countsLine(style, report.session, t)))
+  ))
 }
