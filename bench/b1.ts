@@ -13,6 +13,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as V8 from "node:v8"
@@ -20,8 +21,6 @@ import * as Vm from "node:vm"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Config, Domain, Git, Harness, Orchestrator, Report, SqlStore, Store } from "../src/index.js"
-import * as Json from "../src/report/Json.js"
-import * as Junit from "../src/report/Junit.js"
 import { args, emit, numberArg, peakRssMiB } from "./common.js"
 
 const a = args()
@@ -102,14 +101,10 @@ const session = (count: number, label: string) =>
         const state = yield* o.awaitIdle
         const head = Report.fromState(state, [])
         const fs = yield* FileSystem.FileSystem
-        yield* Stream.run(
-          Json.renderStream(head, Store.testStream(st, state.sessionId)).pipe(Stream.encodeText),
-          fs.sink(Path.join(out, "report.json"))
-        )
-        yield* Stream.run(
-          Junit.renderStream(head, Store.testStream(st, state.sessionId)).pipe(Stream.encodeText),
-          fs.sink(Path.join(out, "junit.xml"))
-        )
+        for (const kind of ["json", "junit"] as const) {
+          const text = Option.getOrThrow(Report.renderStream(kind, head, Store.testStream(st, state.sessionId)))
+          yield* Stream.run(Stream.encodeText(text), fs.sink(Path.join(out, `report.${kind}`)))
+        }
         return state.counts.passed
       }).pipe(
         // one store, shared by the session and the report writer

@@ -7,7 +7,9 @@
  */
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type * as Stream from "effect/Stream"
 import {
   Events,
   Logged,
@@ -190,6 +192,24 @@ export const renderers: { readonly [K in ReportKind]?: Renderer } = {
   junit: Junit.render,
   markdown: Markdown.render
 }
+
+/**
+ * The text of a report of `kind` whose tests come as a stream, in pieces, for the
+ * kinds written test by test (JSON, JUnit); none for the kinds that need the whole
+ * report (Markdown, HTML).
+ *
+ * @since 0.2.0
+ */
+export const renderStream = <E, R>(
+  kind: ReportKind,
+  head: { readonly session: SessionInfo; readonly totals: Totals },
+  tests: Stream.Stream<TestResult, E, R>
+): Option.Option<Stream.Stream<string, E, R>> =>
+  kind === "json"
+    ? Option.some(Json.renderStream(head, tests))
+    : kind === "junit"
+    ? Option.some(Junit.renderStream(head, tests))
+    : Option.none()
 
 /**
  * Renders a report of the given kind.

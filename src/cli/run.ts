@@ -38,8 +38,6 @@ import * as Resume from "../Resume.js"
 import * as Scheduler from "../Scheduler.js"
 import * as SqlStore from "../SqlStore.js"
 import * as Session from "../Session.js"
-import * as Json from "../report/Json.js"
-import * as Junit from "../report/Junit.js"
 import * as SessionState from "../SessionState.js"
 import type { PendingTest } from "../Store.js"
 import { stateOf, Store, testStream } from "../Store.js"
@@ -377,20 +375,17 @@ const writeReports = (state: SessionState.SessionState, targets: ReadonlyArray<R
     const summaryFile = process.env.GITHUB_STEP_SUMMARY
     const wantsSummary = summaryFile !== undefined && summaryFile !== ""
     const head = ReportModule.fromState(state, [])
-    const streamed = (kind: ReportModule.ReportKind) => kind === "json" || kind === "junit"
-    const whole = targets.some((t) => !streamed(t.kind)) || wantsSummary
-      ? Option.some(yield* Effect.map(Stream.runCollect(testStream(store, state.sessionId)), (tests) =>
-        ReportModule.fromState(state, Chunk.toReadonlyArray(tests))
-      ))
+    const tests = testStream(store, state.sessionId)
+    const streamed = (kind: ReportModule.ReportKind) => ReportModule.renderStream(kind, head, tests)
+    const whole = targets.some((t) => Option.isNone(streamed(t.kind))) || wantsSummary
+      ? Option.some(yield* Effect.map(Stream.runCollect(tests), (all) => ReportModule.fromState(state, Chunk.toReadonlyArray(all))))
       : Option.none()
     for (const target of targets) {
-      const written: Effect.Effect<void, { readonly message: string }> = streamed(target.kind)
-        ? Stream.run(
-          (target.kind === "json" ? Json.renderStream : Junit.renderStream)(head, testStream(store, state.sessionId))
-            .pipe(Stream.encodeText),
-          fs.sink(target.file)
-        )
-        : Effect.flatMap(ReportModule.render(target.kind, Option.getOrThrow(whole)), (text) => fs.writeFileString(target.file, text))
+      const written: Effect.Effect<void, { readonly message: string }> = Option.match(streamed(target.kind), {
+        onSome: (text) => Stream.run(Stream.encodeText(text), fs.sink(target.file)),
+        onNone: () =>
+          Effect.flatMap(ReportModule.render(target.kind, Option.getOrThrow(whole)), (text) => fs.writeFileString(target.file, text))
+      })
       yield* written.pipe(
         Effect.tapError((e) => err(`grove: could not write ${target.file}: ${e.message}`)),
         Effect.ignore
