@@ -758,13 +758,24 @@ const makeWith = (
         eventPayload(event, testId === undefined ? [] : secrets.get(key(sessionId, testId)) ?? [], environment),
         (cause) => new StoreError({ reason: "Query", detail: `${where}: could not encode a ${event._tag} event of session ${sessionId}: ${cause.message}`, cause })
       )
+      const insert = (n: number) =>
+        sql`INSERT INTO events (session_id, seq, tag, payload) VALUES (${sessionId}, ${n}, ${event._tag}, ${payload})`
       return Effect.gen(function*() {
         yield* w.statements
-        const last = yield* lastSeq(sessionId)
-        const n = seq ?? last + 1
-        if (n <= last) return yield* Effect.fail(seqTaken(sessionId, n, last, where))
-        yield* sql`INSERT INTO events (session_id, seq, tag, payload) VALUES (${sessionId}, ${n}, ${event._tag}, ${payload})`
-        return n
+        if (seq === undefined) {
+          const n = (yield* lastSeq(sessionId)) + 1
+          yield* insert(n)
+          return n
+        }
+        // the writer numbers its events in order: a number already in the log is one
+        // another writer took (the key refuses it), with no read per event
+        yield* insert(seq).pipe(
+          Effect.catchIf(
+            (e) => e.cause instanceof Error && /UNIQUE constraint failed: events/.test(e.cause.message),
+            () => Effect.fail(seqTaken(sessionId, seq, where))
+          )
+        )
+        return seq
       })
     })
 

@@ -10,6 +10,7 @@ import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
@@ -358,9 +359,9 @@ const maskDeep = (value: unknown, secrets: ReadonlyArray<string>): unknown => {
 export const encodeRequest = (test: TestRequest, environment: Environment): Effect.Effect<string, ParseResult.ParseError> =>
   Effect.map(requestAsStored(test, environment), (encoded) => JSON.stringify(encoded))
 
-const requestAsStored = (test: TestRequest, environment: Environment): Effect.Effect<unknown, ParseResult.ParseError> =>
-  Schema.encode(TestRequest)(test).pipe(
-    Effect.map((encoded) => {
+const requestAsStored = (test: TestRequest, environment: Environment): Either.Either<unknown, ParseResult.ParseError> =>
+  encodeTestRequest(test).pipe(
+    Either.map((encoded) => {
       if (test.secretEnv.length === 0) return encoded
       const secretNames = new Set(test.secretEnv)
       const env = Object.fromEntries(Object.entries(encoded.env ?? {}).filter(([name]) => !secretNames.has(name)))
@@ -375,7 +376,10 @@ const requestAsStored = (test: TestRequest, environment: Environment): Effect.Ef
 /** what `pendingTest` reads of a stored request besides the `TestRequest` */
 const StoredMasks = Schema.parseJson(Schema.Struct({ secretsMasked: Schema.optional(Schema.Array(Schema.String)) }))
 
-const encodeEvent = Schema.encode(SessionEvent)
+// the synchronous encoders: every event of every session goes through them, and the
+// Effect-returning ones run a fiber step per field
+const encodeTestRequest = Schema.encodeEither(TestRequest)
+const encodeEvent = Schema.encodeEither(SessionEvent)
 const decodeEvent = Schema.decodeUnknown(Schema.parseJson(SessionEvent))
 
 /**
@@ -390,16 +394,11 @@ export const eventPayload = (
   event: SessionEvent,
   secrets: ReadonlyArray<string>,
   environment: Environment
-): Effect.Effect<string, ParseResult.ParseError> =>
-  Effect.gen(function*() {
-    const encoded = yield* encodeEvent(event)
-    if (event._tag === "TestQueued") {
-      return JSON.stringify(
-        event.test.secretEnv.length === 0 ? encoded : { ...encoded, test: yield* requestAsStored(event.test, environment) }
-      )
-    }
-    return JSON.stringify(secrets.length === 0 ? encoded : maskDeep(encoded, secrets))
-  })
+): Either.Either<string, ParseResult.ParseError> =>
+  Either.flatMap(encodeEvent(event), (encoded) =>
+    event._tag === "TestQueued" && event.test.secretEnv.length > 0
+      ? Either.map(requestAsStored(event.test, environment), (test) => JSON.stringify({ ...encoded, test }))
+      : Either.right(JSON.stringify(secrets.length === 0 ? encoded : maskDeep(encoded, secrets))))
 
 /**
  * Reads back a payload of the event log.
@@ -670,10 +669,10 @@ export const unknownTest = (sessionId: string, testId: string, where: string): S
  * @since 0.2.0
  * @internal
  */
-export const seqTaken = (sessionId: string, seq: number, last: number, where: string): StoreError =>
+export const seqTaken = (sessionId: string, seq: number, where: string): StoreError =>
   new StoreError({
     reason: "Query",
-    detail: `event ${seq} of session ${sessionId} is already in ${where} (its log is at ${last}): ` +
+    detail: `event ${seq} of session ${sessionId} is already in ${where}: ` +
       "another grove is writing this session; only one may run it at a time"
   })
 
@@ -1006,7 +1005,7 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
     Effect.suspend(() => {
       const last = lastSeqOf(sessionId)
       const seq = options?.seq ?? last + 1
-      if (seq <= last) return Effect.fail(seqTaken(sessionId, seq, last, where))
+      if (seq <= last) return Effect.fail(seqTaken(sessionId, seq, where))
       // known before the projection forgets them (a finished test's)
       const testId = testIdOf(event)
       const values = event._tag === "TestQueued"
