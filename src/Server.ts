@@ -41,23 +41,26 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import * as Api from "./Api.js"
-import type { Report, TestId } from "./Domain.js"
+import type { TestId } from "./Domain.js"
 import * as Git from "./Git.js"
 import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
+import * as ReportModule from "./Report.js"
 import * as Session from "./Session.js"
-import { Store } from "./Store.js"
+import { stateOf, Store, testStream } from "./Store.js"
 
 // -----------------------------------------------------------------------------
 // options
@@ -311,27 +314,29 @@ const storeFailure = (id: string) => (e: StoreError): Effect.Effect<never, Api.N
 const requireSession = (id: string) =>
   Effect.flatMap(Store, (store) => store.requireSession(id)).pipe(Effect.catchTag("StoreError", storeFailure(id)))
 
-const requireReport = (id: string) =>
+/** the folded state of a session the store holds (its stored events), not its tests */
+const requireState = (id: string) =>
   Effect.gen(function*() {
-    const store = yield* Store
     const summary = yield* requireSession(id)
-    const report = yield* store.report(id).pipe(Effect.catchTag("StoreError", storeFailure(id)))
-    if (Option.isNone(report)) return yield* Effect.fail(sessionNotFound(id))
-    return { summary, report: report.value }
+    const state = yield* Effect.flatMap(Store, (store) => stateOf(store, id)).pipe(Effect.catchTag("StoreError", storeFailure(id)))
+    if (Option.isNone(state)) return yield* Effect.fail(sessionNotFound(id))
+    return { summary, state: state.value }
   })
 
-const requireTest = (report: Report, testId: string) => {
-  const test = report.tests.find((t) => t.id === testId)
-  return test === undefined
-    ? Effect.fail(
-      new Api.NotFound({
-        what: "test",
-        subject: testId,
-        message: `session ${report.session.id} has no test ${JSON.stringify(testId)}`
-      })
+/** one test of a session, read alone */
+const requireTest = (id: string, testId: string) =>
+  Effect.gen(function*() {
+    const summary = yield* requireSession(id)
+    const found = yield* Effect.flatMap(Store, (store) => store.tests(id, { after: 0, limit: 1, ids: [testId] })).pipe(
+      Effect.catchTag("StoreError", storeFailure(id))
     )
-    : Effect.succeed(test)
-}
+    if (found[0] === undefined) {
+      return yield* Effect.fail(
+        new Api.NotFound({ what: "test", subject: testId, message: `session ${id} has no test ${JSON.stringify(testId)}` })
+      )
+    }
+    return { summary, test: found[0].result }
+  })
 
 /**
  * The log folder of a session: `<git-common-dir>/grove/sessions/<id>/logs` of the
@@ -393,8 +398,7 @@ const attemptLog = (
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const { report, summary } = yield* requireReport(params.id)
-    const test = yield* requireTest(report, params.testId)
+    const { summary, test } = yield* requireTest(params.id, params.testId)
     const attempt = test.attempts.find((a) => a.n === params.n)
     const subject = `${params.id} ${params.testId} attempt ${params.n}`
     if (attempt === undefined) {
@@ -501,7 +505,8 @@ const sessionsGroup = (options: Options) =>
         }))
       .handle("show", ({ path }) =>
         Effect.gen(function*() {
-          const { report, summary } = yield* requireReport(path.id)
+          const { state, summary } = yield* requireState(path.id)
+          const report = ReportModule.fromState(state, [])
           const alive = summary.status === "RUNNING" && (yield* Resume.ownerAlive(summary.pid))
           return new Api.SessionDetail({
             session: report.session,
@@ -543,11 +548,15 @@ const sessionsGroup = (options: Options) =>
           }
         }))
       .handle("tests", ({ path, urlParams }) =>
-        Effect.map(
-          requireReport(path.id),
-          ({ report }) => urlParams.status === undefined ? report.tests : report.tests.filter((t) => t.status === urlParams.status)
-        ))
-      .handle("test", ({ path }) => Effect.flatMap(requireReport(path.id), ({ report }) => requireTest(report, path.testId)))
+        Effect.gen(function*() {
+          yield* requireSession(path.id)
+          const store = yield* Store
+          const tests = yield* Stream.runCollect(
+            testStream(store, path.id, urlParams.status === undefined ? undefined : [urlParams.status])
+          ).pipe(Effect.catchTag("StoreError", storeFailure(path.id)))
+          return Chunk.toReadonlyArray(tests)
+        }))
+      .handle("test", ({ path }) => Effect.map(requireTest(path.id, path.testId), ({ test }) => test))
       .handle("log", ({ headers, path }) => attemptLog(options, path, headers.range))
   )
 

@@ -61,6 +61,7 @@ import {
   Store,
   storedRequest,
   type TestHistory,
+  type TestsQuery,
   unknownSession,
   unknownTest
 } from "./Store.js"
@@ -822,14 +823,13 @@ const makeWith = (
       )
     })
 
-  const testsPage = (
-    sessionId: string,
-    options: { readonly after: number; readonly limit: number; readonly statuses?: ReadonlyArray<TestStatus> }
-  ) =>
+  const testsPage = (sessionId: string, options: TestsQuery) =>
     Effect.gen(function*() {
+      if (options.ids !== undefined && options.ids.length === 0) return []
       const rows = (yield* sql<ExecutionRecord>`SELECT * FROM executions
         WHERE session_id = ${sessionId} AND seq > ${options.after}
           ${options.statuses === undefined ? sql`` : sql`AND ${sql.in("status", options.statuses)}`}
+          ${options.ids === undefined ? sql`` : sql`AND ${sql.in("test_id", options.ids)}`}
         ORDER BY seq LIMIT ${Math.max(0, options.limit)}`).map(executionRow)
       if (rows.length === 0) return []
       const byTest = new Map<string, Array<AttemptRow>>()

@@ -139,12 +139,9 @@ export class Store extends Context.Tag("grove/Store")<Store, {
   /**
    * up to `limit` tests of the session after queue position `after` (1-based: a page
    * starts after the last `seq` of the one before), in queue order, with their
-   * attempts; only those with one of `statuses` when given
+   * attempts; only those with one of `statuses`, and only those of `ids`, when given
    */
-  readonly tests: (
-    sessionId: string,
-    options: { readonly after: number; readonly limit: number; readonly statuses?: ReadonlyArray<TestStatus> }
-  ) => Effect.Effect<ReadonlyArray<QueuedResult>, StoreError>
+  readonly tests: (sessionId: string, options: TestsQuery) => Effect.Effect<ReadonlyArray<QueuedResult>, StoreError>
   readonly sessions: (limit: number) => Effect.Effect<ReadonlyArray<SessionSummary>, StoreError>
   /**
    * the session's report: its stored events folded (`SessionState`) with its tests
@@ -176,6 +173,19 @@ export class Store extends Context.Tag("grove/Store")<Store, {
    */
   readonly gc: (keep: number) => Effect.Effect<ReadonlyArray<string>, StoreError>
 }>() {}
+
+/**
+ * Which tests of a session `Store.tests` reads.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TestsQuery {
+  readonly after: number
+  readonly limit: number
+  readonly statuses?: ReadonlyArray<TestStatus> | undefined
+  readonly ids?: ReadonlyArray<string> | undefined
+}
 
 /**
  * A test of a session with its queue position.
@@ -1064,11 +1074,15 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
         }
         return log.slice(lo, lo + Math.max(0, limit))
       }),
-    tests: (sessionId, { after, limit, statuses }) =>
+    tests: (sessionId, { after, ids, limit, statuses }) =>
       Effect.sync(() => {
         const out: Array<QueuedResult> = []
         const wanted = statuses === undefined ? undefined : new Set(statuses)
-        for (const entry of executions.get(sessionId)?.values() ?? []) {
+        const tests = executions.get(sessionId)
+        const entries = ids === undefined
+          ? tests?.values() ?? []
+          : ids.flatMap((id) => tests?.get(id) ?? []).sort((a, b) => a.row.seq - b.row.seq)
+        for (const entry of entries) {
           if (out.length >= limit) break
           if (entry.row.seq <= after || (wanted !== undefined && !wanted.has(entry.row.status))) continue
           out.push({ seq: entry.row.seq, result: resultOf(entry.row, [...entry.attempts.values()]) })

@@ -223,7 +223,7 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         assert.isTrue(Option.isNone(yield* store.report("20261124-0000-none")))
       })))
 
-    it.effect("the event log: numbered 1..n, read back after N as written, a number already used refused", () =>
+    it.effect("the event log: numbered 1..n, read back after N as written, a number already used refused; tests by page, status and id", () =>
       run(Effect.gen(function*() {
         const store = yield* Store
         const s = scenario("20261124-0912-evlg")
@@ -257,6 +257,9 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         assert.deepStrictEqual(page2.map((t) => [t.seq, t.result.id]), [[3, "c"]])
         const failed = yield* store.tests("20261124-0912-evlg", { after: 0, limit: 10, statuses: ["FAILED", "CANCELLED"] })
         assert.deepStrictEqual(failed.map((t) => t.result.id), ["b", "c"])
+        const some = yield* store.tests("20261124-0912-evlg", { after: 0, limit: 10, ids: ["c", "a", "unknown"] })
+        assert.deepStrictEqual(some.map((t) => t.result.id), ["a", "c"], "by id, in queue order, unknown ids left out")
+        assert.deepStrictEqual(yield* store.tests("20261124-0912-evlg", { after: 0, limit: 10, ids: [] }), [])
       })))
 
     it.effect("a session in flight: statuses, pending tests with attempt counts, live process groups", () =>
