@@ -100,7 +100,9 @@ export const initial = (sessionId = ""): SessionState => ({
   running: HashMap.empty()
 })
 
+/** the counts once a test ends with `status` (QUEUED, RUNNING: has not ended), `joined` when it is new */
 const counted = (counts: Counts, status: TestStatus, joined: boolean): Counts => {
+  if (!joined && !isTerminal(status)) return counts
   const c = { ...counts, total: counts.total + (joined ? 1 : 0) }
   switch (status) {
     case "PASSED":
@@ -139,9 +141,9 @@ const expectedOf = (state: SessionState, testId: string): number | undefined =>
     Option.getOrUndefined(HashMap.get(state.running, testId))?.expectedMs
 
 /**
- * Folds one event into the state. A test seen for the first time joins the total,
- * whichever event introduces it; events of a test that is neither waiting nor
- * running (already finished) change nothing but the counts their own result says.
+ * Folds one event into the state. A test that is neither waiting nor running joins
+ * the total with the first event about it, whichever that is (the Orchestrator never
+ * queues a finished test again); its TestFinished counts its status.
  *
  * @since 0.2.0
  * @category constructors
@@ -164,10 +166,9 @@ export const applyEvent = (state: SessionState, event: SessionEvent): SessionSta
         : { ...state, workers: event.workers, status: "RUNNING", completedAt: null }
     case "TestQueued": {
       const id = event.test.id
-      const joined = !known(state, id)
       return {
         ...state,
-        counts: joined ? new Counts({ ...state.counts, total: state.counts.total + 1 }, true) : state.counts,
+        counts: counted(state.counts, "QUEUED", !known(state, id)),
         running: HashMap.remove(state.running, id),
         waiting: HashMap.set(state.waiting, id, {
           testId: id,
@@ -178,10 +179,9 @@ export const applyEvent = (state: SessionState, event: SessionEvent): SessionSta
     }
     case "AttemptStarted": {
       const id = event.testId
-      const joined = !known(state, id)
       return {
         ...state,
-        counts: joined ? new Counts({ ...state.counts, total: state.counts.total + 1 }, true) : state.counts,
+        counts: counted(state.counts, "RUNNING", !known(state, id)),
         lastActivity: latest(state.lastActivity, event.startedAt),
         waiting: HashMap.remove(state.waiting, id),
         running: HashMap.set(state.running, id, {
