@@ -45,11 +45,12 @@ const path = a.get("path") ?? "library"
 const instant: Layer.Layer<Harness.Harness> = Layer.sync(Harness.Harness, () => {
   let n = 0
   return Harness.Harness.of({
-    run: (spec) => {
+    spawn: (spec) => {
       const outcome: Harness.AttemptOutcome = { _tag: "Exited", exitCode: 0, signal: null, failedStep: undefined, tail: "", bytes: 0 }
+      const spawned: Harness.Spawned = { exited: Effect.succeed(outcome), stop: Effect.succeed(outcome) }
       return spec.onSpawn === undefined
-        ? Effect.succeed(outcome)
-        : Effect.as(spec.onSpawn({ pgid: Harness.memoryPgidBase + n++, startTime: "bench" }), outcome)
+        ? Effect.succeed(spawned)
+        : Effect.as(spec.onSpawn({ pgid: Harness.memoryPgidBase + n++, startTime: "bench" }), spawned)
     }
   })
 })

@@ -16,6 +16,8 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Schedule from "effect/Schedule"
+import type { Attempt, TestRequest } from "./Domain.js"
 import { InvalidInput, Issue } from "./GroveError.js"
 
 /**
@@ -45,6 +47,8 @@ export interface GroveConfig {
   readonly setup: ReadonlyArray<string>
   /** files whose change between commits makes setup run again */
   readonly setupInputs: ReadonlyArray<string>
+  /** how long one worktree's setup may run before it is stopped and the worktree is not used */
+  readonly setupTimeout: Duration.Duration
   /**
    * keep submodules in step: initialised in new worktrees, moved to the recorded commit
    * and cleaned inside whenever a worktree is prepared, and part of its clean check
@@ -65,7 +69,27 @@ export interface GroveConfig {
   readonly retryCap: Duration.Duration
   /** seed of the retry jitter; undefined = random */
   readonly seed: string | undefined
+  /**
+   * the library's hook for retries: each test's Schedule, stepped with every attempt that
+   * did not pass; it alone decides whether and when the test runs again. Undefined: SPEC
+   * §4's policy (`Runner.defaultRetryPolicy`). Not part of a stored snapshot.
+   */
+  readonly retryPolicy?: RetryPolicy | undefined
 }
+
+/**
+ * A test's retry policy: a Schedule stepped once per attempt that did not pass (its
+ * input). `retries` is what the test and the Config allow, less the attempts of an
+ * earlier run of a resumed session (the default policy's `recurs`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RetryPolicy = (test: {
+  readonly request: TestRequest
+  readonly retries: number
+  readonly config: GroveConfig
+}) => Schedule.Schedule<unknown, Attempt>
 
 /**
  * The seed's ParallelTestConfig defaults (SPEC §6).
@@ -85,6 +109,7 @@ export const defaults: GroveConfig = {
   keep: [],
   setup: [],
   setupInputs: [],
+  setupTimeout: Duration.minutes(30),
   submodules: false,
   killGrace: Duration.seconds(5),
   logCap: 100 * 1024 * 1024,
@@ -127,6 +152,9 @@ export const validate = (config: GroveConfig, where: (key: keyof GroveConfig) =>
   if (config.maxFail !== undefined) int("maxFail", 1)
   if (Duration.lessThanOrEqualTo(config.timeout, Duration.zero)) {
     issues.push(new Issue({ where: where("timeout"), message: "must be greater than zero" }))
+  }
+  if (Duration.lessThanOrEqualTo(config.setupTimeout, Duration.zero)) {
+    issues.push(new Issue({ where: where("setupTimeout"), message: "must be greater than zero" }))
   }
   if (config.timeoutPercent !== undefined && !(config.timeoutPercent > 0)) {
     issues.push(new Issue({ where: where("timeoutPercent"), message: "must be a percentage greater than zero" }))
@@ -195,6 +223,7 @@ export const config: Config.Config<Partial<GroveConfig>> = Config.all({
   worktreeDir: Config.string("WORKTREE_DIR").pipe(Config.withDescription("folder for session worktrees"), Config.option),
   keepFailed: Config.boolean("KEEP_FAILED").pipe(Config.withDescription("keep failed tests' worktrees"), Config.option),
   cleanup: Config.boolean("CLEANUP").pipe(Config.withDescription("remove worktrees at the end"), Config.option),
+  setupTimeout: durationConfig("SETUP_TIMEOUT").pipe(Config.withDescription("time one worktree's setup may take"), Config.option),
   killGrace: durationConfig("KILL_GRACE").pipe(Config.withDescription("SIGTERM to SIGKILL delay"), Config.option),
   logCap: Config.integer("LOG_CAP").pipe(Config.withDescription("bytes of log kept per attempt"), Config.option),
   maxFail: Config.integer("MAX_FAIL").pipe(Config.withDescription("stop after N tests did not pass"), Config.option),
@@ -239,6 +268,7 @@ const fileKeys: Record<string, (v: unknown) => Either.Either<unknown, string>> =
   retries: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
   timeout: (v) => typeof v === "string" || typeof v === "number" ? parseDuration(v) : Either.left("must be a duration"),
   killGrace: (v) => typeof v === "string" || typeof v === "number" ? parseDuration(v) : Either.left("must be a duration"),
+  setupTimeout: (v) => typeof v === "string" || typeof v === "number" ? parseDuration(v) : Either.left("must be a duration"),
   worktreeDir: (v) => typeof v === "string" ? Either.right(v) : Either.left("must be a string"),
   cleanup: (v) => typeof v === "boolean" ? Either.right(v) : Either.left("must be true or false"),
   keepFailed: (v) => typeof v === "boolean" ? Either.right(v) : Either.left("must be true or false"),

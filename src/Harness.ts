@@ -8,8 +8,10 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
@@ -39,8 +41,6 @@ export interface AttemptSpec {
   readonly logPath: string
   readonly logCap: number
   readonly tailBytes: number
-  /** covers the steps only; measured with Effect's Clock */
-  readonly timeout: Duration.Duration
   readonly killGrace: Duration.Duration
   /** when it completes, the grace period is cut short: SIGKILL at once (a second Ctrl-C) */
   readonly hurry?: Effect.Effect<void>
@@ -49,35 +49,84 @@ export interface AttemptSpec {
 }
 
 /**
+ * What an attempt's processes showed, whether they ended or were stopped.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface AttemptOutcome {
-  readonly _tag: "Exited" | "TimedOut"
-  /** the failing step's exit code, 0 when all passed, null when killed by a signal or timed out */
-  readonly exitCode: number | null
-  readonly signal: string | null
-  /**
-   * 0-based index of the step that failed, when one did; for TimedOut, the step that
-   * was running when the timeout hit
-   */
-  readonly failedStep: number | undefined
+export interface Seen {
   /** last `tailBytes` of output, masked, decoded as UTF-8 */
   readonly tail: string
   /** bytes the steps wrote; those past logCap were dropped */
   readonly bytes: number
+  /**
+   * 0-based index of the step that failed, when one did; for a stopped attempt, the
+   * step that was running
+   */
+  readonly failedStep: number | undefined
+  /** the signal that ended the wrapper, if one did */
+  readonly signal: string | null
 }
 
 /**
- * Interrupting `run` terminates the process tree (SIGTERM, SIGKILL after the grace)
- * before it completes.
+ * How an attempt ended: its steps ran to an end (`Exited`), or it was stopped at its
+ * deadline (`TimedOut`, applied by `runWithin`, never by a Harness).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AttemptOutcome extends Seen {
+  readonly _tag: "Exited" | "TimedOut"
+  /** the failing step's exit code, 0 when all passed, null when killed by a signal or timed out */
+  readonly exitCode: number | null
+}
+
+/**
+ * An attempt whose process group exists. Its processes belong to the scope `spawn`
+ * ran in: closing it terminates the whole tree (SIGTERM, SIGKILL after the grace).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Spawned {
+  /** waits for the steps to end, then for their output: what they did */
+  readonly exited: Effect.Effect<AttemptOutcome, HarnessError>
+  /** terminates the whole tree now, drains its output and hands back what it saw */
+  readonly stop: Effect.Effect<Seen, HarnessError>
+}
+
+/**
+ * Spawns an attempt and streams its output. A Harness knows nothing of deadlines:
+ * the caller decides how long to wait (`runWithin`) and stops it.
  *
  * @since 0.1.0
  * @category tags
  */
 export class Harness extends Context.Tag("grove/Harness")<Harness, {
-  readonly run: (spec: AttemptSpec) => Effect.Effect<AttemptOutcome, HarnessError>
+  readonly spawn: (spec: AttemptSpec) => Effect.Effect<Spawned, HarnessError, Scope.Scope>
 }>() {}
+
+/**
+ * Runs an attempt for at most `timeout`, counted from the spawn on Effect's Clock: at
+ * the deadline the tree is stopped and the attempt is `TimedOut` with what it showed
+ * (its tail, the step that was running). The one place a timeout is applied, for tests
+ * (the Runner) and setup (the pool) alike. Interrupting it terminates the tree.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const runWithin = (
+  harness: Harness["Type"],
+  spec: AttemptSpec,
+  timeout: Duration.Duration
+): Effect.Effect<AttemptOutcome, HarnessError> =>
+  Effect.scoped(Effect.gen(function*() {
+    const spawned = yield* harness.spawn(spec)
+    const exited = yield* Effect.timeoutOption(spawned.exited, timeout)
+    if (Option.isSome(exited)) return exited.value
+    const seen = yield* spawned.stop
+    return { ...seen, _tag: "TimedOut", exitCode: null } satisfies AttemptOutcome
+  }))
 
 // ---------------------------------------------------------------------------
 // output: masked, capped log + bounded tail (shared by the real and the fake)
@@ -423,8 +472,8 @@ const spawnLeader = (spec: AttemptSpec, scripts: ReadonlyArray<string>, output: 
     return Effect.succeed(leader)
   })
 
-const runShell = (spec: AttemptSpec): Effect.Effect<AttemptOutcome, HarnessError> =>
-  Effect.scoped(Effect.gen(function*() {
+const spawnShell = (spec: AttemptSpec): Effect.Effect<Spawned, HarnessError, Scope.Scope> =>
+  Effect.gen(function*() {
     yield* checkCwd(spec.cwd)
     let logOpen = false
     const fd = yield* Effect.acquireRelease(
@@ -449,8 +498,8 @@ const runShell = (spec: AttemptSpec): Effect.Effect<AttemptOutcome, HarnessError
       }
     })
 
-    // Termination is the release of the leader, so it runs however `run` ends (pass,
-    // fail, timeout, interruption), uninterruptibly, within about killGrace.
+    // Termination is the release of the leader, so it runs however the attempt ends
+    // (pass, fail, stop, interruption), uninterruptibly, within about killGrace.
     let terminated = false
     let hurried = false
     if (spec.hurry !== undefined) {
@@ -472,49 +521,47 @@ const runShell = (spec: AttemptSpec): Effect.Effect<AttemptOutcome, HarnessError
       spawnLeader(spec, scripts, output),
       (leader) => terminate(leader).pipe(Effect.zipRight(Effect.sync(leader.destroy)))
     )
-    const spawnedAt = yield* Clock.currentTimeMillis
     if (spec.onSpawn !== undefined) yield* spec.onSpawn({ pgid: leader.pid, startTime: leader.startTime })
-    // the timeout counts from the spawn (time spent in onSpawn included), on Effect's Clock
-    const remaining = Duration.toMillis(spec.timeout) - ((yield* Clock.currentTimeMillis) - spawnedAt)
 
-    // completion is the wrapper's exit, not the end of its output
-    const exited = yield* Effect.timeoutOption(leader.exit, Duration.millis(Math.max(0, remaining)))
-    yield* terminate(leader)
-    yield* leader.drain(DRAIN_MILLIS)
-    output.finish()
-    const logError = output.error()
-    if (logError !== undefined) {
-      return yield* Effect.fail(
-        new HarnessError({
-          reason: "Log",
-          detail: `${spec.logPath}: ${(logError as Error).message ?? String(logError)}; check free space and permissions`,
-          cause: logError
-        })
-      )
-    }
-    const tail = output.tail()
-    const bytes = output.bytes()
-    if (Option.isNone(exited)) {
-      return {
-        _tag: "TimedOut",
-        exitCode: null,
-        signal: leader.exitNow()?.signal ?? null,
-        failedStep: leader.lastStarted(),
-        tail,
-        bytes
-      } satisfies AttemptOutcome
-    }
-    const { code, signal } = exited.value
-    const passed = code === 0 && signal === null
+    /** ends the tree (what the wrapper left, or all of it), then what it wrote */
+    const settle = Effect.gen(function*() {
+      yield* terminate(leader)
+      yield* leader.drain(DRAIN_MILLIS)
+      output.finish()
+      const logError = output.error()
+      if (logError !== undefined) {
+        return yield* Effect.fail(
+          new HarnessError({
+            reason: "Log",
+            detail: `${spec.logPath}: ${(logError as Error).message ?? String(logError)}; check free space and permissions`,
+            cause: logError
+          })
+        )
+      }
+      return { tail: output.tail(), bytes: output.bytes() }
+    })
+
     return {
-      _tag: "Exited",
-      exitCode: signal === null ? code : null,
-      signal,
-      failedStep: passed ? undefined : leader.lastStarted(),
-      tail,
-      bytes
-    } satisfies AttemptOutcome
-  }))
+      // completion is the wrapper's exit, not the end of its output
+      exited: Effect.gen(function*() {
+        const { code, signal } = yield* leader.exit
+        const { bytes, tail } = yield* settle
+        const passed = code === 0 && signal === null
+        return {
+          _tag: "Exited",
+          exitCode: signal === null ? code : null,
+          signal,
+          failedStep: passed ? undefined : leader.lastStarted(),
+          tail,
+          bytes
+        } satisfies AttemptOutcome
+      }),
+      stop: Effect.gen(function*() {
+        const { bytes, tail } = yield* settle
+        return { signal: leader.exitNow()?.signal ?? null, failedStep: leader.lastStarted(), tail, bytes } satisfies Seen
+      })
+    } satisfies Spawned
+  })
 
 /**
  * The real Harness: bash wrapper per attempt as a process-group leader, output
@@ -526,7 +573,7 @@ const runShell = (spec: AttemptSpec): Effect.Effect<AttemptOutcome, HarnessError
  * @since 0.1.0
  * @category constructors
  */
-export const makeShell: Effect.Effect<Harness["Type"]> = Effect.succeed(Harness.of({ run: runShell }))
+export const makeShell: Effect.Effect<Harness["Type"]> = Effect.succeed(Harness.of({ spawn: spawnShell }))
 
 /**
  * @since 0.1.0
@@ -549,7 +596,7 @@ export interface Scripted {
   readonly exitCode: number
   /** a death by this signal, e.g. "SIGSEGV" (exitCode is then null) */
   readonly signal?: string
-  /** how long the steps run, on Effect's Clock; default 0. At or past the timeout: TimedOut at the timeout */
+  /** how long the steps run, on Effect's Clock; default 0 (a caller's deadline may stop them first) */
   readonly durationMs?: number
   /** what the steps print (masked, capped and tailed as the real harness does) */
   readonly output?: string
@@ -559,7 +606,7 @@ export interface Scripted {
 
 /**
  * A script for the fake: what each attempt does. It may itself take Clock time (e.g.
- * wait on a Deferred the test controls); that time counts against the timeout.
+ * wait on a Deferred the test controls, or `Effect.never`); that time is the steps' time.
  *
  * @since 0.1.0
  * @category models
@@ -597,7 +644,10 @@ export interface RecordedRun {
   readonly endedAt: number | undefined
   readonly outcome: AttemptOutcome | undefined
   readonly error: HarnessError | undefined
+  /** its scope closed while it ran (the tree would have been killed) */
   readonly interrupted: boolean
+  /** stopped by its caller (a deadline) before it ended */
+  readonly stopped: boolean
   /** what the real harness would have written to the log (masked, capped, marker included) */
   readonly log: string
 }
@@ -626,8 +676,8 @@ export const memoryPgidBase = 10_000_000
 
 /**
  * Builds the scripted fake and its control handle. No real I/O and no real time:
- * durations and the timeout go through Effect's Clock (TestClock-able; a run of
- * `durationMs ≥ timeout` ends TimedOut exactly at the timeout).
+ * durations go through Effect's Clock (TestClock-able). Like the real Harness it has
+ * no deadline of its own: `runWithin` stops it.
  *
  * @since 0.1.0
  * @category constructors
@@ -641,75 +691,80 @@ export const makeMemory = (script: Script): Effect.Effect<{
     const update = (i: number, patch: Partial<RecordedRun>) => {
       runs[i] = { ...runs[i]!, ...patch }
     }
-    const run = (spec: AttemptSpec): Effect.Effect<AttemptOutcome, HarnessError> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          const startedAt = yield* Clock.currentTimeMillis
-          const index = runs.length
-          runs.push({
-            spec,
-            startedAt,
-            endedAt: undefined,
-            outcome: undefined,
-            error: undefined,
-            interrupted: false,
-            log: ""
-          })
-          const body = Effect.gen(function*() {
-            if (spec.onSpawn !== undefined) {
-              yield* spec.onSpawn({ pgid: memoryPgidBase + index, startTime: "memory" })
-            }
-            const timeoutMs = Duration.toMillis(spec.timeout)
-            const scripted = yield* script(spec).pipe(Effect.timeoutOption(spec.timeout))
-            const elapsed = (yield* Clock.currentTimeMillis) - startedAt
-            const remaining = Math.max(0, timeoutMs - elapsed)
-            const s: Scripted | undefined = Option.getOrUndefined(scripted)
-            const duration = Math.max(0, s?.durationMs ?? 0)
-            const timedOut = s === undefined || duration >= remaining
-            if (s !== undefined) yield* Effect.sleep(Duration.millis(timedOut ? remaining : duration))
+    const spawn = (spec: AttemptSpec): Effect.Effect<Spawned, HarnessError, Scope.Scope> =>
+      Effect.gen(function*() {
+        const startedAt = yield* Clock.currentTimeMillis
+        const index = runs.length
+        runs.push({
+          spec,
+          startedAt,
+          endedAt: undefined,
+          outcome: undefined,
+          error: undefined,
+          interrupted: false,
+          stopped: false,
+          log: ""
+        })
+        const end = (patch: Partial<RecordedRun>) =>
+          Effect.map(Clock.currentTimeMillis, (endedAt) => update(index, { endedAt, ...patch }))
+        // its scope closed before it ended or was stopped: interrupted, like a real tree killed
+        yield* Effect.addFinalizer(() => Effect.suspend(() => runs[index]!.endedAt === undefined ? end({ interrupted: true }) : Effect.void))
+        if (spec.onSpawn !== undefined) yield* spec.onSpawn({ pgid: memoryPgidBase + index, startTime: "memory" })
 
-            const chunks: Array<Uint8Array> = []
-            const output = makeOutput({
-              secrets: spec.secrets,
-              logCap: spec.logCap,
-              tailBytes: spec.tailBytes,
-              sink: (b) => chunks.push(Uint8Array.from(b))
-            })
-            if (s?.output !== undefined) output.write(0, Buffer.from(s.output, "utf8"))
-            output.finish()
-            update(index, { log: Buffer.concat(chunks).toString("utf8") })
-            const lastStep = Math.max(0, spec.steps.length - 1)
-            if (timedOut) {
+        const chunks: Array<Uint8Array> = []
+        const output = makeOutput({
+          secrets: spec.secrets,
+          logCap: spec.logCap,
+          tailBytes: spec.tailBytes,
+          sink: (b) => chunks.push(Uint8Array.from(b))
+        })
+        const flush = () => {
+          output.finish()
+          update(index, { log: Buffer.concat(chunks).toString("utf8") })
+        }
+        const lastStep = Math.max(0, spec.steps.length - 1)
+        let scripted: Scripted | undefined
+        // the steps: the script decides, its output is printed at once, then they run durationMs
+        const steps = yield* Effect.forkScoped(Effect.gen(function*() {
+          const s = yield* script(spec)
+          scripted = s
+          if (s.output !== undefined) output.write(0, Buffer.from(s.output, "utf8"))
+          yield* Effect.sleep(Duration.millis(Math.max(0, s.durationMs ?? 0)))
+          return s
+        }))
+        return {
+          exited: Fiber.join(steps).pipe(
+            Effect.map((s): AttemptOutcome => {
+              flush()
+              const signal = s.signal ?? null
+              const passed = signal === null && s.exitCode === 0
               return {
-                _tag: "TimedOut",
-                exitCode: null,
-                signal: null,
-                failedStep: s?.failedStep ?? lastStep,
+                _tag: "Exited",
+                exitCode: signal === null ? s.exitCode : null,
+                signal,
+                failedStep: passed ? undefined : s.failedStep ?? lastStep,
                 tail: output.tail(),
                 bytes: output.bytes()
-              } satisfies AttemptOutcome
-            }
-            const signal = s.signal ?? null
-            const passed = signal === null && s.exitCode === 0
+              }
+            }),
+            Effect.tap((outcome) => end({ outcome })),
+            Effect.tapError((error) => end({ error }))
+          ),
+          stop: Effect.gen(function*() {
+            yield* Fiber.interrupt(steps)
+            flush()
+            yield* end({ stopped: true })
             return {
-              _tag: "Exited",
-              exitCode: signal === null ? s.exitCode : null,
-              signal,
-              failedStep: passed ? undefined : s.failedStep ?? lastStep,
+              signal: null,
+              failedStep: scripted?.failedStep ?? lastStep,
               tail: output.tail(),
               bytes: output.bytes()
-            } satisfies AttemptOutcome
+            } satisfies Seen
           })
-          const end = Clock.currentTimeMillis
-          return yield* restore(body).pipe(
-            Effect.tap((outcome) => end.pipe(Effect.map((endedAt) => update(index, { endedAt, outcome })))),
-            Effect.tapError((error) => end.pipe(Effect.map((endedAt) => update(index, { endedAt, error })))),
-            Effect.onInterrupt(() => end.pipe(Effect.map((endedAt) => update(index, { endedAt, interrupted: true }))))
-          )
-        })
-      )
+        } satisfies Spawned
+      })
     return {
-      harness: Harness.of({ run }),
+      harness: Harness.of({ spawn }),
       control: HarnessMemory.of({
         runs: Effect.sync(() => runs.slice()),
         running: Effect.sync(() => runs.filter((r) => r.endedAt === undefined).length)

@@ -154,7 +154,6 @@ export const make: Effect.Effect<
   const git = yield* Git
   const store = yield* Store
   const context = yield* Effect.context<Git | Harness | GroveConfigTag | Scheduler.Scheduler | Session>()
-  const harness = yield* Harness
   const scheduler = yield* Scheduler.Scheduler
 
   // the pool and the runners live in their own scope, which the session's finalizer
@@ -222,7 +221,7 @@ export const make: Effect.Effect<
   const meta = {
     repoRoot: session.repo.root,
     pid: process.pid,
-    config: JSON.stringify({ ...config, timeout: Duration.toMillis(config.timeout), killGrace: Duration.toMillis(config.killGrace), retryBase: Duration.toMillis(config.retryBase), retryCap: Duration.toMillis(config.retryCap) })
+    config: JSON.stringify({ ...config, timeout: Duration.toMillis(config.timeout), killGrace: Duration.toMillis(config.killGrace), retryBase: Duration.toMillis(config.retryBase), retryCap: Duration.toMillis(config.retryCap), setupTimeout: Duration.toMillis(config.setupTimeout) })
   }
 
   /**
@@ -294,28 +293,37 @@ export const make: Effect.Effect<
   const enqueue = (job: TestQueue.Job, put: (job: TestQueue.Job) => Effect.Effect<boolean>): Effect.Effect<void> =>
     Effect.flatMap(put(job), (queued) => queued ? Effect.void : cancel(job))
 
-  const runnerContext: Runner.Context = {
-    session,
-    config,
-    queue,
-    pool: undefined as never,
-    harness,
+  /** what the workers report to and take their orders from */
+  const coordinator = Runner.Coordinator.of({
     publish,
     finish,
     retryLater,
+    abandon: () => STM.commit(TRef.update(outstanding, (n) => n - 1)),
     stopped,
     hurry: Deferred.await(hurry)
-  }
+  })
+
+  /**
+   * The workers' layer: the Runner service over this session's queue, its coordinator
+   * and the worktree pool (which makes no worktree before a test is taken).
+   */
+  const work = Runner.layer.pipe(
+    Layer.provide(WorktreePool.layer),
+    Layer.provide(Layer.succeedContext(
+      Context.make(Runner.Coordinator, coordinator).pipe(Context.add(TestQueue.TestQueue, queue))
+    ))
+  )
 
   // the pool and the runners start with the first accepted submission: bad input creates nothing
   const start = yield* Effect.cached(
     Effect.gen(function*() {
-      // the pool's finalizers belong to the work scope (the captured context also holds the
-      // layer's Scope, so the work scope must be the innermost one provided)
-      const pool = yield* WorktreePool.make.pipe(Scope.extend(workScope), Effect.provide(context))
-      const ctx = { ...runnerContext, pool }
+      // the pool's finalizers belong to the work scope, not to the caller of the first submit
+      const runner = Context.get(
+        yield* Layer.buildWithScope(work, workScope).pipe(Effect.provide(context)),
+        Runner.Runner
+      )
       for (let slot = 1; slot <= config.workers; slot++) {
-        yield* FiberSet.run(background, Runner.run(ctx, slot))
+        yield* FiberSet.run(background, runner.run(slot))
       }
     })
   )
@@ -397,6 +405,8 @@ export const make: Effect.Effect<
             ? Duration.millis(Math.max(1, Math.ceil(expectedMs * config.timeoutPercent / 100)))
             : config.timeout)
         submitted.add(request.id)
+        const retries = Math.max(0, (request.retries ?? config.retries) - (priorAttempts ?? 0))
+        const retryPolicy = (config.retryPolicy ?? Runner.defaultRetryPolicy)({ request, retries, config })
         return {
           seq: jobSeq++,
           priority: request.priority,
@@ -408,7 +418,9 @@ export const make: Effect.Effect<
           refName,
           timeout,
           attempts: [],
-          priorAttempts: priorAttempts ?? 0
+          priorAttempts: priorAttempts ?? 0,
+          retryPolicy,
+          retryState: retryPolicy.initial
         }
       })
     })

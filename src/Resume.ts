@@ -480,7 +480,7 @@ export const summarize = (prepared: Prepared): string | undefined => {
   return bits.length === 0 ? undefined : bits.join(", ")
 }
 
-const durationKeys = new Set<string>(["timeout", "killGrace", "retryBase", "retryCap"])
+const durationKeys = new Set<string>(["timeout", "killGrace", "retryBase", "retryCap", "setupTimeout"])
 
 /**
  * The config a session was recorded with (the snapshot `Orchestrator` stores with

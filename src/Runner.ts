@@ -1,59 +1,95 @@
 /**
- * The worker loop: take the next test, borrow a worktree prepared for its commit,
- * run one attempt under its timeout, classify it (SPEC §3), then either schedule a
- * retry or finish the test. A defect ends that attempt as ERROR, never the session;
- * a stop (max-fail, signal) ends the running attempt as CANCELLED after its process
- * tree is gone.
+ * The worker loop as a service (SPEC §8): take the next test, borrow a worktree
+ * prepared for its commit, run one attempt under its timeout, classify it (SPEC §3),
+ * then let the test's retry Schedule decide whether it runs again, or finish it. A stop
+ * (max-fail, signal) ends the running attempt as CANCELLED after its process tree is
+ * gone. A worker that dies of a defect is replaced: the attempt it held ends ERROR with
+ * the defect's message, retried like any ERROR, and the session goes on.
  *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
-import * as Duration from "effect/Duration"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Crypto from "node:crypto"
 import * as Path from "node:path"
-import type { GroveConfig } from "./Config.js"
-import { Attempt, Events as Event, isRetryable, type SessionEvent, TestResult, type TestStatus, type Worktree } from "./Domain.js"
-import type { Harness } from "./Harness.js"
+import { type GroveConfig, GroveConfigTag, type RetryPolicy } from "./Config.js"
+import {
+  Attempt,
+  Events as Event,
+  isRetryable,
+  type SessionEvent,
+  TestResult,
+  type TestStatus,
+  type Worktree
+} from "./Domain.js"
+import * as Harness from "./Harness.js"
 import { slug } from "./Plan.js"
-import type { SessionInfo } from "./Session.js"
+import { Session, type SessionInfo } from "./Session.js"
 import { secretValues } from "./Store.js"
-import type { Job, TestQueue } from "./TestQueue.js"
-import type { WorktreePool } from "./WorktreePool.js"
+import { type Job, TestQueue } from "./TestQueue.js"
+import { WorktreePool } from "./WorktreePool.js"
 
 /**
- * What a runner needs from its session. The Orchestrator wires it.
+ * What a worker reports to, and takes its orders from: the session's side of the
+ * work (the Orchestrator provides it).
  *
  * @since 0.1.0
- * @category models
+ * @category tags
  */
-export interface Context {
-  readonly session: SessionInfo
-  readonly config: GroveConfig
-  readonly queue: TestQueue["Type"]
-  readonly pool: WorktreePool["Type"]
-  readonly harness: Harness["Type"]
-  /** writes the event through to the store, then tells subscribers */
+export class Coordinator extends Context.Tag("grove/Coordinator")<Coordinator, {
+  /** writes the event through to the store, folds it, then tells subscribers */
   readonly publish: (event: SessionEvent) => Effect.Effect<void>
   /** a test has its final result */
   readonly finish: (result: TestResult) => Effect.Effect<void>
-  /** waits the backoff without holding a worker or a slot, then requeues (or cancels on stop) */
+  /** waits `delay` without holding a worker or a slot, then requeues the job (or cancels it on stop) */
   readonly retryLater: (job: Job, delay: Duration.Duration) => Effect.Effect<void>
+  /**
+   * gives up on a test whose end could not be recorded (grove's own defect, twice): the
+   * session stops waiting for it
+   */
+  readonly abandon: (job: Job) => Effect.Effect<void>
   /** completes when the session stops taking tests */
   readonly stopped: Deferred.Deferred<void>
   /** completes when the grace period between SIGTERM and SIGKILL is to be skipped */
   readonly hurry: Effect.Effect<void>
-}
+}>() {}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Runner extends Context.Tag("grove/Runner")<Runner, {
+  /** worker `slot` (1-based): takes tests until the session stops; never dies of a defect */
+  readonly run: (slot: number) => Effect.Effect<void>
+}>() {}
+
+/**
+ * SPEC §4's policy: exponential from `retryBase`, ×2, jittered ±20%, capped at
+ * `retryCap`, at most `retries` times. Jitter draws from Effect's Random.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultRetryPolicy: RetryPolicy = ({ config, retries }) =>
+  Schedule.exponential(config.retryBase, 2).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, config.retryCap)),
+    Schedule.intersect(Schedule.recurs(Math.max(0, retries)))
+  )
 
 /**
  * `<dataDir>/logs/<safe-id>-<hash8>.<attempt>.log` (SPEC §4).
@@ -106,33 +142,22 @@ export const resultOf = (
   }, trusted)
 
 /**
- * The retry delays of SPEC §4: exponential from `retryBase`, ×2, jittered ±20%,
- * capped at `retryCap`. Jitter draws from Effect's Random (seed it for tests).
- *
- * @since 0.1.0
- * @category constructors
+ * Steps the job's retry Schedule with the attempt that did not pass: the delay before
+ * the next attempt, or none when the Schedule is done. With a seed, the jitter depends
+ * only on the test and the retry, not on the order fibers ran in.
  */
-export const retrySchedule = (config: GroveConfig): Schedule.Schedule<Duration.Duration> =>
-  Schedule.exponential(config.retryBase, 2).pipe(
-    Schedule.jittered,
-    Schedule.modifyDelay((_, delay) => Duration.min(delay, config.retryCap))
+const nextRetry = (config: GroveConfig, job: Job, attempt: Attempt) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const [state, , decision] = yield* job.retryPolicy.step(now, attempt, job.retryState)
+    if (ScheduleDecision.isDone(decision)) return Option.none()
+    const delay = Duration.millis(Math.max(0, Math.round(ScheduleIntervals.start(decision.intervals) - now)))
+    return Option.some({ delay, state })
+  }).pipe((step) =>
+    config.seed === undefined
+      ? step
+      : Effect.withRandom(step, Random.make(`${config.seed}/${job.request.id}/${job.attempts.length + 1}`))
   )
-
-/**
- * The delay before retry number `retry` (1 = the first retry).
- *
- * @since 0.1.0
- * @category constructors
- */
-export const retryDelay = (config: GroveConfig, retry: number, key = ""): Effect.Effect<Duration.Duration> => {
-  const delay = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    Schedule.run(Schedule.delays(retrySchedule(config)), now, globalThis.Array.from({ length: retry }, () => undefined))
-  ).pipe(Effect.map((delays) =>
-    Duration.millis(Math.round(Duration.toMillis(Chunk.last(delays).pipe(Option.getOrElse(() => config.retryBase)))))
-  ))
-  // a seeded jitter depends only on the test and the retry, not on the order fibers ran in
-  return config.seed === undefined ? delay : Effect.withRandom(delay, Random.make(`${config.seed}/${key}/${retry}`))
-}
 
 /**
  * Attempts and results are built here from values that already have their types (ids
@@ -142,52 +167,92 @@ export const retryDelay = (config: GroveConfig, retry: number, key = ""): Effect
  */
 const trusted = { disableValidation: true } as const
 
+/** the services a worker uses, resolved once by `make` */
+interface Deps {
+  readonly session: SessionInfo
+  readonly config: GroveConfig
+  readonly queue: TestQueue["Type"]
+  readonly pool: WorktreePool["Type"]
+  readonly harness: Harness.Harness["Type"]
+  readonly coordinator: Coordinator["Type"]
+}
+
 /**
  * Borrows a worktree for `sha`; a worktree that cannot be prepared is replaced by the
  * pool, so a failure other than Setup is tried again, up to `retries` more times.
  * (`Effect.retry` did the same but built a schedule driver for every borrow.)
  */
-const borrow = (ctx: Context, sha: string, retries: number): ReturnType<WorktreePool["Type"]["borrow"]> =>
-  ctx.pool.borrow(sha).pipe(
-    Effect.catchIf((e) => retries > 0 && e.reason !== "Setup", () => borrow(ctx, sha, retries - 1))
+const borrow = (deps: Deps, sha: string, retries: number): ReturnType<WorktreePool["Type"]["borrow"]> =>
+  deps.pool.borrow(sha).pipe(
+    Effect.catchIf((e) => retries > 0 && e.reason !== "Setup", () => borrow(deps, sha, retries - 1))
   )
 
-/** the attempt a worker is running, for its stop watcher */
-interface Current {
+/**
+ * What a worker holds, for its stop watcher and its supervisor: the attempt's fiber
+ * while it runs, and the test it took with the attempts settled so far.
+ */
+interface Held {
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  /** with the attempts recorded so far (AttemptFinished): a defect's attempt takes the next number */
+  job: Job | undefined
 }
 
 /**
  * Runs `run` in a fiber of its own that the worker's stop watcher interrupts when the
  * session stops: none when the stop ended it, else its exit. This is a race between
  * the attempt and the stop, with one fiber per attempt instead of the three of
- * `Effect.raceFirst` (issue 6, B1). Interrupting the worker interrupts the attempt and
- * waits for it (its process tree is gone when this returns).
+ * `Effect.raceFirst`. Interrupting the worker interrupts the attempt and waits for it
+ * (its process tree is gone when this returns).
  */
-const stoppable = <A, E>(ctx: Context, current: Current, run: Effect.Effect<A, E>) =>
+const stoppable = <A, E>(deps: Deps, held: Held, run: Effect.Effect<A, E>) =>
   Effect.gen(function*() {
+    const stopped = deps.coordinator.stopped
     const fiber = yield* Effect.fork(run)
-    current.fiber = fiber
+    held.fiber = fiber
     // a stop whose watcher ran before the fiber was registered
-    if (yield* Deferred.isDone(ctx.stopped)) yield* Fiber.interrupt(fiber)
+    if (yield* Deferred.isDone(stopped)) yield* Fiber.interrupt(fiber)
     const exit = yield* Fiber.await(fiber).pipe(
       Effect.onInterrupt(() => Fiber.interrupt(fiber)),
       Effect.ensuring(Effect.sync(() => {
-        current.fiber = undefined
+        held.fiber = undefined
       }))
     )
-    return Exit.isInterrupted(exit) && (yield* Deferred.isDone(ctx.stopped)) ? Option.none() : Option.some(exit)
+    return Exit.isInterrupted(exit) && (yield* Deferred.isDone(stopped)) ? Option.none() : Option.some(exit)
   })
 
-const describe = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause).split("\n")[0] ?? "unknown defect"
+/** a defect's own message (its first line), not the trace */
+const describe = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  const text = error instanceof Error && error.message !== "" ? error.message : Cause.pretty(cause)
+  return text.split("\n")[0] ?? "unknown defect"
+}
+
+/** an attempt that ended before it ran (no worktree, a defect) */
+const emptyAttempt = (deps: Deps, job: Job, slot: number, n: number, status: TestStatus, message: string) =>
+  Effect.map(Clock.currentTimeMillis, (now) =>
+    new Attempt({
+      n,
+      status,
+      exitCode: null,
+      signal: null,
+      worker: slot,
+      worktree: "",
+      startedAt: DateTime.unsafeMake(now),
+      durationMs: 0,
+      logPath: logPath(deps.session, job.request.id, n),
+      tail: "",
+      message
+    }, trusted))
 
 /**
- * Runs one attempt of `job` on worker `slot`, whatever happens, as an Attempt.
+ * Runs one attempt of `job` on worker `slot` under the job's timeout, as an Attempt,
+ * then settles it.
  */
-const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
+const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
   Effect.gen(function*() {
+    const { config, coordinator, session } = deps
     const n = job.priorAttempts + job.attempts.length + 1
-    const log = logPath(ctx.session, job.request.id, n)
+    const log = logPath(session, job.request.id, n)
     const startedAt = yield* Clock.currentTimeMillis
     const attempt = (status: TestStatus, fields: Partial<Omit<Attempt, "n" | "status">> & { readonly end?: number }) =>
       Effect.map(Clock.currentTimeMillis, (now) =>
@@ -207,12 +272,12 @@ const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
 
     return yield* Effect.scoped(Effect.gen(function*() {
       // a worktree that cannot be prepared is replaced by the pool: try the replacement
-      const borrowed = yield* borrow(ctx, job.sha, 2).pipe(Effect.either)
+      const borrowed = yield* borrow(deps, job.sha, 2).pipe(Effect.either)
       if (Either.isLeft(borrowed)) {
         return { attempt: yield* attempt("ERROR", { message: borrowed.left.message }), worktree: undefined }
       }
       const wt: Worktree = borrowed.right
-      yield* ctx.publish(Event.AttemptStarted({
+      yield* coordinator.publish(Event.AttemptStarted({
         testId: job.request.id,
         n,
         worker: slot,
@@ -221,35 +286,34 @@ const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
         logPath: log
       }))
       const request = job.request
-      // the values the store masks too: the plan's env, else grove's
-      const secrets = secretValues(request, process.env)
-      const run = ctx.harness.run({
+      const spec: Harness.AttemptSpec = {
         testId: request.id,
         attempt: n,
-        attemptKey: `${ctx.session.id}.${slot}.${Crypto.randomUUID()}`,
+        attemptKey: `${session.id}.${slot}.${Crypto.randomUUID()}`,
         steps: request.steps,
         cwd: Path.join(wt.path, request.cwd ?? ""),
         env: {
           ...request.env,
-          GROVE_SESSION: ctx.session.id,
+          GROVE_SESSION: session.id,
           GROVE_TEST_ID: request.id,
           GROVE_ATTEMPT: String(n),
           GROVE_WORKER: String(slot),
           GROVE_WORKTREE: wt.path,
-          GROVE_PORT_BASE: String(ctx.config.portBase + slot * ctx.config.portsPerWorker)
+          GROVE_PORT_BASE: String(config.portBase + slot * config.portsPerWorker)
         },
-        secrets,
+        // the values the store masks too: the plan's env, else grove's
+        secrets: secretValues(request, process.env),
         logPath: log,
-        logCap: ctx.config.logCap,
-        tailBytes: ctx.config.tailBytes,
-        timeout: job.timeout,
-        killGrace: ctx.config.killGrace,
-        hurry: ctx.hurry,
+        logCap: config.logCap,
+        tailBytes: config.tailBytes,
+        killGrace: config.killGrace,
+        hurry: coordinator.hurry,
         onSpawn: (info) =>
-          ctx.publish(Event.AttemptSpawned({ testId: request.id, n, pgid: info.pgid, processStartTime: info.startTime }))
-      })
-      // a stop wins only while the attempt runs; its process tree is gone when this returns
-      const outcome = yield* stoppable(ctx, current, run)
+          coordinator.publish(Event.AttemptSpawned({ testId: request.id, n, pgid: info.pgid, processStartTime: info.startTime }))
+      }
+      // the Runner owns the deadline; a stop wins only while the attempt runs, and its
+      // process tree is gone when this returns
+      const outcome = yield* stoppable(deps, held, Harness.runWithin(deps.harness, spec, job.timeout))
       const end = yield* Clock.currentTimeMillis
       const base = { worktree: wt.path, end }
       if (Option.isNone(outcome)) {
@@ -270,7 +334,11 @@ const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
               signal: o.signal,
               tail: o.tail,
               ...(o._tag === "TimedOut"
-                ? { message: `timed out after ${Duration.format(job.timeout)}` }
+                ? {
+                  message: `timed out after ${Duration.format(job.timeout)}${
+                    o.failedStep === undefined ? "" : ` in step ${o.failedStep + 1} of ${request.steps.length}`
+                  }`
+                }
                 : o.failedStep !== undefined && o.exitCode !== 0
                 ? { message: `step ${o.failedStep + 1} of ${request.steps.length} exited with ${o.signal ?? o.exitCode}` }
                 : {})
@@ -279,72 +347,113 @@ const attemptOnce = (ctx: Context, current: Current, slot: number, job: Job) =>
       }
     }).pipe(
       // keep-failed needs the decision while the worktree is still borrowed: settle inside the scope
-      Effect.flatMap(({ attempt: a, worktree }) => settle(ctx, job, a, worktree))
+      Effect.flatMap(({ attempt: a, worktree }) => settle(deps, held, job, a, worktree))
     ))
-  }).pipe(
-    Effect.catchAllDefect((defect) =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const n = job.priorAttempts + job.attempts.length + 1
-        const a = new Attempt({
-          n,
-          status: "ERROR",
-          exitCode: null,
-          signal: null,
-          worker: slot,
-          worktree: "",
-          startedAt: DateTime.unsafeMake(now),
-          durationMs: 0,
-          logPath: logPath(ctx.session, job.request.id, n),
-          tail: "",
-          message: `grove defect: ${describe(Cause.die(defect))}`
-        }, trusted)
-        yield* settle(ctx, job, a, undefined)
-      })
-    )
-  )
-
-/**
- * Records the attempt, then retries the test or finishes it.
- */
-const settle = (ctx: Context, job: Job, attempt: Attempt, worktree: Worktree | undefined) =>
-  Effect.gen(function*() {
-    yield* ctx.publish(Event.AttemptFinished({ testId: job.request.id, attempt }))
-    const attempts = [...job.attempts, attempt]
-    const allowed = Math.max(1, 1 + (job.request.retries ?? ctx.config.retries) - job.priorAttempts)
-    const stopped = yield* Deferred.isDone(ctx.stopped)
-    if (isRetryable(attempt.status) && attempts.length < allowed && !stopped) {
-      const delay = yield* retryDelay(ctx.config, attempts.length, job.request.id)
-      yield* ctx.publish(
-        Event.RetryScheduled({ testId: job.request.id, nextAttempt: attempt.n + 1, delayMs: Duration.toMillis(delay) })
-      )
-      return yield* ctx.retryLater({ ...job, attempts, retry: true }, delay)
-    }
-    const failed = attempt.status !== "PASSED" && attempt.status !== "CANCELLED"
-    const keep = failed && ctx.config.keepFailed && worktree !== undefined
-    if (keep) yield* ctx.pool.keep(worktree)
-    yield* ctx.finish(resultOf(job, attempts, keep ? worktree.path : undefined))
   })
 
 /**
- * One worker: takes tests until the session stops.
- *
- * @since 0.1.0
- * @category constructors
+ * Records the attempt, then lets the test's retry Schedule decide: run it again after
+ * the delay it gives (recorded first), or finish it.
  */
-export const run = (ctx: Context, slot: number): Effect.Effect<void> =>
+const settle = (deps: Deps, held: Held, job: Job, attempt: Attempt, worktree: Worktree | undefined) =>
   Effect.gen(function*() {
-    const current: Current = { fiber: undefined }
+    const { config, coordinator } = deps
+    yield* coordinator.publish(Event.AttemptFinished({ testId: job.request.id, attempt }))
+    const attempts = [...job.attempts, attempt]
+    held.job = { ...job, attempts }
+    const retry = isRetryable(attempt.status) && !(yield* Deferred.isDone(coordinator.stopped))
+      ? yield* nextRetry(config, job, attempt)
+      : Option.none()
+    if (Option.isSome(retry)) {
+      const { delay, state } = retry.value
+      yield* coordinator.publish(
+        Event.RetryScheduled({ testId: job.request.id, nextAttempt: attempt.n + 1, delayMs: Duration.toMillis(delay) })
+      )
+      yield* coordinator.retryLater({ ...job, attempts, retry: true, retryState: state }, delay)
+      held.job = undefined // handed over: the retry is the Coordinator's now
+      return
+    }
+    const failed = attempt.status !== "PASSED" && attempt.status !== "CANCELLED"
+    const keep = failed && config.keepFailed && worktree !== undefined
+    if (keep) yield* deps.pool.keep(worktree)
+    yield* coordinator.finish(resultOf(job, attempts, keep ? worktree.path : undefined))
+    held.job = undefined
+  })
+
+/** takes tests until the session stops (the queue closes) */
+const work = (deps: Deps, held: Held, slot: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
     // the worker's stop watcher: interrupts the running attempt, if any, when the session
     // stops (a child of this fiber: it ends with the worker)
     yield* Effect.fork(Effect.zipRight(
-      Deferred.await(ctx.stopped),
-      Effect.suspend(() => current.fiber === undefined ? Effect.void : Fiber.interrupt(current.fiber))
+      Deferred.await(deps.coordinator.stopped),
+      Effect.suspend(() => held.fiber === undefined ? Effect.void : Fiber.interrupt(held.fiber))
     ))
     while (true) {
-      // none once the session stopped (it closes the queue)
-      const next = yield* ctx.queue.take
+      const next = yield* deps.queue.take
       if (Option.isNone(next)) return
-      yield* attemptOnce(ctx, current, slot, next.value).pipe(Effect.ensuring(ctx.queue.release(next.value)))
+      held.job = next.value
+      yield* attemptOnce(deps, held, slot, next.value).pipe(Effect.ensuring(deps.queue.release(next.value)))
     }
   })
+
+/**
+ * A worker under supervision: when it dies of a defect, the test it held gets an ERROR
+ * attempt with the defect's message — retried like any ERROR — and a new worker takes
+ * its slot. A defect while recording that ERROR gives the test up (logged), so the
+ * session still ends.
+ */
+const supervised = (deps: Deps, slot: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    while (true) {
+      const held: Held = { fiber: undefined, job: undefined }
+      const exit = yield* Effect.exit(work(deps, held, slot))
+      if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return
+      const message = `grove defect: ${describe(exit.cause)}`
+      yield* Effect.logError(`grove: worker ${slot} died and was replaced (${message})`, exit.cause)
+      const job = held.job
+      if (job === undefined) continue
+      yield* Effect.gen(function*() {
+        const n = job.priorAttempts + job.attempts.length + 1
+        const attempt = yield* emptyAttempt(deps, job, slot, n, "ERROR", message)
+        yield* settle(deps, { fiber: undefined, job: undefined }, job, attempt, undefined)
+      }).pipe(
+        Effect.catchAllCause((again) =>
+          Effect.zipRight(
+            Effect.logError(`grove: the end of test ${job.request.id} could not be recorded; it is given up`, again),
+            deps.coordinator.abandon(job)
+          )
+        )
+      )
+    }
+  })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<
+  Runner["Type"],
+  never,
+  Session | GroveConfigTag | TestQueue | WorktreePool | Harness.Harness | Coordinator
+> = Effect.gen(function*() {
+  const deps: Deps = {
+    session: yield* Session,
+    config: yield* GroveConfigTag,
+    queue: yield* TestQueue,
+    pool: yield* WorktreePool,
+    harness: yield* Harness.Harness,
+    coordinator: yield* Coordinator
+  }
+  return Runner.of({ run: (slot) => supervised(deps, slot) })
+})
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<
+  Runner,
+  never,
+  Session | GroveConfigTag | TestQueue | WorktreePool | Harness.Harness | Coordinator
+> = Layer.effect(Runner, make)

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as RedBlackTree from "effect/RedBlackTree"
+import type * as Schedule from "effect/Schedule"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
 import { GroveConfigTag } from "./Config.js"
@@ -37,6 +38,10 @@ export interface Job extends Scheduler.Entry {
   readonly attempts: ReadonlyArray<Attempt>
   /** attempts made before this session resumed it; numbering continues after them */
   readonly priorAttempts: number
+  /** the test's retry policy (`Runner.RetryPolicy`), stepped with each attempt that did not pass */
+  readonly retryPolicy: Schedule.Schedule<unknown, Attempt>
+  /** the policy's state after the attempts so far */
+  readonly retryState: unknown
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
@@ -16,7 +17,7 @@ import { GroveConfigTag } from "./Config.js"
 import { Step, type Worktree } from "./Domain.js"
 import { Git } from "./Git.js"
 import { GitError, WorktreeError } from "./GroveError.js"
-import { Harness } from "./Harness.js"
+import * as Harness from "./Harness.js"
 import { Session } from "./Session.js"
 
 /**
@@ -80,10 +81,10 @@ const lastLines = (text: string, n: number) => text.trimEnd().split("\n").slice(
 export const make: Effect.Effect<
   WorktreePool["Type"],
   GitError | WorktreeError,
-  Scope.Scope | Git | Harness | Session | GroveConfigTag
+  Scope.Scope | Git | Harness.Harness | Session | GroveConfigTag
 > = Effect.gen(function*() {
   const git = yield* Git
-  const harness = yield* Harness
+  const harness = yield* Harness.Harness
   const session = yield* Session
   const config = yield* GroveConfigTag
   const repo = session.repo
@@ -186,7 +187,7 @@ export const make: Effect.Effect<
       const setupError = (detail: string, cause?: unknown) =>
         new WorktreeError({ reason: "Setup", worktree: path, detail, ...(cause === undefined ? {} : { cause }) })
       entry.setupSha = undefined
-      const outcome = yield* harness.run({
+      const outcome = yield* Harness.runWithin(harness, {
         testId: `setup-${name}`,
         attempt: n,
         attemptKey: `${session.id}.setup.${name}.${n}`,
@@ -197,11 +198,10 @@ export const make: Effect.Effect<
         logPath,
         logCap: config.logCap,
         tailBytes: config.tailBytes,
-        timeout: config.timeout,
         killGrace: config.killGrace
-      }).pipe(Effect.mapError((cause) => setupError(`${cause.message} (log: ${logPath})`, cause)))
+      }, config.setupTimeout).pipe(Effect.mapError((cause) => setupError(`${cause.message} (log: ${logPath})`, cause)))
       if (outcome._tag === "TimedOut") {
-        return yield* Effect.fail(setupError(`setup timed out (log: ${logPath})`))
+        return yield* Effect.fail(setupError(`setup timed out after ${Duration.format(config.setupTimeout)} (setupTimeout; log: ${logPath})`))
       }
       if (outcome.exitCode !== 0 || outcome.signal !== null) {
         const step = outcome.failedStep === undefined ? undefined : config.setup[outcome.failedStep]
@@ -282,5 +282,5 @@ export const make: Effect.Effect<
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<WorktreePool, GitError | WorktreeError, Git | Harness | Session | GroveConfigTag> =
+export const layer: Layer.Layer<WorktreePool, GitError | WorktreeError, Git | Harness.Harness | Session | GroveConfigTag> =
   Layer.scoped(WorktreePool, make)

@@ -18,12 +18,18 @@ import * as ProcessTree from "../src/internal/processTree.js"
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "grove-harness-" }))
   .pipe(Effect.provide(NodeFileSystem.layer), Effect.orDie)
 
+/** an attempt and the deadline the caller (the Runner, the pool's setup) gives it */
+type Spec = Harness.AttemptSpec & { readonly timeout: Duration.Duration }
+
+/** runs a spec for at most its timeout, the way the Runner does */
+const runOn = (harness: Harness.Harness["Type"], spec: Spec) => Harness.runWithin(harness, spec, spec.timeout)
+
 let counter = 0
 const makeSpec = (
   dir: string,
   steps: ReadonlyArray<string | Step>,
-  over: Partial<Harness.AttemptSpec> = {}
-): Harness.AttemptSpec => ({
+  over: Partial<Spec> = {}
+): Spec => ({
   testId: "t",
   attempt: 1,
   attemptKey: `harness-test-${process.pid}-${++counter}-${Math.random().toString(36).slice(2)}`,
@@ -39,8 +45,7 @@ const makeSpec = (
   ...over
 })
 
-const run = (spec: Harness.AttemptSpec) =>
-  Effect.flatMap(Harness.Harness, (h) => h.run(spec)).pipe(Effect.provide(Harness.layerShell))
+const run = (spec: Spec) => Effect.flatMap(Harness.Harness, (h) => runOn(h, spec)).pipe(Effect.provide(Harness.layerShell))
 
 const readLog = (spec: Harness.AttemptSpec) => Fs.readFileSync(spec.logPath, "utf8")
 const leftOver = (spec: Harness.AttemptSpec) => ProcessTree.findByEnv(`GROVE_ATTEMPT_ID=${spec.attemptKey}`)
@@ -310,11 +315,11 @@ describe("Harness.layerShell", () => {
 })
 
 describe("Harness.layerMemory", () => {
-  const spec = (over: Partial<Harness.AttemptSpec> = {}) => makeSpec("/nowhere", ["one", "two", "three"], over)
-  const runMemory = (script: Harness.Script, s: Harness.AttemptSpec) =>
+  const spec = (over: Partial<Spec> = {}) => makeSpec("/nowhere", ["one", "two", "three"], over)
+  const runMemory = (script: Harness.Script, s: Spec) =>
     Effect.gen(function*() {
       const { control, harness } = yield* Harness.makeMemory(script)
-      return { control, fiber: yield* Effect.fork(harness.run(s)) }
+      return { control, fiber: yield* Effect.fork(runOn(harness, s)) }
     })
 
   it.effect("times out exactly at the timeout under TestClock", () =>
@@ -352,7 +357,7 @@ describe("Harness.layerMemory", () => {
         })
       )
       const pgids: Array<number> = []
-      const first = yield* Effect.fork(harness.run(spec({
+      const first = yield* Effect.fork(runOn(harness, spec({
         testId: "flaky",
         secrets: ["abcd"],
         logCap: 12,
@@ -368,10 +373,10 @@ describe("Harness.layerMemory", () => {
         tail: "oom *** ",
         bytes: 30
       })
-      const second = yield* Effect.fork(harness.run(spec({ testId: "flaky", attempt: 2 })))
+      const second = yield* Effect.fork(runOn(harness, spec({ testId: "flaky", attempt: 2 })))
       yield* TestClock.adjust("500 millis")
       assert.strictEqual((yield* Fiber.join(second)).exitCode, 0)
-      const other = yield* harness.run(spec({ testId: "unlisted" }))
+      const other = yield* runOn(harness, spec({ testId: "unlisted" }))
       assert.deepStrictEqual([other._tag, other.exitCode, other.failedStep], ["Exited", 0, undefined])
 
       const runs = yield* control.runs
@@ -391,10 +396,10 @@ describe("Harness.layerMemory", () => {
           ? Effect.fail(new HarnessError({ reason: "Spawn", detail: "scripted" }))
           : Effect.succeed({ exitCode: 0, durationMs: 60_000 })
       )
-      const fiber = yield* Effect.fork(harness.run(spec()))
+      const fiber = yield* Effect.fork(runOn(harness, spec()))
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.interrupt(fiber)
-      const failed = yield* Effect.exit(harness.run(spec({ testId: "broken" })))
+      const failed = yield* Effect.exit(runOn(harness, spec({ testId: "broken" })))
       assert.isTrue(Exit.isFailure(failed))
       const runs = yield* control.runs
       assert.deepStrictEqual(runs.map((r) => [r.interrupted, r.endedAt, r.error !== undefined]), [

@@ -8,10 +8,13 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
+import * as Config from "../src/Config.js"
 import { Step, TestRequest } from "../src/Domain.js"
 import * as Git from "../src/Git.js"
 import * as Harness from "../src/Harness.js"
+import * as OrchestratorModule from "../src/Orchestrator.js"
 import { Orchestrator } from "../src/Orchestrator.js"
 import * as Store from "../src/Store.js"
 import * as Testing from "../src/Testing.js"
@@ -29,6 +32,39 @@ const runs = Effect.flatMap(Harness.HarnessMemory, (h) => h.runs)
 
 /** start of each run by test id, in start order */
 const starts = Effect.map(runs, (rs) => rs.map((r) => ({ id: r.spec.testId, n: r.spec.attempt, at: r.startedAt, end: r.endedAt ?? Infinity })))
+
+/** the in-memory store, except that recording the first event of `tag` dies */
+const dyingOnce = (tag: string): Layer.Layer<Store.Store> =>
+  Layer.effect(
+    Store.Store,
+    Effect.map(Store.makeMemory, (store) => {
+      let died = false
+      return {
+        ...store,
+        record: (sessionId, event, options) => {
+          if (event._tag !== tag || died) return store.record(sessionId, event, options)
+          died = true
+          return Effect.dieMessage("the store died")
+        }
+      }
+    })
+  )
+
+/** the in-memory Git, except that the first state check of a worktree dies */
+const gitDyingOnce: Layer.Layer<Git.Git> = Layer.effect(
+  Git.Git,
+  Effect.map(Git.makeMemory({ repos: [Testing.defaultRepo] }), ({ git }) => {
+    let died = false
+    return {
+      ...git,
+      state: (...args) => {
+        if (died) return git.state(...args)
+        died = true
+        return Effect.dieMessage("git died")
+      }
+    }
+  })
+)
 
 describe("Orchestrator (in memory, TestClock)", () => {
   it.scoped("a timeout fires exactly at its duration", () =>
@@ -242,6 +278,105 @@ describe("Orchestrator (in memory, TestClock)", () => {
       config: { workers: 1, retries: 0 },
       script: (spec) => spec.testId === "boom" ? Effect.dieMessage("kaboom") : Effect.succeed({ exitCode: 0 })
     }))))
+
+  it.scoped("the Runner's deadline stops a scripted attempt that never ends: TIMED_OUT at the timeout", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([
+        req("never", { timeout: Duration.seconds(5), retries: 0 }),
+        req("talks", {
+          timeout: Duration.seconds(5),
+          retries: 0,
+          steps: [new Step({ shell: "sh", script: "one" }), new Step({ shell: "sh", script: "two" }), new Step({ shell: "sh", script: "three" })]
+        })
+      ]))
+      yield* TestClock.adjust("4999 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(fiber)), "not before its timeout")
+      yield* TestClock.adjust("1 millis")
+      const report = yield* Fiber.join(fiber)
+      const never = report.tests.find((t) => t.id === "never")!
+      assert.strictEqual(never.status, "TIMED_OUT")
+      assert.strictEqual(never.attempts[0]!.durationMs, 5_000)
+      const talks = report.tests.find((t) => t.id === "talks")!
+      assert.strictEqual(talks.status, "TIMED_OUT")
+      assert.strictEqual(talks.attempts[0]!.tail, "compiling\nwaiting for the server\n", "what it printed before the deadline")
+      assert.strictEqual(talks.attempts[0]!.message, "timed out after 5s in step 2 of 3")
+      const recorded = yield* runs
+      assert.isTrue(recorded.every((r) => r.stopped && !r.interrupted), "stopped by the Runner, not interrupted")
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 2 },
+      script: (spec) =>
+        spec.testId === "never"
+          ? Effect.never
+          : Effect.succeed({ exitCode: 0, durationMs: 60_000, failedStep: 1, output: "compiling\nwaiting for the server\n" })
+    }))))
+
+  it.scoped("the retry Schedule alone decides: recurs(0) with retries: 2 gives no retry", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("fails", { retries: 2 })]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      assert.strictEqual(report.tests[0]!.status, "FAILED")
+      assert.strictEqual(report.tests[0]!.attempts.length, 1)
+    }).pipe(Effect.provide(Testing.layer({
+      config: { retryPolicy: () => Schedule.recurs(0) },
+      script: () => Effect.succeed({ exitCode: 1 })
+    }))))
+
+  it.scoped("a custom retry Schedule sets when each retry runs, and RetryScheduled records its delay first", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const events = yield* orch.subscribe
+      const fiber = yield* Effect.fork(orch.runTests([req("flaky", { retries: 0 })]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      assert.strictEqual(report.tests[0]!.status, "FLAKY")
+      assert.deepStrictEqual((yield* starts).map((s) => s.at), [0, 7_000, 14_000])
+      const delays = Chunk.toReadonlyArray(yield* Queue.takeAll(events)).flatMap((l) =>
+        l.event._tag === "RetryScheduled" ? [l.event.delayMs] : []
+      )
+      assert.deepStrictEqual(delays, [7_000, 7_000])
+    }).pipe(Effect.provide(Testing.layer({
+      // it ignores retries: 0 (the default policy's recurs), and only TIMED_OUT would stop it
+      config: {
+        retryPolicy: () => Schedule.spaced("7 seconds").pipe(Schedule.whileInput((a) => a.status !== "TIMED_OUT"))
+      },
+      script: Harness.scriptTable({ flaky: [{ exitCode: 1 }, { exitCode: 2 }, { exitCode: 0 }] })
+    }))))
+
+  it.scoped("a store that dies on TestFinished: the worker is replaced, the test ends through a retry, the report is whole", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("a", { retries: 1 }), req("b", { retries: 1 }), req("c", { retries: 1 })]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.tests.map((t) => [t.id, t.status]), [["a", "FLAKY"], ["b", "PASSED"], ["c", "PASSED"]])
+      const a = report.tests[0]!
+      assert.deepStrictEqual(a.attempts.map((x) => [x.n, x.status]), [[1, "PASSED"], [2, "ERROR"], [3, "PASSED"]])
+      assert.include(a.attempts[1]!.message ?? "", "grove defect: the store died")
+      assert.strictEqual(report.session.status, "COMPLETE")
+    }).pipe(Effect.provide(Testing.layer({ config: { workers: 1 }, store: dyingOnce("TestFinished") }))))
+
+  it.scoped("a defect in a worker's own loop (the worktree's state check): replaced, no hang, every test ends", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("a"), req("b")]))
+      yield* TestClock.adjust("1 minute")
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.tests.map((t) => t.status), ["FLAKY", "PASSED"])
+      assert.include(report.tests[0]!.attempts[0]!.message ?? "", "grove defect: git died")
+      assert.strictEqual(report.tests[0]!.attempts[1]!.status, "PASSED")
+    }).pipe(Effect.provide(
+      OrchestratorModule.layerSession({ repo: Testing.defaultRepo.root, baseRef: "main" }).pipe(
+        Layer.provideMerge(Layer.mergeAll(
+          Config.layer({ seed: "grove", workers: 1 }),
+          gitDyingOnce,
+          Harness.layerMemory(Harness.scriptTable({})),
+          Store.layerMemory
+        ))
+      )
+    )))
 
   it.scoped("no tests: NO_TESTS; all pass: COMPLETE; all fail: FAILED", () =>
     Effect.gen(function*() {

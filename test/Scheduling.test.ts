@@ -91,38 +91,52 @@ describe("scheduling by history", () => {
 
   it.scoped("--timeout 300%: each test gets 3 × its median; no history → the configured timeout", () =>
     Effect.gen(function*() {
-      const store = yield* Store.makeMemory
       const tests = [req("a"), req("b"), req("fresh"), req("own", { timeout: Duration.seconds(7) })]
       // three sessions of history: a took 2s, 4s, 3s (median 3s); b 1s each time; own 1s
-      for (const aMs of [2_000, 4_000, 3_000]) {
-        const seen = yield* session(store, tests.filter((t) => t.id !== "fresh"), {
-          script: byDuration({ a: aMs, b: 1_000, own: 1_000 })
-        })
-        assert.strictEqual(seen.report.session.status, "COMPLETE")
-      }
-      const history = yield* store.history(tests.map((t) => t.id))
-      assert.strictEqual(history.get(tests[0]!.id)?.expectedMs, 3_000)
+      const withHistory = Effect.gen(function*() {
+        const store = yield* Store.makeMemory
+        for (const aMs of [2_000, 4_000, 3_000]) {
+          const seen = yield* session(store, tests.filter((t) => t.id !== "fresh"), {
+            script: byDuration({ a: aMs, b: 1_000, own: 1_000 })
+          })
+          assert.strictEqual(seen.report.session.status, "COMPLETE")
+        }
+        const history = yield* store.history(tests.map((t) => t.id))
+        assert.strictEqual(history.get(tests[0]!.id)?.expectedMs, 3_000)
+        return store
+      })
+      const store = yield* withHistory
 
       // now a hangs for 10s: past 3 × 3s it times out, at exactly 9s
       const seen = yield* session(store, tests, {
         script: byDuration({ a: 10_000, b: 1_000, fresh: 1_000, own: 1_000 }),
         config: { timeoutPercent: 300, timeout: Duration.seconds(45) }
       })
-      const timeoutOf = (id: string) => Duration.toMillis(seen.runs.find((r) => r.spec.testId === id)!.spec.timeout)
-      assert.strictEqual(timeoutOf("a"), 9_000)
-      assert.strictEqual(timeoutOf("b"), 3_000)
-      assert.strictEqual(timeoutOf("fresh"), 45_000, "no history: the configured timeout")
-      assert.strictEqual(timeoutOf("own"), 7_000, "a test's own timeout wins")
       const a = seen.report.tests.find((t) => t.id === "a")!
       assert.strictEqual(a.status, "TIMED_OUT")
       assert.strictEqual(a.attempts[0]!.durationMs, 9_000)
       assert.strictEqual(seen.report.tests.find((t) => t.id === "b")!.status, "PASSED")
 
+      // the deadline each test got: every one hangs, and is stopped at its timeout
+      // (each on a store of its own with the same history: a session adds to it)
+      const hung = (config: Partial<Config.GroveConfig>) =>
+        Effect.flatMap(withHistory, (store) => session(store, tests, { script: () => Effect.never, config })).pipe(Effect.map(({ report, runs }) => {
+          for (const t of report.tests) assert.strictEqual(t.status, "TIMED_OUT", t.id)
+          assert.isTrue(runs.every((r) => r.stopped), "the Runner's deadline stopped each attempt")
+          return (id: string) => {
+            const r = runs.find((r) => r.spec.testId === id)!
+            return r.endedAt! - r.startedAt
+          }
+        }))
+      const timeoutOf = yield* hung({ timeoutPercent: 300, timeout: Duration.seconds(45) })
+      assert.strictEqual(timeoutOf("a"), 9_000)
+      assert.strictEqual(timeoutOf("b"), 3_000)
+      assert.strictEqual(timeoutOf("fresh"), 45_000, "no history: the configured timeout")
+      assert.strictEqual(timeoutOf("own"), 7_000, "a test's own timeout wins")
+
       // without the percentage, the same history changes nothing about timeouts
-      const plain = yield* session(store, tests, { script: byDuration({}), config: { timeout: Duration.seconds(45) } })
-      for (const r of plain.runs) {
-        assert.strictEqual(Duration.toMillis(r.spec.timeout), r.spec.testId === "own" ? 7_000 : 45_000)
-      }
+      const plain = yield* hung({ timeout: Duration.seconds(45) })
+      for (const t of tests) assert.strictEqual(plain(t.id), t.id === "own" ? 7_000 : 45_000, t.id)
     }))
 
   it.scoped("flakiness: each result carries the share of FLAKY among its recent finished sessions, this one included", () =>

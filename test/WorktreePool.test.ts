@@ -24,12 +24,13 @@ const recordingHarness = () => {
   const calls: Array<AttemptSpec> = []
   let failures = 0
   const service: Harness["Type"] = {
-    run: (spec) =>
+    spawn: (spec) =>
       Effect.sync(() => {
         calls.push(spec)
         const fail = failures > 0
         if (fail) failures--
-        return { _tag: "Exited", exitCode: fail ? 1 : 0, signal: null, failedStep: fail ? 0 : undefined, tail: fail ? "npm ERR! boom" : "", bytes: 0 } as const
+        const outcome = { _tag: "Exited", exitCode: fail ? 1 : 0, signal: null, failedStep: fail ? 0 : undefined, tail: fail ? "npm ERR! boom" : "", bytes: 0 } as const
+        return { exited: Effect.succeed(outcome), stop: Effect.succeed(outcome) }
       })
   }
   return { service, calls, failNext: () => void failures++ }
@@ -248,7 +249,7 @@ describe("WorktreePool (real git)", () => {
   it.scopedLive("setup runs once per new worktree and again when a setup input changed", () =>
     Effect.gen(function*() {
       const env = yield* realEnv
-      const config = { workers: 1, setup: ["npm ci", "npm run build"], setupInputs: ["package-lock.json"], timeout: Config.defaults.killGrace }
+      const config = { workers: 1, setup: ["npm ci", "npm run build"], setupInputs: ["package-lock.json"] }
       yield* env.withPool(config, (pool) =>
         Effect.gen(function*() {
           const calls = env.harness.calls
@@ -259,7 +260,6 @@ describe("WorktreePool (real git)", () => {
           assert.strictEqual(spec.cwd, wt.path)
           assert.deepStrictEqual(spec.steps.map((s) => [s.shell, s.script]), [["bash", "npm ci"], ["bash", "npm run build"]])
           assert.strictEqual(spec.logPath, NodePath.join(env.session.dataDir, "logs", "setup-w1.1.log"))
-          assert.deepStrictEqual(spec.timeout, Config.defaults.killGrace)
           assert.strictEqual(spec.env.GROVE_SESSION, sessionId)
 
           yield* borrow(env.repo.second)
