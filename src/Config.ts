@@ -7,16 +7,14 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import type * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import type { Attempt, TestRequest } from "./Domain.js"
 import { InvalidInput, Issue } from "./GroveError.js"
 
@@ -201,87 +199,216 @@ export const parseDuration = (input: string | number): Either.Either<Duration.Du
   return Either.right(Duration.millis(total))
 }
 
-const durationConfig = (name: string) =>
-  Config.string(name).pipe(
-    Config.mapOrFail((s) =>
-      Either.mapLeft(parseDuration(s), (message) => ConfigError.InvalidData([], message))
-    )
-  )
+// -----------------------------------------------------------------------------
+// the one config Schema: flags, GROVE_* variables, grove.config.json and the
+// snapshot a session is stored with all decode through `Input`
+// -----------------------------------------------------------------------------
+
+/** a value of the Schema's source side, which each source gives in its own form */
+const lenient = <A, I>(
+  to: Schema.Schema<A, I>,
+  parse: (input: unknown) => Either.Either<A, string>,
+  encode: (value: A) => unknown
+) =>
+  Schema.transformOrFail(Schema.Unknown, Schema.typeSchema(to), {
+    strict: true,
+    decode: (input, _, ast) =>
+      Either.match(parse(input), {
+        onLeft: (message) => ParseResult.fail(new ParseResult.Type(ast, input, message)),
+        onRight: ParseResult.succeed
+      }),
+    encode: (value) => ParseResult.succeed(encode(value))
+  })
+
+const shown = (input: unknown) => JSON.stringify(input) ?? String(input)
+
+/** an integer ≥ `min`, from a number (JSON) or its text (a variable, a flag) */
+const Int = (min: number) =>
+  lenient(Schema.Number, (input) => {
+    const n = typeof input === "string" && /^\s*-?\d+\s*$/.test(input) ? Number(input) : input
+    return typeof n === "number" && Number.isInteger(n) && n >= min
+      ? Either.right(n)
+      : Either.left(`must be an integer >= ${min}, got ${shown(input)}`)
+  }, (n) => n)
+
+/** a duration as people write it (90s, 5m, 1h30m, 250ms; a bare number is seconds) */
+const DurationInput = lenient(Schema.DurationFromSelf, (input) =>
+  typeof input === "string" || typeof input === "number"
+    ? parseDuration(input)
+    : Either.left(`expected a duration greater than zero such as 90s, 5m or 1h30m, got ${shown(input)}`), (d) => `${Duration.toMillis(d)}ms`)
+
+/** a per-attempt timeout: a duration, or `N%` of the test's median duration so far */
+const TimeoutInput = lenient(
+  Schema.Union(Schema.DurationFromSelf, Schema.Struct({ percent: Schema.Number })),
+  (input) => {
+    const percent = typeof input === "string" ? /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(input) : null
+    if (percent !== null) {
+      const n = Number(percent[1])
+      return n > 0 ? Either.right({ percent: n }) : Either.left("a percentage must be greater than 0, e.g. 300%")
+    }
+    return typeof input === "string" || typeof input === "number"
+      ? Either.mapLeft(parseDuration(input), (m) => `${m}, or a share of the median such as 300%`)
+      : Either.left(`expected a duration such as 5m or a share of the median such as 300%, got ${shown(input)}`)
+  },
+  (t) => Duration.isDuration(t) ? `${Duration.toMillis(t)}ms` : `${t.percent}%`
+)
+
+const Bool = lenient(Schema.Boolean, (input) =>
+  typeof input === "boolean"
+    ? Either.right(input)
+    : input === "true" || input === "1"
+    ? Either.right(true)
+    : input === "false" || input === "0"
+    ? Either.right(false)
+    : Either.left(`must be true or false, got ${shown(input)}`), (b) => b)
+
+const Text = lenient(Schema.String, (input) =>
+  typeof input === "string" ? Either.right(input) : Either.left(`must be a string, got ${shown(input)}`), (t) => t)
+
+/** a list of strings: a JSON list, or comma-separated text */
+const Texts = lenient(Schema.Array(Schema.String), (input) =>
+  Array.isArray(input) && input.every((x) => typeof x === "string")
+    ? Either.right(input as ReadonlyArray<string>)
+    : typeof input === "string"
+    ? Either.right(input.split(",").map((x) => x.trim()).filter((x) => x !== ""))
+    : Either.left(`must be a list of strings, got ${shown(input)}`), (l) => l)
+
+const Share = lenient(Schema.Number, (input) => {
+  const n = typeof input === "string" ? Number(input) : input
+  return typeof n === "number" && n > 0 ? Either.right(n) : Either.left(`must be a percentage greater than zero, got ${shown(input)}`)
+}, (n) => n)
 
 /**
- * The keys grove reads from the `GROVE_*` environment (`GROVE_WORKERS`, …), each
- * optional; described for `--help`.
+ * The config as its sources give it, every key optional: what each key accepts and
+ * how a bad value is told. `timeout` takes a duration or `N%` (decoded to
+ * `timeoutPercent`); durations are encoded as `<ms>ms`, so a stored snapshot decodes
+ * the same way.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Input = Schema.Struct({
+  workers: Schema.optionalWith(Int(1), { exact: true }),
+  maxQueueSize: Schema.optionalWith(Int(1), { exact: true }),
+  retries: Schema.optionalWith(Int(0), { exact: true }),
+  timeout: Schema.optionalWith(TimeoutInput, { exact: true }),
+  timeoutPercent: Schema.optionalWith(Share, { exact: true }),
+  worktreeDir: Schema.optionalWith(Text, { exact: true }),
+  cleanup: Schema.optionalWith(Bool, { exact: true }),
+  keepFailed: Schema.optionalWith(Bool, { exact: true }),
+  keep: Schema.optionalWith(Texts, { exact: true }),
+  setup: Schema.optionalWith(Texts, { exact: true }),
+  setupInputs: Schema.optionalWith(Texts, { exact: true }),
+  setupTimeout: Schema.optionalWith(DurationInput, { exact: true }),
+  submodules: Schema.optionalWith(Bool, { exact: true }),
+  killGrace: Schema.optionalWith(DurationInput, { exact: true }),
+  logCap: Schema.optionalWith(Int(1), { exact: true }),
+  tailBytes: Schema.optionalWith(Int(1), { exact: true }),
+  portBase: Schema.optionalWith(Int(1), { exact: true }),
+  portsPerWorker: Schema.optionalWith(Int(1), { exact: true }),
+  maxFail: Schema.optionalWith(Int(1), { exact: true }),
+  retryBase: Schema.optionalWith(DurationInput, { exact: true }),
+  retryCap: Schema.optionalWith(DurationInput, { exact: true }),
+  seed: Schema.optionalWith(Text, { exact: true })
+})
+
+/**
+ * The keys of `Input`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const keys: ReadonlyArray<keyof typeof Input.fields> = Object.keys(Input.fields) as Array<keyof typeof Input.fields>
+
+const decodeInput = Schema.decodeUnknownEither(Input, { errors: "all", onExcessProperty: "ignore" })
+const encodeInput = Schema.encodeSync(Input)
+
+/**
+ * Decodes a source's raw values through `Input`; every problem is an issue named by
+ * `where(key)` (`--workers`, `GROVE_KILL_GRACE`, `grove.config.json: timeout`).
+ * Keys `Input` does not know are ignored here: a source that refuses them says so itself.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decode = (
+  raw: Readonly<Record<string, unknown>>,
+  where: (key: string) => string
+): Either.Either<Partial<GroveConfig>, [Issue, ...Array<Issue>]> =>
+  Either.match(decodeInput(raw), {
+    onLeft: (error) => {
+      const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((e) =>
+        new Issue({ where: e.path.length === 0 ? where("") : where(String(e.path[0])), message: e.message })
+      )
+      return Either.left((issues.length > 0 ? issues : [new Issue({ where: where(""), message: "invalid" })]) as [Issue, ...Array<Issue>])
+    },
+    onRight: ({ timeout, ...rest }) => {
+      const out: Record<string, unknown> = {}
+      for (const [k, v] of Object.entries(rest)) if (v !== undefined) out[k] = v
+      if (timeout !== undefined) {
+        if (Duration.isDuration(timeout)) out.timeout = timeout
+        else out.timeoutPercent = timeout.percent
+      }
+      return Either.right(out as Partial<GroveConfig>)
+    }
+  })
+
+/**
+ * The config as it is stored with a session (SessionStarted), in `Input`'s encoded
+ * form: what `--resume` decodes again. The retry policy, a function, is not stored.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const snapshot = (config: GroveConfig): string => {
+  const { retryPolicy: _, timeoutPercent, ...rest } = config
+  const fields: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(rest)) if (v !== undefined) fields[k] = v
+  return JSON.stringify({ ...encodeInput(fields as typeof Input.Type), ...(timeoutPercent === undefined ? {} : { timeoutPercent }) })
+}
+
+/** the GROVE_* variables and the keys they set */
+const envKeys: ReadonlyArray<readonly [variable: string, key: keyof typeof Input.fields]> = [
+  ["GROVE_WORKERS", "workers"],
+  ["GROVE_MAX_QUEUE_SIZE", "maxQueueSize"],
+  ["GROVE_RETRIES", "retries"],
+  ["GROVE_TIMEOUT", "timeout"],
+  ["GROVE_WORKTREE_DIR", "worktreeDir"],
+  ["GROVE_KEEP_FAILED", "keepFailed"],
+  ["GROVE_CLEANUP", "cleanup"],
+  ["GROVE_SETUP_TIMEOUT", "setupTimeout"],
+  ["GROVE_KILL_GRACE", "killGrace"],
+  ["GROVE_LOG_CAP", "logCap"],
+  ["GROVE_MAX_FAIL", "maxFail"],
+  ["GROVE_SEED", "seed"]
+]
+
+/**
+ * The variables grove reads its config from, with the key each sets.
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<Partial<GroveConfig>> = Config.all({
-  workers: Config.integer("WORKERS").pipe(Config.withDescription("number of workers"), Config.option),
-  maxQueueSize: Config.integer("MAX_QUEUE_SIZE").pipe(Config.withDescription("waiting tests held by the queue"), Config.option),
-  retries: Config.integer("RETRIES").pipe(Config.withDescription("extra attempts after a non-passing one"), Config.option),
-  timeout: durationConfig("TIMEOUT").pipe(Config.withDescription("per-attempt timeout, e.g. 5m"), Config.option),
-  worktreeDir: Config.string("WORKTREE_DIR").pipe(Config.withDescription("folder for session worktrees"), Config.option),
-  keepFailed: Config.boolean("KEEP_FAILED").pipe(Config.withDescription("keep failed tests' worktrees"), Config.option),
-  cleanup: Config.boolean("CLEANUP").pipe(Config.withDescription("remove worktrees at the end"), Config.option),
-  setupTimeout: durationConfig("SETUP_TIMEOUT").pipe(Config.withDescription("time one worktree's setup may take"), Config.option),
-  killGrace: durationConfig("KILL_GRACE").pipe(Config.withDescription("SIGTERM to SIGKILL delay"), Config.option),
-  logCap: Config.integer("LOG_CAP").pipe(Config.withDescription("bytes of log kept per attempt"), Config.option),
-  maxFail: Config.integer("MAX_FAIL").pipe(Config.withDescription("stop after N tests did not pass"), Config.option),
-  seed: Config.string("SEED").pipe(Config.withDescription("seed of the retry jitter"), Config.option)
-}).pipe(
-  Config.map((o) => {
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(o) as Array<[string, Option.Option<unknown>]>) if (Option.isSome(v)) out[k] = v.value
-    return out as Partial<GroveConfig>
-  }),
-  Config.nested("GROVE")
-)
+export const environmentVariables: ReadonlyArray<string> = envKeys.map(([v]) => v)
 
 /**
- * Reads the `GROVE_*` variables of an environment; errors name the variable.
+ * Reads the `GROVE_*` variables of an environment through `Input`; errors name the variable.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const fromEnv = (env: Record<string, string | undefined>): Effect.Effect<Partial<GroveConfig>, InvalidInput> => {
-  const map = new Map<string, string>()
-  for (const [k, v] of Object.entries(env)) if (k.startsWith("GROVE_") && v !== undefined) map.set(k, v)
-  return Effect.withConfigProvider(config, ConfigProvider.fromMap(map, { pathDelim: "_" })).pipe(
-    Effect.mapError((e) => new InvalidInput({ issues: envIssues(e) }))
-  )
-}
-
-/** one issue per variable, named as it is spelled in the environment (GROVE_KILL_GRACE) */
-const envIssues = (e: ConfigError.ConfigError): [Issue, ...Array<Issue>] => {
-  switch (e._op) {
-    case "And":
-    case "Or":
-      return [...envIssues(e.left), ...envIssues(e.right)]
-    default:
-      return [new Issue({ where: e.path.join("_"), message: e.message })]
+  const raw: Record<string, unknown> = {}
+  const variableOf: Record<string, string> = {}
+  for (const [variable, key] of envKeys) {
+    const value = env[variable]
+    variableOf[key] = variable
+    if (value !== undefined) raw[key] = value
   }
-}
-
-const fileKeys: Record<string, (v: unknown) => Either.Either<unknown, string>> = {
-  workers: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
-  maxQueueSize: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
-  retries: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
-  timeout: (v) => typeof v === "string" || typeof v === "number" ? parseDuration(v) : Either.left("must be a duration"),
-  killGrace: (v) => typeof v === "string" || typeof v === "number" ? parseDuration(v) : Either.left("must be a duration"),
-  setupTimeout: (v) => typeof v === "string" || typeof v === "number" ? parseDuration(v) : Either.left("must be a duration"),
-  worktreeDir: (v) => typeof v === "string" ? Either.right(v) : Either.left("must be a string"),
-  cleanup: (v) => typeof v === "boolean" ? Either.right(v) : Either.left("must be true or false"),
-  keepFailed: (v) => typeof v === "boolean" ? Either.right(v) : Either.left("must be true or false"),
-  submodules: (v) => typeof v === "boolean" ? Either.right(v) : Either.left("must be true or false"),
-  keep: (v) => Array.isArray(v) && v.every((x) => typeof x === "string") ? Either.right(v) : Either.left("must be a list of strings"),
-  setup: (v) => Array.isArray(v) && v.every((x) => typeof x === "string") ? Either.right(v) : Either.left("must be a list of strings"),
-  setupInputs: (v) => Array.isArray(v) && v.every((x) => typeof x === "string") ? Either.right(v) : Either.left("must be a list of strings"),
-  logCap: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
-  tailBytes: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
-  portBase: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
-  portsPerWorker: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
-  maxFail: (v) => Number.isInteger(v) ? Either.right(v) : Either.left("must be an integer"),
-  seed: (v) => typeof v === "string" ? Either.right(v) : Either.left("must be a string")
+  return Either.match(decode(raw, (key) => variableOf[key] ?? key), {
+    onLeft: (issues) => Effect.fail(new InvalidInput({ issues })),
+    onRight: Effect.succeed
+  })
 }
 
 /**
@@ -307,19 +434,10 @@ export const fromFile = (dir: string): Effect.Effect<Partial<GroveConfig>, Inval
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
       return yield* Effect.fail(InvalidInput.one(file, "must hold a JSON object"))
     }
-    const issues: Array<Issue> = []
-    const out: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(json)) {
-      const check = fileKeys[key]
-      if (check === undefined) {
-        issues.push(new Issue({ where: `${file}: ${key}`, message: `unknown key; known keys: ${Object.keys(fileKeys).join(", ")}` }))
-        continue
-      }
-      Either.match(check(value), {
-        onLeft: (message) => issues.push(new Issue({ where: `${file}: ${key}`, message })),
-        onRight: (v) => (out[key] = v)
-      })
-    }
+    const unknown = Object.keys(json).filter((key) => !(keys as ReadonlyArray<string>).includes(key))
+      .map((key) => new Issue({ where: `${file}: ${key}`, message: `unknown key; known keys: ${keys.join(", ")}` }))
+    const decoded = decode(json as Record<string, unknown>, (key) => `${file}: ${key}`)
+    const issues = [...unknown, ...(Either.isLeft(decoded) ? decoded.left : [])]
     if (issues.length > 0) return yield* Effect.fail(new InvalidInput({ issues: issues as [Issue, ...Array<Issue>] }))
-    return out as Partial<GroveConfig>
+    return Either.getOrThrow(decoded)
   })

@@ -27,6 +27,7 @@ import * as Chunk from "effect/Chunk"
 import * as Stream from "effect/Stream"
 import * as HashMap from "effect/HashMap"
 import * as TRef from "effect/TRef"
+import * as Config from "./Config.js"
 import { GroveConfigTag } from "./Config.js"
 import {
   type Attempt,
@@ -221,7 +222,7 @@ export const make: Effect.Effect<
   const meta = {
     repoRoot: session.repo.root,
     pid: process.pid,
-    config: JSON.stringify({ ...config, timeout: Duration.toMillis(config.timeout), killGrace: Duration.toMillis(config.killGrace), retryBase: Duration.toMillis(config.retryBase), retryCap: Duration.toMillis(config.retryCap), setupTimeout: Duration.toMillis(config.setupTimeout) })
+    config: Config.snapshot(config)
   }
 
   /**

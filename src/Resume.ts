@@ -30,7 +30,8 @@ import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { defaults, type GroveConfig } from "./Config.js"
+import * as Config from "./Config.js"
+import type { GroveConfig } from "./Config.js"
 import { Attempt, Events, TestRequest } from "./Domain.js"
 import { Git, type RepoInfo } from "./Git.js"
 import { type GitError, InvalidInput, Issue, type StoreError } from "./GroveError.js"
@@ -480,13 +481,14 @@ export const summarize = (prepared: Prepared): string | undefined => {
   return bits.length === 0 ? undefined : bits.join(", ")
 }
 
-const durationKeys = new Set<string>(["timeout", "killGrace", "retryBase", "retryCap", "setupTimeout"])
+/** keys a snapshot of grove ≤ 0.1 wrote as bare milliseconds (now `<ms>ms`, as `Config.Input` encodes them) */
+const legacyMillis = new Set<string>(["timeout", "killGrace", "retryBase", "retryCap", "setupTimeout"])
 
 /**
- * The config a session was recorded with (the snapshot `Orchestrator` stores with
- * SessionStarted: durations in milliseconds), as far as this grove knows its keys;
- * unknown keys and values of the wrong type are left out. A resumed session runs
- * with it, under the flags given to `--resume`.
+ * The config a session was recorded with (`Config.snapshot`, stored with
+ * SessionStarted), decoded through the one config Schema (`Config.Input`). Unknown
+ * keys and values this grove cannot read are left out (the flags and defaults apply). A
+ * resumed session runs with it, under the flags given to `--resume`.
  *
  * @since 0.1.0
  * @category constructors
@@ -499,20 +501,15 @@ export const configOf = (snapshot: string): Partial<GroveConfig> => {
     return {}
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return {}
-  const out: Record<string, unknown> = {}
+  const raw: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(parsed)) {
-    if (!Object.prototype.hasOwnProperty.call(defaults, key)) continue
-    if (durationKeys.has(key)) {
-      if (typeof value === "number" && Number.isFinite(value) && value >= 0) out[key] = Duration.millis(value)
-      continue
-    }
-    const known = (defaults as unknown as Record<string, unknown>)[key]
-    const fits = known === undefined
-      ? typeof value === "string" || typeof value === "number"
-      : Array.isArray(known)
-      ? Array.isArray(value) && value.every((v) => typeof v === "string")
-      : typeof value === typeof known
-    if (fits) out[key] = value
+    raw[key] = legacyMillis.has(key) && typeof value === "number" ? `${value}ms` : value
   }
-  return out as Partial<GroveConfig>
+  // a value this grove cannot read is dropped (the current flags and defaults apply), not fatal
+  for (let tries = 0; tries < Config.keys.length; tries++) {
+    const decoded = Config.decode(raw, (key) => key)
+    if (Either.isRight(decoded)) return decoded.right
+    for (const issue of decoded.left) delete raw[issue.where]
+  }
+  return {}
 }

@@ -204,21 +204,15 @@ const checkReports = (specs: ReadonlyArray<string>, issues: Array<Issue>) =>
     return targets
   })
 
-const parseTimeout = (text: string, issues: Array<Issue>): Partial<Config.GroveConfig> => {
-  const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text)
-  if (percent !== null) {
-    const n = Number(percent[1])
-    if (n > 0) return { timeoutPercent: n }
-    issues.push(new Issue({ where: "--timeout", message: "a percentage must be greater than 0, e.g. 300%" }))
-    return {}
-  }
-  return Either.match(Config.parseDuration(text), {
-    onLeft: (message) => {
-      issues.push(new Issue({ where: "--timeout", message: `${message}, or a share of the median such as 300%` }))
-      return {}
-    },
-    onRight: (timeout) => ({ timeout })
-  })
+/** the flag that sets each config key, for the messages of `Config.decode` */
+const flagOf: Readonly<Record<string, string>> = {
+  workers: "--workers",
+  retries: "--retries",
+  maxFail: "--max-fail",
+  timeout: "--timeout",
+  worktreeDir: "--worktree-dir",
+  keepFailed: "--keep-failed",
+  cleanup: "--no-cleanup"
 }
 
 interface Prepared {
@@ -241,26 +235,23 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
     const issues: Array<Issue> = []
     const flags: { -readonly [K in keyof Config.GroveConfig]?: Config.GroveConfig[K] } = {}
 
-    if (Option.isSome(o.workers)) {
-      if (o.workers.value < 1) issues.push(new Issue({ where: "--workers", message: `must be at least 1, got ${o.workers.value}` }))
-      else flags.workers = o.workers.value
-    }
-    if (Option.isSome(o.retries)) {
-      if (o.retries.value < 0) issues.push(new Issue({ where: "--retries", message: `must be 0 or more, got ${o.retries.value}` }))
-      else flags.retries = o.retries.value
-    }
-    if (Option.isSome(o.maxFail)) {
-      if (o.maxFail.value < 1) issues.push(new Issue({ where: "--max-fail", message: `must be at least 1, got ${o.maxFail.value}` }))
-      else flags.maxFail = o.maxFail.value
-    }
+    // the flags decode through the one config Schema, as the file, the variables and a stored snapshot do
+    const raw: Record<string, unknown> = {}
+    if (Option.isSome(o.workers)) raw.workers = o.workers.value
+    if (Option.isSome(o.retries)) raw.retries = o.retries.value
+    if (Option.isSome(o.maxFail)) raw.maxFail = o.maxFail.value
     if (o.failFast) {
       if (Option.isSome(o.maxFail)) issues.push(new Issue({ where: "--fail-fast", message: "means --max-fail 1: give one of the two" }))
-      flags.maxFail = 1
+      raw.maxFail = 1
     }
-    if (Option.isSome(o.timeout)) Object.assign(flags, parseTimeout(o.timeout.value, issues))
-    if (Option.isSome(o.worktreeDir)) flags.worktreeDir = path.resolve(o.worktreeDir.value)
-    if (o.keepFailed) flags.keepFailed = true
-    if (o.noCleanup) flags.cleanup = false
+    if (Option.isSome(o.timeout)) raw.timeout = o.timeout.value
+    if (Option.isSome(o.worktreeDir)) raw.worktreeDir = path.resolve(o.worktreeDir.value)
+    if (o.keepFailed) raw.keepFailed = true
+    if (o.noCleanup) raw.cleanup = false
+    Either.match(Config.decode(raw, (key) => flagOf[key] ?? key), {
+      onLeft: (problems) => issues.push(...problems),
+      onRight: (decoded) => Object.assign(flags, decoded)
+    })
     if (Option.isSome(o.resume) && o.lastFailed) {
       issues.push(new Issue({ where: "--resume", message: "cannot be combined with --last-failed: give one" }))
     }
