@@ -149,10 +149,10 @@ const runOptions = {
   ),
   quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Help.option({ text: "Print only the summary." })),
   shard: Options.text("shard").pipe(
-    Options.withPseudoName("I/N"),
+    Options.withPseudoName("SHARD"),
     Options.optional,
     Help.option({
-      text: "Run only the I-th of N parts of the tests, split so that the parts' expected durations (the store's history) " +
+      text: "SHARD is I/N: run only the I-th of N parts of the tests, split so that the parts' expected durations (the store's history) " +
         "are as even as possible; every machine makes the same split from the same tests and history. " +
         "Tests without history are spread by count. The JSON report records the split for grove merge.",
       example: "--shard 2/4"
@@ -477,7 +477,7 @@ const pickShard = (
         `grove: ${label}: ${mine}, expected ${formatDuration(part.expectedMs)}` +
           (part.unknown === 0 ? "" : ` + ${plural(part.unknown, "test")} without history`) +
           ` (history in ${dbFile} for ${split.withHistory} of ${split.total}` +
-          (unknown === 0 ? "" : `; the ${unknown} without it are spread by count`) + ")"
+          (unknown === 0 ? "" : `; the ${unknown} without it ${unknown === 1 ? "is" : "are"} spread by count`) + ")"
       )
     }
     const keep = new Set(part.ids)
@@ -784,7 +784,8 @@ export const run = Command.make("run", runOptions, (o) =>
       examples: [
         "grove run docs/plans/*.md --workers 4 --report junit:out/junit.xml",
         "grove run --each 'npx vitest run {}' test/*.test.ts --retries 0",
-        "grove run --last-failed"
+        "grove run --last-failed",
+        "grove run docs/plans/*.md --shard 2/4 --report json:shard-2.json   (then: grove merge shard-*.json)"
       ]
     })
   )
