@@ -6,14 +6,19 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Report } from "../src/Domain.js"
+import * as Html from "../src/report/Html.js"
 import * as Json from "../src/report/Json.js"
 import * as Shard from "../src/Shard.js"
 import * as Cli from "./support/cli.js"
+import * as Fixture from "./golden/fixture.js"
 import * as Conformance from "./support/conformance.js"
 import { makeRepo, type TestRepo } from "./support/repo.js"
 
@@ -64,6 +69,62 @@ const runShard = (s: Setup, index: number, count: number, db: string, extra: Rea
 
 const ids = (report: Report): Array<string> => report.tests.map((t) => t.id)
 const count = (text: string, what: string) => text.split(what).length - 1
+
+describe("the shard field of the JSON report, and the HTML lane groups", () => {
+  const shard = new Json.ShardInfo({
+    index: 2,
+    count: 3,
+    fingerprint: "f".repeat(64),
+    testsDigest: "t".repeat(64),
+    historyDigest: "h".repeat(64),
+    total: 20,
+    withHistory: 18,
+    expectedMs: 1234.5
+  })
+
+  it.effect("is written before the tests, the same whole or streamed, and read back", () =>
+    Effect.gen(function*() {
+      const whole = Json.render(Fixture.report, shard)
+      const streamed = Chunk.join(yield* Stream.runCollect(Json.renderStream({ ...Fixture.report, shard }, Stream.fromIterable(Fixture.report.tests))), "")
+      assert.strictEqual(streamed, whole)
+      assert.deepStrictEqual(Object.keys(JSON.parse(whole) as object), ["version", "session", "totals", "shard", "tests"])
+      const back = yield* Json.decodeWithShard(JSON.parse(whole) as unknown)
+      assert.deepStrictEqual(back.shard, Option.some(shard))
+      assert.deepStrictEqual(back.report, Fixture.report)
+      // without a shard: the report as it always was
+      assert.strictEqual(Json.render(Fixture.report), Json.render(Fixture.report, undefined))
+      assert.notInclude(Json.render(Fixture.report), "shard")
+      assert.deepStrictEqual((yield* Json.decodeWithShard(JSON.parse(Json.render(Fixture.report)) as unknown)).shard, Option.none())
+    }))
+
+  it("draws one group of worker lanes per shard, each with its own tests' attempts", () => {
+    const tests = Fixture.report.tests.map((t) => t.id as string)
+    const groups = [
+      { label: "Shard 1/2", note: "session a", workers: 2, tests: tests.slice(0, 3) },
+      { label: "Shard 2/2", note: "session b", workers: 1, tests: tests.slice(3) }
+    ]
+    const html = Html.render(Fixture.report, { laneGroups: groups })
+    const timeline = html.slice(0, html.indexOf("<div class=\"tl-axis\""))
+    const parts = timeline.split(/<div class="lane-group" data-lane-group="\d+">/).slice(1)
+    assert.strictEqual(parts.length, 2)
+    groups.forEach((g, i) => {
+      const part = parts[i]!
+      assert.include(part, `<b>${g.label}</b><small>${g.note} · `)
+      assert.strictEqual(count(part, "data-lane=\""), g.workers + count(part, "outside 1.."), `lanes of ${g.label}`)
+      const bars = [...part.matchAll(/data-test="([^"]*)"/g)].map((m) => m[1])
+      for (const id of new Set(bars)) assert.include(g.tests.map((t) => Html.escapeHtml(t)), id, `${id} drawn in ${g.label}`)
+      const attempts = Fixture.report.tests.filter((t) => g.tests.includes(t.id)).reduce((n, t) => n + t.attempts.length, 0)
+      assert.strictEqual(count(part, "data-attempt="), attempts, g.label)
+    })
+    // tests in no group are drawn too, in a group of their own
+    const partial = Html.render(Fixture.report, { laneGroups: groups.slice(0, 1) })
+    assert.include(partial, "<b>Other tests</b>")
+    assert.strictEqual(count(partial, "data-attempt="), count(Html.render(Fixture.report), "data-attempt="))
+    // no groups: the page without group markup or style
+    assert.strictEqual(Html.render(Fixture.report, { laneGroups: [] }), Html.render(Fixture.report))
+    assert.notInclude(Html.render(Fixture.report), "lane-group")
+  })
+})
 
 describe("grove run --shard and grove merge (built binary, real repositories)", () => {
   live("three shards by history run every test once; their merge counts what an unsharded run counts", () =>
