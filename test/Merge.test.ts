@@ -119,6 +119,8 @@ describe("the shard field of the JSON report, and the HTML lane groups", () => {
     // tests in no group are drawn too, in a group of their own
     const partial = Html.render(Fixture.report, { laneGroups: groups.slice(0, 1) })
     assert.include(partial, "<b>Other tests</b>")
+    const others = partial.slice(partial.indexOf("<b>Other tests</b>"), partial.indexOf("<div class=\"tl-axis\""))
+    assert.notInclude(others, "outside 1..", "the other tests' group has the lanes of the workers they ran on")
     assert.strictEqual(count(partial, "data-attempt="), count(Html.render(Fixture.report), "data-attempt="))
     // no groups: the page without group markup or style
     assert.strictEqual(Html.render(Fixture.report, { laneGroups: [] }), Html.render(Fixture.report))

@@ -259,10 +259,11 @@ const laneRows = ({ byLane, lanes }: Timeline, span: number, workers: number): A
 /** the lane groups, and one more for the tests in none of them */
 const groupsOf = (report: Report, groups: ReadonlyArray<LaneGroup>): ReadonlyArray<LaneGroup> => {
   const grouped = new Set(groups.flatMap((g) => g.tests))
-  const others = report.tests.filter((t) => !grouped.has(t.id)).map((t) => t.id)
+  const others = report.tests.filter((t) => !grouped.has(t.id))
+  const workers = Math.max(0, ...others.flatMap((t) => t.attempts.map((a) => a.worker)))
   return others.length === 0
     ? groups
-    : [...groups, { label: "Other tests", workers: 0, tests: others }]
+    : [...groups, { label: "Other tests", workers, tests: others.map((t) => t.id) }]
 }
 
 const renderGroups = (report: Report, groups: ReadonlyArray<LaneGroup>, span: number): string =>
