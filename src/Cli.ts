@@ -13,6 +13,7 @@ import type * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import { merge } from "./cli/merge.js"
 import { run } from "./cli/run.js"
 import * as Help from "./cli/help.js"
 import { serve } from "./cli/serve.js"
@@ -23,7 +24,7 @@ import { stripAnsi } from "./internal/text.js"
 
 const summary = "grove runs many test plans in parallel, each in its own git worktree, and tells you what passed."
 const version = "0.1.0"
-const commands = [run, validate, sessions, show, report, worktrees, gc, serve] as const
+const commands = [run, merge, validate, sessions, show, report, worktrees, gc, serve] as const
 
 /**
  * @since 0.1.0

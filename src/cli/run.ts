@@ -39,6 +39,8 @@ import * as Scheduler from "../Scheduler.js"
 import * as SqlStore from "../SqlStore.js"
 import * as Session from "../Session.js"
 import * as SessionState from "../SessionState.js"
+import * as Shard from "../Shard.js"
+import * as Json from "../report/Json.js"
 import type { PendingTest } from "../Store.js"
 import { stateOf, Store, testStream } from "../Store.js"
 import * as Live from "../view/Live.js"
@@ -145,7 +147,17 @@ const runOptions = {
   lastFailed: Options.boolean("last-failed").pipe(
     Help.option({ text: "Run the tests that did not pass in the previous session." })
   ),
-  quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Help.option({ text: "Print only the summary." }))
+  quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Help.option({ text: "Print only the summary." })),
+  shard: Options.text("shard").pipe(
+    Options.withPseudoName("SHARD"),
+    Options.optional,
+    Help.option({
+      text: "SHARD is I/N: run only the I-th of N parts of the tests, split so that the parts' expected durations (the store's history) " +
+        "are as even as possible; every machine makes the same split from the same tests and history. " +
+        "Tests without history are spread by count. The JSON report records the split for grove merge.",
+      example: "--shard 2/4"
+    })
+  )
 }
 
 type RunOptions = {
@@ -158,14 +170,24 @@ type RunOptions = {
 // validation: everything is checked before anything is created
 // ---------------------------------------------------------------------------
 
-interface ReportTarget {
+/**
+ * A checked `--report KIND:FILE`: the file's folder exists and can be written.
+ *
+ * @since 0.3.0
+ */
+export interface ReportTarget {
   readonly kind: ReportModule.ReportKind
   readonly file: string
 }
 
 const reportKinds: ReadonlyArray<ReportModule.ReportKind> = ["junit", "json", "markdown", "html"]
 
-const checkReports = (specs: ReadonlyArray<string>, issues: Array<Issue>) =>
+/**
+ * Checks `--report KIND:FILE` values (also `grove merge`'s), adding an issue per bad one.
+ *
+ * @since 0.3.0
+ */
+export const checkReports = (specs: ReadonlyArray<string>, issues: Array<Issue>) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -221,6 +243,8 @@ interface Prepared {
   readonly tests: ReadonlyArray<TestRequest>
   readonly reports: ReadonlyArray<ReportTarget>
   readonly dbFile: string
+  /** --shard I/N */
+  readonly shard: Shard.Spec | undefined
   /** the config without the flags (file and environment over the defaults), and the flags */
   readonly configSources: { readonly base: Partial<Config.GroveConfig>; readonly flags: Partial<Config.GroveConfig> }
 }
@@ -274,6 +298,16 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
       issues.push(new Issue({ where: "--each", message: "no ARG: give the arguments after the options, e.g. --each 'npm test -- {}' test/a.js test/b.js" }))
     }
     const reports = yield* checkReports(o.report, issues)
+    const shard = Option.isNone(o.shard) ? undefined : Either.match(Shard.parse(o.shard.value), {
+      onLeft: (message) => void issues.push(new Issue({ where: "--shard", message })),
+      onRight: (spec) => spec
+    })
+    if (Option.isSome(o.shard) && fromStore) {
+      issues.push(new Issue({
+        where: "--shard",
+        message: `cannot be combined with ${Option.isSome(o.resume) ? "--resume" : "--last-failed"}: a shard is a part of the tests given as plans or --each`
+      }))
+    }
 
     const repoInfo = yield* git.repoInfo(path.resolve(o.repo)).pipe(
       Effect.catchAll((e) => {
@@ -346,7 +380,7 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
     if (issues.length > 0 || repoInfo === undefined || dbFile === undefined) {
       return yield* Effect.fail(new InvalidInput({ issues: (issues.length > 0 ? issues : [new Issue({ where: "--repo", message: "not a repository" })]) as [Issue, ...Array<Issue>] }))
     }
-    return { repo: repoInfo, config, tests, reports, dbFile, configSources: { base: { ...fileConfig, ...envConfig }, flags } }
+    return { repo: repoInfo, config, tests, reports, dbFile, shard, configSources: { base: { ...fileConfig, ...envConfig }, flags } }
   })
 
 // ---------------------------------------------------------------------------
@@ -359,7 +393,7 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
  * and a Markdown summary for `GITHUB_STEP_SUMMARY`, need the whole report, which is
  * read only when one of them is asked for.
  */
-const writeReports = (state: SessionState.SessionState, targets: ReadonlyArray<ReportTarget>) =>
+const writeReports = (state: SessionState.SessionState, targets: ReadonlyArray<ReportTarget>, shard?: Json.ShardInfo) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const store = yield* Store
@@ -367,7 +401,10 @@ const writeReports = (state: SessionState.SessionState, targets: ReadonlyArray<R
     const wantsSummary = summaryFile !== undefined && summaryFile !== ""
     const head = ReportModule.fromState(state, [])
     const tests = testStream(store, state.sessionId)
-    const streamed = (kind: ReportModule.ReportKind) => ReportModule.renderStream(kind, head, tests)
+    const streamed = (kind: ReportModule.ReportKind) =>
+      kind === "json" && shard !== undefined
+        ? Option.some(Json.renderStream({ ...head, shard }, tests))
+        : ReportModule.renderStream(kind, head, tests)
     const whole = targets.some((t) => Option.isNone(streamed(t.kind))) || wantsSummary
       ? Option.some(yield* Effect.map(Stream.runCollect(tests), (all) => ReportModule.fromState(state, Chunk.toReadonlyArray(all))))
       : Option.none()
@@ -402,6 +439,63 @@ const printSummary = (style: Plain.Style, state: SessionState.SessionState) =>
       Plain.summary(style, ReportModule.fromState(state, []), (statuses) => testStream(store, state.sessionId, statuses)),
       out
     )).pipe(Effect.catchAll((e) => err(`grove: could not read the summary from the store: ${e.message}`)))
+
+// ---------------------------------------------------------------------------
+// --shard I/N
+// ---------------------------------------------------------------------------
+
+/**
+ * The tests of this shard (in the order given) and what its JSON report records,
+ * from the expected durations the store's history gives; says on stderr which part
+ * this is, and loudly when there is no history to balance by.
+ */
+const pickShard = (
+  spec: Shard.Spec,
+  tests: ReadonlyArray<TestRequest>,
+  expected: ReadonlyMap<string, number>,
+  dbFile: string
+) =>
+  Effect.gen(function*() {
+    const split = Shard.split(tests.map((t) => t.id), expected, spec.count)
+    const part = split.parts[spec.index - 1]!
+    const label = `shard ${spec.index}/${spec.count}`
+    const mine = `${plural(part.ids.length, "test")} of ${split.total}`
+    if (split.withHistory === 0) {
+      yield* err(`grove: warning: ${label}: no history in ${dbFile}; split by count (${mine})`)
+    } else {
+      const unknown = split.total - split.withHistory
+      yield* err(
+        `grove: ${label}: ${mine}, expected ${formatDuration(part.expectedMs)}` +
+          (part.unknown === 0 ? "" : ` + ${plural(part.unknown, "test")} without history`) +
+          ` (history in ${dbFile} for ${split.withHistory} of ${split.total}` +
+          (unknown === 0 ? "" : `; the ${unknown} without it ${unknown === 1 ? "is" : "are"} spread by count`) + ")"
+      )
+    }
+    const keep = new Set(part.ids)
+    return {
+      tests: tests.filter((t) => keep.has(t.id)),
+      info: new Json.ShardInfo({
+        index: spec.index,
+        count: spec.count,
+        fingerprint: split.fingerprint,
+        testsDigest: split.testsDigest,
+        historyDigest: split.historyDigest,
+        total: split.total,
+        withHistory: split.withHistory,
+        expectedMs: part.expectedMs
+      }, true)
+    }
+  })
+
+/** the expected durations of `tests` in the store (median of recent PASSED/FLAKY runs) */
+const expectedOf = (tests: ReadonlyArray<TestRequest>) =>
+  Effect.flatMap(Store, (store) => store.history(tests.map((t) => t.id))).pipe(
+    Effect.map((history) => {
+      const expected = new Map<string, number>()
+      for (const [id, h] of history) if (h.expectedMs !== undefined) expected.set(id, h.expectedMs)
+      return expected
+    })
+  )
 
 /**
  * What a dry run lists: the tests, or what --resume / --last-failed would run, with
@@ -568,7 +662,11 @@ const runTests = (o: RunOptions) =>
     if (Option.isNone(prepared)) return Signals.exitCodeOf(yield* Deferred.await(firstSignal))
     if (o.dryRun) {
       const listed = yield* dryRunTests(o, prepared.value)
-      return yield* dryRun({ ...prepared.value, tests: listed.tests }, listed.expected)
+      const spec = prepared.value.shard
+      const tests = spec === undefined
+        ? listed.tests
+        : (yield* pickShard(spec, listed.tests, listed.expected, prepared.value.dbFile)).tests
+      return yield* dryRun({ ...prepared.value, tests }, listed.expected)
     }
 
     const style = styleOf(process.stdout)
@@ -583,7 +681,12 @@ const runTests = (o: RunOptions) =>
     }
     const storeContext = yield* Layer.build(SqlStore.layer({ filename: p0.dbFile }))
     const withStore = Effect.provide(Layer.succeedContext(storeContext))
-    const work = yield* workOf(o, p0).pipe(Effect.provide(Layer.merge(Git.layer, Layer.succeedContext(storeContext))))
+    const shard = p0.shard === undefined
+      ? undefined
+      : yield* Effect.flatMap(expectedOf(p0.tests), (expected) => pickShard(p0.shard!, p0.tests, expected, p0.dbFile)).pipe(withStore)
+    const work = yield* workOf(o, shard === undefined ? p0 : { ...p0, tests: shard.tests }).pipe(
+      Effect.provide(Layer.merge(Git.layer, Layer.succeedContext(storeContext)))
+    )
     const p: Prepared = { ...p0, config: work.config }
     if (Option.isSome(work.done)) {
       const done = work.done.value
@@ -653,7 +756,7 @@ const runTests = (o: RunOptions) =>
     // the session has ended (SessionFinished is in the fold): its summary and reports
     const state = yield* Effect.flatMap(Ref.get(final), Option.getOrThrow)
     yield* printSummary(style, state).pipe(withStore)
-    yield* writeReports(state, p.reports).pipe(withStore)
+    yield* writeReports(state, p.reports, shard?.info).pipe(withStore)
     const signal = yield* Deferred.poll(firstSignal)
     if (Option.isSome(signal)) return Signals.exitCodeOf(yield* signal.value)
     return ReportModule.exitCode(ReportModule.fromState(state, []))
@@ -672,7 +775,8 @@ export const run = Command.make("run", runOptions, (o) =>
       examples: [
         "grove run docs/plans/*.md --workers 4 --report junit:out/junit.xml",
         "grove run --each 'npx vitest run {}' test/*.test.ts --retries 0",
-        "grove run --last-failed"
+        "grove run --last-failed",
+        "grove run docs/plans/*.md --shard 2/4 --report json:shard-2.json   (then: grove merge shard-*.json)"
       ]
     })
   )

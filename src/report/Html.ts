@@ -33,6 +33,29 @@ import { cleanOutput, formatDuration, lastLines, oneLine } from "../internal/tex
 export interface Options {
   /** lines of output shown for each attempt; default 40 */
   readonly tailLines?: number
+  /**
+   * The timeline in groups of lanes, e.g. one per shard of a merged report
+   * (`grove merge`): each group has its own worker lanes and the attempts of its
+   * tests. Without groups (or with none), one lane per worker of the session.
+   */
+  readonly laneGroups?: ReadonlyArray<LaneGroup>
+}
+
+/**
+ * A group of lanes in the timeline: the workers of one shard.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface LaneGroup {
+  /** e.g. `Shard 2/4` */
+  readonly label: string
+  /** e.g. its session id */
+  readonly note?: string
+  /** its worker slots, 1..workers */
+  readonly workers: number
+  /** the ids of the tests whose attempts ran on these workers */
+  readonly tests: ReadonlyArray<string>
 }
 
 const entities: Record<string, string> = {
@@ -145,11 +168,13 @@ interface Timeline {
   readonly byLane: ReadonlyMap<number, ReadonlyArray<Placed>>
 }
 
-const timeline = (report: Report): Timeline => {
+const timeline = (report: Report, group?: { readonly workers: number; readonly tests: ReadonlySet<string> }): Timeline => {
   const origin = millis(report.session.startedAt)
   const placed: Array<Placed> = []
   let end = report.session.completedAt === null ? 0 : finite(report.session.durationMs)
+  const workers = group?.workers ?? report.session.workers
   for (const test of report.tests) {
+    if (group !== undefined && !group.tests.has(test.id)) continue
     for (const attempt of test.attempts) {
       const start = finite(millis(attempt.startedAt) - origin)
       const duration = finite(attempt.durationMs)
@@ -165,7 +190,7 @@ const timeline = (report: Report): Timeline => {
     }
   }
   const lanes = new Set<number>()
-  for (let w = 1; w <= report.session.workers; w++) lanes.add(w)
+  for (let w = 1; w <= workers; w++) lanes.add(w)
   // an attempt on a slot outside 1..workers still gets a lane rather than vanishing
   for (const p of placed) lanes.add(p.attempt.worker)
   const byLane = new Map<number, Array<Placed>>()
@@ -214,19 +239,12 @@ const bar = (p: Placed, span: number): string =>
   ` style="left:${pct(p.start, span)};width:${pct(p.duration, span)}${p.row === 0 ? "" : `;--row:${p.row}`}" title="${barTitle(p)}">` +
   `<span>${txt(p.test.id)}${p.attempt.n > 1 ? ` #${p.attempt.n}` : ""}</span></div>`
 
-const renderTimeline = (report: Report): string => {
-  const { byLane, lanes, span } = timeline(report)
-  const step = tickStep(span)
-  const ticks: Array<number> = []
-  for (let t = 0; t <= span; t += step) ticks.push(t)
-  const grid = ticks.map((t) => `<span style="left:${pct(t, span)}"></span>`).join("")
-  const labels = ticks
-    .map((t) => `<span class="tick" style="left:${pct(t, span)}">${axisLabel(t)}</span>`)
-    .join("")
-  const rows = lanes.map((lane) => {
+/** the lanes of one timeline: a row per worker, a bar per attempt */
+const laneRows = ({ byLane, lanes }: Timeline, span: number, workers: number): Array<string> =>
+  lanes.map((lane) => {
     const placed = byLane.get(lane) ?? []
     const busy = placed.reduce((sum, p) => sum + p.duration, 0)
-    const extra = lane < 1 || lane > report.session.workers
+    const extra = lane < 1 || lane > workers
     const note = placed.length === 0
       ? "idle"
       : `${plural(placed.length, "attempt")} · ${Math.round((Math.min(busy, span) / span) * 100)}% busy`
@@ -234,9 +252,41 @@ const renderTimeline = (report: Report): string => {
     return `<div class="lane${placed.length === 0 ? " idle" : ""}" data-lane="${lane}"${
       rowCount === 1 ? "" : ` style="--rows:${rowCount}"`
     }>` +
-      `<div class="lane-label"><b>Worker ${lane}</b><small>${extra ? "outside 1.." + report.session.workers + " · " : ""}${note}</small></div>` +
+      `<div class="lane-label"><b>Worker ${lane}</b><small>${extra ? "outside 1.." + workers + " · " : ""}${note}</small></div>` +
       `<div class="lane-track">${placed.map((p) => bar(p, span)).join("")}</div></div>`
   })
+
+/** the lane groups, and one more for the tests in none of them */
+const groupsOf = (report: Report, groups: ReadonlyArray<LaneGroup>): ReadonlyArray<LaneGroup> => {
+  const grouped = new Set(groups.flatMap((g) => g.tests))
+  const others = report.tests.filter((t) => !grouped.has(t.id))
+  const workers = Math.max(0, ...others.flatMap((t) => t.attempts.map((a) => a.worker)))
+  return others.length === 0
+    ? groups
+    : [...groups, { label: "Other tests", workers, tests: others.map((t) => t.id) }]
+}
+
+const renderGroups = (report: Report, groups: ReadonlyArray<LaneGroup>, span: number): string =>
+  groupsOf(report, groups).map((g, i) => {
+    const t = timeline(report, { workers: g.workers, tests: new Set(g.tests) })
+    const note = [g.note, plural(g.workers, "worker"), plural(g.tests.length, "test")].filter((n) => n !== undefined)
+    return `<div class="lane-group" data-lane-group="${i + 1}">` +
+      `<div class="group-label"><b>${txt(g.label)}</b><small>${note.map(txt).join(" · ")}</small></div>\n` +
+      `${laneRows(t, span, g.workers).join("\n")}</div>`
+  }).join("\n")
+
+const renderTimeline = (report: Report, groups?: ReadonlyArray<LaneGroup>): string => {
+  const all = timeline(report)
+  const { byLane, span } = all
+  const step = tickStep(span)
+  const ticks: Array<number> = []
+  for (let t = 0; t <= span; t += step) ticks.push(t)
+  const grid = ticks.map((t) => `<span style="left:${pct(t, span)}"></span>`).join("")
+  const labels = ticks
+    .map((t) => `<span class="tick" style="left:${pct(t, span)}">${axisLabel(t)}</span>`)
+    .join("")
+  const grouped = groups !== undefined && groups.length > 0
+  const rows = grouped ? renderGroups(report, groups, span) : laneRows(all, span, report.session.workers).join("\n")
   const present = new Set(Array.from(byLane.values()).flat().map((p) => p.outcome))
   const legend = statusOrder.filter((s) => present.has(s))
     .map((s) =>
@@ -245,10 +295,14 @@ const renderTimeline = (report: Report): string => {
     .join("")
   return `<section class="card" aria-labelledby="timeline-h">
 <div class="section-head"><h2 id="timeline-h">Timeline</h2><div class="legend">${legend}</div></div>
-<p class="hint">One lane per worker, one bar per attempt, placed by when it started after the session began. Hover a bar for details; click it to open its test.</p>
+<p class="hint">${
+    grouped
+      ? "One group of lanes per shard, one lane per worker of that shard, one bar per attempt, placed by when it started after the first shard began."
+      : "One lane per worker, one bar per attempt, placed by when it started after the session began."
+  } Hover a bar for details; click it to open its test.</p>
 <div class="tl">
 <div class="tl-rows"><div class="tl-grid" aria-hidden="true">${grid}</div>
-${rows.join("\n")}
+${rows}
 </div>
 <div class="tl-axis" aria-hidden="true"><div class="lane-label"></div><div class="lane-track">${labels}</div></div>
 </div>
@@ -506,6 +560,13 @@ tr.detail>td{padding:0 10px 16px 38px;background:var(--soft)}
 footer{color:var(--muted);font-size:12px;text-align:center;padding:4px 0 24px}
 `.trim()
 
+/** the lane groups of a merged report's timeline (only in such a page: other pages stay as they were) */
+const groupCss = `
+.lane-group{border-top:2px solid var(--line)}.tl-grid+.lane-group{border-top:0}
+.group-label{position:relative;z-index:1;display:flex;gap:12px;align-items:baseline;padding:5px 12px;background:var(--soft)}
+.group-label b{font-size:12.5px;font-weight:600}.group-label small{color:var(--muted);font-size:11px}
+`.trim()
+
 /**
  * The page's only script. It reads nothing but the DOM rendered above, and
  * only sets `hidden`, `aria-*`, classes and `textContent`.
@@ -626,13 +687,13 @@ export const render = (report: Report, options: Options = {}): string => {
 <link rel="icon" href="data:,">
 <title>grove ${txt(session.id)} · ${statusLabel(session.status)}</title>
 <style>
-${css}
+${css}${options.laneGroups !== undefined && options.laneGroups.length > 0 ? `\n${groupCss}` : ""}
 </style>
 </head>
 <body>
 <main>
 ${renderHeader(report)}
-${renderTimeline(report)}
+${renderTimeline(report, options.laneGroups)}
 ${renderTests(report, tailLines)}
 <footer>grove · report format ${report.version} · one self-contained file, works offline</footer>
 </main>
