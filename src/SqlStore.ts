@@ -207,7 +207,7 @@ const dialect = (
   const immediate = transaction(sql, "BEGIN IMMEDIATE")
   return {
     where: `store ${filename}`,
-    write: (effect) => lock.withPermits(1)(immediate(effect)),
+    write: (_sessionId, effect) => lock.withPermits(1)(immediate(effect)),
     read: sql.withTransaction,
     noLimit: "LIMIT -1",
     greatest: "MAX",

@@ -65,9 +65,10 @@ export interface Dialect {
    * runs `effect` as a write transaction that holds the write lock before it reads, so
    * read-then-write is safe against other writers (SQLite: `BEGIN IMMEDIATE` under the
    * file's semaphore; PostgreSQL: this store's semaphore and an advisory lock).
-   * Writes of one store commit in the order they were called.
+   * Writes of one store commit in the order they were called. `sessionId` is the
+   * session written ("" for several).
    */
-  readonly write: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>
+  readonly write: <A, E, R>(sessionId: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>
   /** runs `effect` as a read transaction that sees one snapshot */
   readonly read: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>
   /** `LIMIT` that means no limit before an `OFFSET` (SQLite `LIMIT -1`, PostgreSQL `LIMIT ALL`) */
@@ -440,8 +441,13 @@ export const makeWith = (
           pendingTest(sessionId, { testId: r.test_id, request: r.request, sha: r.sha, refName: r.ref_name }, r.attempts, where))
     )
 
-  const write = <A, R>(what: string, effect: Effect.Effect<A, StoreError | SqlError, R>): Effect.Effect<A, StoreError, R> =>
-    dialect.write(effect).pipe(
+  /** the one write path: every write of the store is a `dialect.write` transaction */
+  const write = <A, R>(
+    sessionId: string,
+    what: string,
+    effect: Effect.Effect<A, StoreError | SqlError, R>
+  ): Effect.Effect<A, StoreError, R> =>
+    dialect.write(sessionId, effect).pipe(
       Effect.catchTag("SqlError", (e) => Effect.fail(dialect.queryFailed(what, e)))
     )
 
@@ -674,7 +680,7 @@ export const makeWith = (
     Effect.gen(function*() {
       const w = yield* writeOf(sessionId, event, options?.meta)
       const statements = yield* logged(sessionId, event, w, options?.seq)
-      const seq = yield* write(w.what, statements)
+      const seq = yield* write(sessionId, w.what, statements)
       w.committed?.()
       return seq
     })
@@ -702,6 +708,7 @@ export const makeWith = (
         Effect.flatMap((ws) =>
           Effect.tap(
             write(
+              sessionId,
               `record ${ws.length} events of session ${sessionId}`,
               Effect.forEach(ws, ({ statements }) => statements, { discard: true })
             ),
@@ -870,11 +877,13 @@ export const makeWith = (
       ),
     deleteSession: (sessionId) =>
       write(
+        sessionId,
         `delete session ${sessionId}`,
         Effect.zipRight(requireSession(sessionId), deleteRows([sessionId]))
       ).pipe(Effect.tap(() => Effect.sync(() => forgetSession(sessionId)))),
     gc: (keep) =>
       write(
+        "",
         "delete old sessions",
         Effect.gen(function*() {
           const rows = yield* sql<{ readonly id: string }>`SELECT id FROM sessions

@@ -1,0 +1,238 @@
+/**
+ * The PostgreSQL store against a real server (`GROVE_TEST_PG_URL`, see
+ * test/support/postgres.ts): the same contract suite as the SQLite and memory stores,
+ * then what only a shared server has — two stores writing at once, migrations racing
+ * under the advisory lock, a newer schema, bad URLs, refused and silent servers.
+ * Every test runs in a database of its own.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Net from "node:net"
+import { Events, type SessionEvent, TestId } from "../src/Domain.js"
+import * as PgStore from "../src/PgStore.js"
+import * as Store from "../src/Store.js"
+import * as StoreSuite from "./StoreSuite.js"
+import { finishedSession, recordAll, request, scenario, T0 } from "./StoreSuite.js"
+import * as Pg from "./support/postgres.js"
+
+/** a store over a fresh database of the test server */
+const tempPg = (url: string) => (environment: Store.Environment) =>
+  Layer.unwrapScoped(Effect.map(Pg.freshDatabase(url), (db) => PgStore.layer({ url: db, environment })))
+
+const open = (url: string, options: Partial<Parameters<typeof PgStore.layer>[0]> = {}) =>
+  Effect.map(Layer.build(PgStore.layer({ url, ...options })), Context.get(Store.Store))
+
+const tables = (sql: SqlClient.SqlClient) =>
+  Effect.map(
+    sql<{ readonly name: string }>`SELECT table_name AS name FROM information_schema.tables
+      WHERE table_schema = current_schema() ORDER BY table_name`,
+    (rows) => rows.map((r) => r.name)
+  )
+
+/** a TCP server that accepts connections and never says a word */
+const silentServer = Effect.acquireRelease(
+  Effect.async<{ readonly server: Net.Server; readonly sockets: Set<Net.Socket>; readonly port: number }>((resume) => {
+    const sockets = new Set<Net.Socket>()
+    const server = Net.createServer((socket) => void sockets.add(socket))
+    server.listen(0, "127.0.0.1", () =>
+      resume(Effect.succeed({ server, sockets, port: (server.address() as Net.AddressInfo).port })))
+  }),
+  ({ server, sockets }) =>
+    Effect.async<void>((resume) => {
+      // close waits for open connections: end them first
+      sockets.forEach((s) => s.destroy())
+      server.close(() => resume(Effect.void))
+    })
+)
+
+/** a port nothing listens on (taken, then given back) */
+const closedPort = Effect.map(silentServer, ({ port }) => port).pipe(Effect.scoped)
+
+Pg.describePg("PgStore", (url) => {
+  StoreSuite.suite("PostgreSQL", tempPg(url))
+
+  it.scoped("two stores on one database write at once, each sees the other's sessions, history reads while they write", () =>
+    Effect.gen(function*() {
+      const db = yield* Pg.freshDatabase(url)
+      // both open (and would migrate) the new database at the same time
+      const [one, two] = yield* Effect.all([open(db), open(db)], { concurrency: 2 })
+      const events = (sessionId: string, startedAt: number) => {
+        const list: Array<SessionEvent> = [
+          Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "c", workers: 2, startedAt })
+        ]
+        for (let i = 0; list.length < 200; i++) {
+          list.push(Events.TestQueued({ test: request(`t${i}`), sha: "c", refName: "main", expectedMs: undefined }))
+          list.push(Events.AttemptStarted({ testId: TestId.make(`t${i}`), n: 1, worker: i % 2, worktree: "/w", startedAt: startedAt + i, logPath: "/l" }))
+        }
+        return list
+      }
+      // history of earlier sessions, read over and over while the two write
+      yield* Effect.provideService(finishedSession("20261124-0900-hist", T0 - 10, [["t1", "PASSED", 40], ["t2", "FLAKY", 60]]), Store.Store, one)
+      const reads = yield* Effect.forEach(Array.from({ length: 20 }), () => two.history([TestId.make("t1"), TestId.make("t2")])).pipe(Effect.fork)
+      yield* Effect.all([
+        Effect.provideService(recordAll("20261124-0912-one0", events("20261124-0912-one0", T0)), Store.Store, one),
+        Effect.provideService(recordAll("20261124-0912-two0", events("20261124-0912-two0", T0 + 1)), Store.Store, two)
+      ], { concurrency: 2 })
+      for (const history of yield* Fiber.join(reads)) {
+        assert.strictEqual(history.get(TestId.make("t1"))?.expectedMs, 40)
+        assert.strictEqual(history.get(TestId.make("t2"))?.flakiness, 1)
+      }
+      for (const store of [one, two]) {
+        const list = yield* store.sessions(10)
+        assert.deepStrictEqual(list.map((x) => [x.id, x.total]), [
+          ["20261124-0912-two0", 100],
+          ["20261124-0912-one0", 100],
+          ["20261124-0900-hist", 2]
+        ])
+        // queue positions and event numbers have no gaps and no duplicates
+        const tests = yield* store.tests("20261124-0912-one0", { after: 0, limit: 1000 })
+        assert.deepStrictEqual(tests.map((t) => t.seq), tests.map((_, i) => i + 1))
+        const logged = yield* store.events("20261124-0912-two0", { after: 0, limit: 1000 })
+        assert.deepStrictEqual(logged.map((e) => e.seq), logged.map((_, i) => i + 1))
+      }
+    }), { timeout: 60_000 })
+
+  it.scoped("two stores writing the same session: the log's numbers and queue positions stay unique (the session's advisory lock)", () =>
+    Effect.gen(function*() {
+      const db = yield* Pg.freshDatabase(url)
+      const [one, two] = yield* Effect.all([open(db), open(db)])
+      const sid = "20261124-0912-same"
+      yield* one.record(sid, Events.SessionStarted({ sessionId: sid, baseRef: "main", baseSha: "c", workers: 2, startedAt: T0 }))
+      const queue = (store: typeof one, prefix: string) =>
+        Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
+          store.record(sid, Events.TestQueued({ test: request(`${prefix}${i}`), sha: "c", refName: "main", expectedMs: undefined })), { discard: true })
+      yield* Effect.all([queue(one, "a"), queue(two, "b")], { concurrency: 2 })
+      const tests = yield* two.tests(sid, { after: 0, limit: 1000 })
+      assert.strictEqual(tests.length, 80)
+      assert.deepStrictEqual(tests.map((t) => t.seq), tests.map((_, i) => i + 1))
+      const logged = yield* one.events(sid, { after: 0, limit: 1000 })
+      assert.deepStrictEqual(logged.map((e) => e.seq), logged.map((_, i) => i + 1))
+    }), { timeout: 60_000 })
+
+  it.live("a process migrating the database while this one waits for the lock: migrations run once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const db = yield* Pg.freshDatabase(url)
+      const other = yield* Pg.client(db)
+      // another grove, a step ahead: it holds the migration lock while it "migrates"
+      const locked = yield* Deferred.make<void>()
+      const commit = yield* Deferred.make<void>()
+      const migrator = yield* other.withTransaction(Effect.gen(function*() {
+        yield* other`SELECT pg_advisory_xact_lock(${0x67726f76}, 0)`
+        yield* other`CREATE TABLE grove_schema (version INTEGER NOT NULL)`
+        yield* other`CREATE TABLE sessions (id TEXT PRIMARY KEY)`
+        yield* other`INSERT INTO grove_schema (version) VALUES (${PgStore.schemaVersion})`
+        yield* Deferred.succeed(locked, undefined)
+        yield* Deferred.await(commit)
+      })).pipe(Effect.fork)
+      yield* Deferred.await(locked)
+      // this one reads version 0, waits for the lock, reads the version again and finds
+      // nothing to do (migrating again would fail: "relation sessions already exists")
+      const opening = yield* open(db).pipe(Effect.fork)
+      const admin = yield* Pg.client(db)
+      yield* admin<{ readonly n: number }>`SELECT COUNT(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (rows) => rows[0]!.n > 0 })
+      )
+      yield* Deferred.succeed(commit, undefined)
+      yield* Fiber.join(migrator)
+      yield* Fiber.join(opening)
+      assert.deepStrictEqual(yield* tables(admin), ["grove_schema", "sessions"])
+    })), { timeout: 30_000 })
+
+  it.scoped("a database with a newer schema is refused: SchemaTooNew, nothing written", () =>
+    Effect.gen(function*() {
+      const db = yield* Pg.freshDatabase(url)
+      const sql = yield* Pg.client(db)
+      yield* sql`CREATE TABLE grove_schema (version INTEGER NOT NULL)`
+      yield* sql`INSERT INTO grove_schema (version) VALUES (${PgStore.schemaVersion + 6})`
+      const error = yield* Effect.flip(open(db))
+      assert.strictEqual(error.reason, "SchemaTooNew")
+      assert.include(error.message, `version ${PgStore.schemaVersion + 6}`)
+      assert.include(error.message, "Upgrade grove")
+      assert.deepStrictEqual(yield* tables(sql), ["grove_schema"])
+      const rows = yield* sql<{ readonly version: number }>`SELECT version FROM grove_schema`
+      assert.deepStrictEqual(rows.map((r) => r.version), [PgStore.schemaVersion + 6])
+    }))
+
+  it.scoped("a migration that fails leaves nothing half-created (one transaction)", () =>
+    Effect.gen(function*() {
+      const db = yield* Pg.freshDatabase(url)
+      const sql = yield* Pg.client(db)
+      // someone else's table where grove's third one goes
+      yield* sql`CREATE TABLE attempts (whatever TEXT)`
+      const error = yield* Effect.flip(open(db))
+      assert.strictEqual(error.reason, "Query")
+      assert.include(error.message, "prepare the database")
+      assert.include(error.message, "attempts")
+      assert.deepStrictEqual(yield* tables(sql), ["attempts"])
+    }))
+
+  it.scoped("a new database is migrated to the current version once; reopened, it keeps the data", () =>
+    Effect.gen(function*() {
+      const db = yield* Pg.freshDatabase(url)
+      const s = scenario("20261124-0912-keep")
+      yield* Effect.scoped(Effect.flatMap(open(db), (store) => Effect.provideService(recordAll("20261124-0912-keep", s.inFlight, s.meta), Store.Store, store)))
+      const store = yield* open(db)
+      yield* Effect.provideService(recordAll("20261124-0912-keep", s.rest), Store.Store, store)
+      const report = Option.getOrThrow(yield* store.report("20261124-0912-keep"))
+      assert.strictEqual(report.session.status, "PARTIAL_SUCCESS")
+      const sql = yield* Pg.client(db)
+      assert.deepStrictEqual(yield* tables(sql), ["attempts", "events", "executions", "grove_schema", "sessions"])
+      const versions = yield* sql<{ readonly version: number }>`SELECT version FROM grove_schema`
+      assert.deepStrictEqual(versions.map((v) => v.version), [PgStore.schemaVersion])
+      // epoch millis need 64 bits
+      const started = yield* sql<{ readonly started_at: string }>`SELECT started_at::text FROM sessions`
+      assert.deepStrictEqual(started.map((r) => r.started_at), [String(T0)])
+    }))
+})
+
+// no server needed: the URL is checked before connecting, and a refused or silent one is an error
+it.effect("a malformed URL is refused before connecting, saying what is wrong and how to write it", () =>
+  Effect.gen(function*() {
+    for (const [url, why] of [
+      ["postgres://", "names no host"],
+      ["postgres://grove:pw@db.example:port/grove", "port is not a number"],
+      ["postgresql://db.example/a/b", "is not one database name"]
+    ] as const) {
+      const error = yield* Effect.flip(open(url))
+      assert.strictEqual(error.reason, "Open")
+      assert.include(error.message, why)
+      assert.include(error.message, "postgres://USER:PASSWORD@HOST:5432/DATABASE")
+      assert.notInclude(error.message, ":pw@")
+    }
+  }).pipe(Effect.scoped))
+
+it.live("a refused connection is a StoreError that names the store without its password", () =>
+  Effect.gen(function*() {
+    const port = yield* closedPort
+    const error = yield* Effect.flip(open(`postgres://grove:hunter2@127.0.0.1:${port}/grove`))
+    assert.strictEqual(error.reason, "Open")
+    assert.include(error.message, `could not connect to the store postgres://grove:***@127.0.0.1:${port}/grove`)
+    assert.include(error.message, "ECONNREFUSED")
+    assert.notInclude(error.message, "hunter2")
+  }).pipe(Effect.scoped))
+
+it.live("a server that never answers: the wait is bounded by connectTimeout, then a StoreError", () =>
+  Effect.gen(function*() {
+    const { port } = yield* silentServer
+    const error = yield* Effect.flip(open(`postgres://grove@127.0.0.1:${port}/grove`, { connectTimeout: "300 millis" }))
+    assert.strictEqual(error.reason, "Open")
+    assert.include(error.message, `127.0.0.1:${port}`)
+    assert.include(error.message, "no answer within 300ms")
+  }).pipe(Effect.scoped), { timeout: 20_000 })
+
+it("redact hides the password of a URL, also one that does not parse", () => {
+  assert.strictEqual(PgStore.redact("postgres://u:secret@h:5432/d"), "postgres://u:***@h:5432/d")
+  assert.strictEqual(PgStore.redact("postgres://u@h/d"), "postgres://u@h/d")
+  assert.strictEqual(PgStore.redact("postgres://u:sec ret@h:bad/d"), "postgres://u:***@h:bad/d")
+  assert.isTrue(PgStore.isUrl("postgresql://h/d"))
+  assert.isTrue(PgStore.isUrl("POSTGRES://h/d"))
+  assert.isFalse(PgStore.isUrl("/tmp/postgres.db"))
+  assert.isFalse(PgStore.isUrl("postgres.db"))
+})
