@@ -3,8 +3,10 @@
  * test/support/postgres.ts): the same contract suite as the SQLite and memory stores,
  * then what only a shared server has — two stores writing at once, migrations racing
  * under the advisory lock, a newer schema, bad URLs, refused and silent servers.
- * Every test runs in a database of its own.
+ * Every test runs in a database of its own. The CLI tests run the built binary
+ * (`npm run build` first; `npm test` does).
  */
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, it } from "@effect/vitest"
 import * as Context from "effect/Context"
@@ -14,13 +16,18 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as NodePath from "node:path"
 import { Events, type SessionEvent, TestId } from "../src/Domain.js"
 import * as PgStore from "../src/PgStore.js"
 import * as Store from "../src/Store.js"
 import * as StoreSuite from "./StoreSuite.js"
 import { finishedSession, recordAll, request, scenario, T0 } from "./StoreSuite.js"
+import * as Cli from "./support/cli.js"
 import * as Pg from "./support/postgres.js"
+import { makeEmptyRepo } from "./support/repo.js"
 
 /** a store over a fresh database of the test server */
 const tempPg = (url: string) => (environment: Store.Environment) =>
@@ -190,6 +197,85 @@ Pg.describePg("PgStore", (url) => {
       const started = yield* sql<{ readonly started_at: string }>`SELECT started_at::text FROM sessions`
       assert.deepStrictEqual(started.map((r) => r.started_at), [String(T0)])
     }))
+})
+
+const show = (o: Cli.Outcome) => `exit ${o.code}\nstdout:\n${o.stdout}\nstderr:\n${o.stderr}`
+
+/** what a run with bad input must not leave: the repository's store folder, worktrees */
+const assertNothingCreated = (repo: { readonly dir: string; readonly commonDir: string }) => {
+  assert.isFalse(Fs.existsSync(NodePath.join(repo.commonDir, "grove")), "no store or log folder in the repository")
+  assert.isFalse(Fs.existsSync(NodePath.join(repo.dir, "repo.grove")), "no worktree folder")
+}
+
+Pg.describePg("grove with --db postgres://", (url) => {
+  const live = <A, E>(name: string, body: Effect.Effect<A, E, Scope.Scope | NodeContext.NodeContext>) =>
+    it.scopedLive(name, () => body.pipe(Effect.provide(NodeContext.layer)), 120_000)
+
+  live("grove run records a plan's session there; show, sessions, report, a dry run's history and gc read it back", Effect.gen(function*() {
+    const repo = yield* makeEmptyRepo("grove-pgcli-")
+    const db = yield* Pg.freshDatabase(url)
+    Fs.mkdirSync(NodePath.join(repo.root, "plans"))
+    Fs.writeFileSync(NodePath.join(repo.root, "plans", "ok.md"), "# ok\n```sh\necho fine\n```\n")
+    Fs.writeFileSync(NodePath.join(repo.root, "plans", "bad.md"), "---\nretries: 0\n---\n# bad\n```sh\nexit 3\n```\n")
+    const grove = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => Cli.run(args, { cwd: repo.root, env })
+
+    const first = yield* grove(["run", "plans/ok.md", "plans/bad.md", "--db", db])
+    assert.strictEqual(first.code, 1, show(first))
+    const id = Cli.sessionId(first.stdout)!
+    // GROVE_DB names the store too
+    const second = yield* grove(["run", "plans/ok.md"], { GROVE_DB: db })
+    assert.strictEqual(second.code, 0, show(second))
+    const secondId = Cli.sessionId(second.stdout)!
+    // nothing went to the repository's SQLite store
+    assert.isFalse(Fs.existsSync(NodePath.join(repo.commonDir, "grove", "grove.db")), "an SQLite store was made")
+
+    const sessions = yield* grove(["sessions", "--json", "--db", db])
+    assert.strictEqual(sessions.code, 0, show(sessions))
+    assert.deepStrictEqual(
+      (JSON.parse(sessions.stdout) as Array<{ id: string; total: number; passed: number }>).map((x) => [x.id, x.total, x.passed]),
+      [[secondId, 1, 1], [id, 2, 1]]
+    )
+    const shown = yield* grove(["show", id, "--json", "--db", db])
+    assert.strictEqual(shown.code, 0, show(shown))
+    const report = JSON.parse(shown.stdout) as { session: { status: string }; tests: Array<{ id: string; status: string }> }
+    assert.strictEqual(report.session.status, "PARTIAL_SUCCESS")
+    assert.deepStrictEqual(report.tests.map((t) => [t.id, t.status]).sort(), [["plans/bad", "FAILED"], ["plans/ok", "PASSED"]])
+    const text = yield* grove(["show", id], { GROVE_DB: db })
+    assert.strictEqual(text.code, 0, show(text))
+    assert.include(text.stdout, "exited with 3")
+    const junit = yield* grove(["report", id, "--format", "junit", "--db", db])
+    assert.strictEqual(junit.code, 0, show(junit))
+    assert.include(junit.stdout, "<testsuite")
+    // the history of plans/ok (two PASSED runs) gives the dry run its expected duration
+    const dry = yield* grove(["run", "plans/ok.md", "--dry-run", "--db", db])
+    assert.strictEqual(dry.code, 0, show(dry))
+    assert.match(dry.stdout, /plans\/ok\s+expected \d/)
+    const gc = yield* grove(["gc", "--keep", "1", "--db", db])
+    assert.strictEqual(gc.code, 0, show(gc))
+    const after = yield* grove(["sessions", "--json", "--db", db])
+    assert.deepStrictEqual((JSON.parse(after.stdout) as Array<{ id: string }>).map((x) => x.id), [secondId])
+  }))
+
+  live("a refused connection, a malformed URL: exit 2 with the message, the password not shown, nothing created", Effect.gen(function*() {
+    const repo = yield* makeEmptyRepo("grove-pgcli-")
+    const port = yield* closedPort
+    const refusedUrl = `postgres://grove:hunter2@127.0.0.1:${port}/grove`
+    const grove = (...args: Array<string>) => Cli.run(args, { cwd: repo.root })
+    for (const args of [["run", "--each", "true", "a"], ["show", "20261124-0912-k3f9"], ["sessions"]]) {
+      const o = yield* grove(...args, "--db", refusedUrl)
+      assert.strictEqual(o.code, 2, show(o))
+      assert.include(o.stderr, `could not connect to the store postgres://grove:***@127.0.0.1:${port}/grove`, show(o))
+      assert.include(o.stderr, "ECONNREFUSED", show(o))
+      assert.notInclude(o.stdout + o.stderr, "hunter2")
+      assertNothingCreated(repo)
+    }
+    const bad = yield* grove("run", "--each", "true", "a", "--db", "postgres://grove:hunter2@127.0.0.1:port/grove")
+    assert.strictEqual(bad.code, 2, show(bad))
+    assert.include(bad.stderr, "--db: postgres://grove:***@127.0.0.1:port/grove is not a PostgreSQL URL", show(bad))
+    assert.include(bad.stderr, "port is not a number")
+    assert.notInclude(bad.stdout + bad.stderr, "hunter2")
+    assertNothingCreated(repo)
+  }))
 })
 
 // no server needed: the URL is checked before connecting, and a refused or silent one is an error
