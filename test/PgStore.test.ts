@@ -20,7 +20,7 @@ import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as NodePath from "node:path"
-import { Events, type SessionEvent, TestId } from "../src/Domain.js"
+import { Events, TestId } from "../src/Domain.js"
 import * as PgStore from "../src/PgStore.js"
 import * as Store from "../src/Store.js"
 import * as StoreSuite from "./StoreSuite.js"
@@ -70,26 +70,17 @@ Pg.describePg("PgStore", (url) => {
       const db = yield* Pg.freshDatabase(url)
       // both open (and would migrate) the new database at the same time
       const [one, two] = yield* Effect.all([open(db), open(db)], { concurrency: 2 })
-      const events = (sessionId: string, startedAt: number) => {
-        const list: Array<SessionEvent> = [
-          Events.SessionStarted({ sessionId, baseRef: "main", baseSha: "c", workers: 2, startedAt })
-        ]
-        for (let i = 0; list.length < 200; i++) {
-          list.push(Events.TestQueued({ test: request(`t${i}`), sha: "c", refName: "main", expectedMs: undefined }))
-          list.push(Events.AttemptStarted({ testId: TestId.make(`t${i}`), n: 1, worker: i % 2, worktree: "/w", startedAt: startedAt + i, logPath: "/l" }))
-        }
-        return list
-      }
       // history of earlier sessions, read over and over while the two write
-      yield* Effect.provideService(finishedSession("20261124-0900-hist", T0 - 10, [["t1", "PASSED", 40], ["t2", "FLAKY", 60]]), Store.Store, one)
-      const reads = yield* Effect.forEach(Array.from({ length: 20 }), () => two.history([TestId.make("t1"), TestId.make("t2")])).pipe(Effect.fork)
+      yield* Effect.provideService(finishedSession("20261124-0900-hist", T0 - 10, [["h1", "PASSED", 40], ["h2", "FLAKY", 60]]), Store.Store, one)
+      const reads = yield* Effect.forEach(Array.from({ length: 20 }), () => two.history([TestId.make("h1"), TestId.make("h2")])).pipe(Effect.fork)
+      const tests = Array.from({ length: 100 }, (_, i) => [`w${i}`, "PASSED", i] as const)
       yield* Effect.all([
-        Effect.provideService(recordAll("20261124-0912-one0", events("20261124-0912-one0", T0)), Store.Store, one),
-        Effect.provideService(recordAll("20261124-0912-two0", events("20261124-0912-two0", T0 + 1)), Store.Store, two)
+        Effect.provideService(finishedSession("20261124-0912-one0", T0, tests), Store.Store, one),
+        Effect.provideService(finishedSession("20261124-0912-two0", T0 + 1, tests), Store.Store, two)
       ], { concurrency: 2 })
       for (const history of yield* Fiber.join(reads)) {
-        assert.strictEqual(history.get(TestId.make("t1"))?.expectedMs, 40)
-        assert.strictEqual(history.get(TestId.make("t2"))?.flakiness, 1)
+        assert.strictEqual(history.get(TestId.make("h1"))?.expectedMs, 40)
+        assert.strictEqual(history.get(TestId.make("h2"))?.flakiness, 1)
       }
       for (const store of [one, two]) {
         const list = yield* store.sessions(10)
