@@ -196,7 +196,8 @@ const dialect = (sql: SqlClient.SqlClient, url: string): Shared.Dialect => {
  * The PostgreSQL store at `url` (`postgres://…` or `postgresql://…`): checks the URL,
  * connects (waiting at most `connectTimeout`, default 10 seconds), refuses a newer schema
  * without writing, migrates an older one under an advisory lock, and returns the
- * service. `environment` is where secret values not in a test's `env` come from
+ * service. `maxConnections` (default 4) bounds this process's connections: many machines
+ * share one server. `environment` is where secret values not in a test's `env` come from
  * (`StoreOptions`). The connections close with the layer's scope.
  *
  * @since 0.2.0
@@ -217,7 +218,7 @@ export const layer = (options: {
       const context = yield* Layer.build(PgClient.layer({
         url: Redacted.make(url),
         connectTimeout: timeout,
-        maxConnections: options.maxConnections ?? 8,
+        maxConnections: options.maxConnections ?? 4,
         applicationName: "grove",
         types: typeParsers
       })).pipe(

@@ -24,7 +24,7 @@ import { Events, TestId } from "../src/Domain.js"
 import * as PgStore from "../src/PgStore.js"
 import * as Store from "../src/Store.js"
 import * as StoreSuite from "./StoreSuite.js"
-import { finishedSession, recordAll, request, scenario, T0 } from "./StoreSuite.js"
+import { finishedSession, recordAll, request, scenario, SECRET, T0 } from "./StoreSuite.js"
 import * as Cli from "./support/cli.js"
 import * as Pg from "./support/postgres.js"
 import { makeEmptyRepo } from "./support/repo.js"
@@ -171,6 +171,19 @@ Pg.describePg("PgStore", (url) => {
       assert.deepStrictEqual(yield* tables(sql), ["attempts"])
     }))
 
+  it.scoped("no secret value reaches any row of any table", () =>
+    Effect.gen(function*() {
+      const db = yield* Pg.freshDatabase(url)
+      const store = yield* open(db, { environment: StoreSuite.environment })
+      const s = scenario("20261124-0912-scrt")
+      yield* Effect.provideService(recordAll("20261124-0912-scrt", [...s.inFlight, ...s.rest], s.meta), Store.Store, store)
+      const sql = yield* Pg.client(db)
+      let text = ""
+      for (const table of yield* tables(sql)) text += JSON.stringify(yield* sql.unsafe(`SELECT * FROM ${table}`))
+      assert.include(text, "NODE_ENV") // the request is there…
+      assert.notInclude(text, SECRET) // …without the secret's value
+    }))
+
   it.scoped("a new database is migrated to the current version once; reopened, it keeps the data", () =>
     Effect.gen(function*() {
       const db = yield* Pg.freshDatabase(url)
@@ -202,7 +215,7 @@ Pg.describePg("grove with --db postgres://", (url) => {
   const live = <A, E>(name: string, body: Effect.Effect<A, E, Scope.Scope | NodeContext.NodeContext>) =>
     it.scopedLive(name, () => body.pipe(Effect.provide(NodeContext.layer)), 120_000)
 
-  live("grove run records a plan's session there; show, sessions, report, a dry run's history and gc read it back", Effect.gen(function*() {
+  live("grove run records a plan's session there; show, sessions, report, a dry run's history, serve and gc read it back", Effect.gen(function*() {
     const repo = yield* makeEmptyRepo("grove-pgcli-")
     const db = yield* Pg.freshDatabase(url)
     Fs.mkdirSync(NodePath.join(repo.root, "plans"))
@@ -241,6 +254,28 @@ Pg.describePg("grove with --db postgres://", (url) => {
     const dry = yield* grove(["run", "plans/ok.md", "--dry-run", "--db", db])
     assert.strictEqual(dry.code, 0, show(dry))
     assert.match(dry.stdout, /plans\/ok\s+expected \d/)
+    // grove serve serves it: the sessions, and a session's tests
+    const served = yield* Cli.spawn(["serve", "--port", "0", "--token", "pg-cli-test-token-0123456789", "--db", db], { cwd: repo.root })
+    yield* Cli.waitFor("grove serve's first line", Effect.sync(() => served.stdout().includes("\n")), {
+      within: "30 seconds",
+      context: () => `stdout:\n${served.stdout()}\nstderr:\n${served.stderr()}`
+    })
+    const base = /^grove serve (http:\/\/127\.0\.0\.1:\d+)\//.exec(served.stdout())![1]!
+    const get = (path: string) =>
+      Effect.promise(() =>
+        fetch(`${base}/api/v1${path}`, { headers: { authorization: "Bearer pg-cli-test-token-0123456789" } })
+          .then(async (r) => ({ status: r.status, body: await r.json() as unknown }))
+      )
+    const listed = yield* get("/sessions")
+    assert.strictEqual(listed.status, 200)
+    assert.deepStrictEqual((listed.body as Array<{ id: string }>).map((x) => x.id), [secondId, id])
+    const servedTests = yield* get(`/sessions/${id}/tests`)
+    assert.strictEqual(servedTests.status, 200, JSON.stringify(servedTests.body))
+    assert.include(JSON.stringify(servedTests.body), "exited with 3")
+    assert.include(served.stdout() + served.stderr(), "postgres://grove:***@")
+    yield* served.kill("SIGTERM")
+    assert.strictEqual((yield* served.exit).code, 143)
+
     const gc = yield* grove(["gc", "--keep", "1", "--db", db])
     assert.strictEqual(gc.code, 0, show(gc))
     const after = yield* grove(["sessions", "--json", "--db", db])
