@@ -36,7 +36,6 @@ import * as Plan from "../Plan.js"
 import * as ReportModule from "../Report.js"
 import * as Resume from "../Resume.js"
 import * as Scheduler from "../Scheduler.js"
-import * as SqlStore from "../SqlStore.js"
 import * as Session from "../Session.js"
 import * as SessionState from "../SessionState.js"
 import * as Shard from "../Shard.js"
@@ -46,7 +45,7 @@ import { stateOf, Store, testStream } from "../Store.js"
 import * as Live from "../view/Live.js"
 import * as Plain from "../view/Plain.js"
 import * as Help from "./help.js"
-import { db, type Env, err, integer, loadPlans, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
+import { db, type Env, err, inspectStore, integer, loadPlans, onInvalid, out, repo, resolveDb, setExit, storeExists, storeLayer, storeName, styleOf } from "./shared.js"
 
 const runOptions = {
   plans: Args.text({ name: "PLAN" }).pipe(
@@ -367,12 +366,12 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
 
     // the store is looked at read-only: a file that is not grove's is refused untouched
     const dbFile = Option.isSome(o.db)
-      ? path.resolve(o.db.value)
+      ? resolveDb(path, o.db.value)
       : repoInfo === undefined
       ? undefined
       : path.join(repoInfo.commonDir, "grove", "grove.db")
     if (dbFile !== undefined) {
-      yield* SqlStore.inspect(dbFile).pipe(
+      yield* inspectStore(dbFile).pipe(
         Effect.catchAll((e) => Effect.sync(() => void issues.push(new Issue({ where: Option.isSome(o.db) ? "--db" : "store", message: e.message }))))
       )
     }
@@ -503,8 +502,7 @@ const expectedOf = (tests: ReadonlyArray<TestRequest>) =>
  */
 const dryRunTests = (o: RunOptions, p: Prepared) =>
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const exists = yield* fs.exists(p.dbFile).pipe(Effect.orElseSucceed(() => false))
+    const exists = yield* storeExists(p.dbFile)
     if (!exists) {
       if (Option.isSome(o.resume)) {
         return yield* Effect.fail(InvalidInput.one("--resume", `there is no session ${JSON.stringify(o.resume.value)}: the store ${p.dbFile} does not exist`))
@@ -526,7 +524,7 @@ const dryRunTests = (o: RunOptions, p: Prepared) =>
       const expected = new Map<string, number>()
       for (const [id, h] of history) if (h.expectedMs !== undefined) expected.set(id, h.expectedMs)
       return { tests, expected }
-    }).pipe(Effect.provide(SqlStore.layer({ filename: p.dbFile })))
+    }).pipe(Effect.provide(storeLayer(p.dbFile)))
   })
 
 const dryRun = (prepared: Prepared, expected: ReadonlyMap<string, number> = new Map()) =>
@@ -602,7 +600,7 @@ const workOf = (o: RunOptions, p: Prepared): Effect.Effect<Work, InvalidInput | 
       if (Option.isNone(last)) {
         return yield* Effect.fail(InvalidInput.one(
           "--last-failed",
-          `the store ${p.dbFile} holds no finished session of ${p.repo.root}: run grove without --last-failed first`
+          `the store ${storeName(p.dbFile)} holds no finished session of ${p.repo.root}: run grove without --last-failed first`
         ))
       }
       const selected = Plan.select(last.value.tests.map((t) => t.request), {
@@ -671,7 +669,7 @@ const runTests = (o: RunOptions) =>
 
     const style = styleOf(process.stdout)
     const p0 = prepared.value
-    if ((Option.isSome(o.resume) || o.lastFailed) && !(yield* FileSystem.FileSystem.pipe(Effect.flatMap((fs) => fs.exists(p0.dbFile)), Effect.orElseSucceed(() => false)))) {
+    if ((Option.isSome(o.resume) || o.lastFailed) && !(yield* storeExists(p0.dbFile))) {
       return yield* Effect.fail(InvalidInput.one(
         Option.isSome(o.resume) ? "--resume" : "--last-failed",
         Option.isSome(o.resume)
@@ -679,7 +677,7 @@ const runTests = (o: RunOptions) =>
           : `the store ${p0.dbFile} does not exist, so there is no previous session: run grove without --last-failed first`
       ))
     }
-    const storeContext = yield* Layer.build(SqlStore.layer({ filename: p0.dbFile }))
+    const storeContext = yield* Layer.build(storeLayer(p0.dbFile))
     const withStore = Effect.provide(Layer.succeedContext(storeContext))
     const shard = p0.shard === undefined
       ? undefined

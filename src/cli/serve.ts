@@ -25,10 +25,9 @@ import * as Scope from "effect/Scope"
 import * as Git from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
 import * as Signals from "../internal/signals.js"
-import * as SqlStore from "../SqlStore.js"
 import * as Help from "./help.js"
 import { locate } from "./store.js"
-import { db, err, integer, onInvalid, out, repo, setExit } from "./shared.js"
+import { db, err, integer, onInvalid, out, repo, setExit, storeLayer, storeName } from "./shared.js"
 
 /** grove's version (as `grove --version` prints it) */
 const version = "0.1.0"
@@ -125,7 +124,7 @@ export const serve = Command.make("serve", serveOptions, (o) =>
       repo: located.repo,
       version
     }).pipe(
-      Layer.provide(SqlStore.layer({ filename: located.dbFile })),
+      Layer.provide(storeLayer(located.dbFile)),
       Layer.provide(Git.layer),
       Layer.provide(Layer.succeedContext(Context.make(FileSystem.FileSystem, fs).pipe(Context.add(Path.Path, path))))
     )
@@ -142,7 +141,7 @@ export const serve = Command.make("serve", serveOptions, (o) =>
         : `grove serve ${base}/  (log in with ${base}/login?token=<the token from ${tokenFrom}>)`
     )
     yield* err(
-      `grove: serving ${located.dbFile}${Option.isSome(located.repo) ? ` of ${located.repo.value.root}` : ""}: ` +
+      `grove: serving ${storeName(located.dbFile)}${Option.isSome(located.repo) ? ` of ${located.repo.value.root}` : ""}: ` +
         `API ${base}/api/v1, explorer ${base}/docs; Ctrl-C stops`
     )
     if (o.host !== "127.0.0.1" && o.host !== "localhost" && o.host !== "::1") {

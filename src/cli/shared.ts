@@ -7,13 +7,18 @@ import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
-import type * as FileSystem from "@effect/platform/FileSystem"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import type { Issue } from "../GroveError.js"
+import type { Issue, StoreError } from "../GroveError.js"
+import * as SqlUrl from "../internal/sqlUrl.js"
 import * as Plan from "../Plan.js"
+import * as SqlStore from "../SqlStore.js"
+import type { Store } from "../Store.js"
 import * as Help from "./help.js"
 import type * as Plain from "../view/Plain.js"
 
@@ -67,12 +72,61 @@ export const repo = Options.text("repo").pipe(
 export const db = Options.text("db").pipe(
   Options.withPseudoName("FILE"),
   Options.optional,
+  Options.map(Option.orElse(() => Option.fromNullable(process.env.GROVE_DB).pipe(Option.filter((v) => v !== "")))),
   Help.option({
-    text: "Keep sessions, results and logs in the SQLite store FILE.",
-    default: "<git-common-dir>/grove/grove.db",
-    example: "--db /tmp/grove.db"
+    text: "Keep sessions and results in the SQLite store FILE or, when FILE is a URL " +
+      "postgres://USER:PASSWORD@HOST:5432/DATABASE, in that PostgreSQL database, which every machine naming it " +
+      "shares (logs stay on the machine that ran the test).",
+    default: "GROVE_DB, else <git-common-dir>/grove/grove.db",
+    example: "--db postgres://ci@db.internal/grove"
   })
 )
+
+/**
+ * The store `--db` names, as commands pass it on: a PostgreSQL URL as given, an SQLite
+ * file resolved from the current folder.
+ *
+ * @since 0.2.0
+ */
+export const resolveDb = (path: Path.Path, db: string): string => SqlUrl.isUrl(db) ? db : path.resolve(db)
+
+/**
+ * The store's name for messages (a URL without its password).
+ *
+ * @since 0.2.0
+ */
+export const storeName = (db: string): string => SqlUrl.isUrl(db) ? SqlUrl.redact(db) : db
+
+/**
+ * Looks at the store without writing: an SQLite file read-only (`SqlStore.inspect`),
+ * a PostgreSQL URL's syntax (connecting is the layer's business).
+ *
+ * @since 0.2.0
+ */
+export const inspectStore = (db: string): Effect.Effect<void, StoreError, FileSystem.FileSystem> =>
+  SqlUrl.isUrl(db) ? Effect.asVoid(SqlUrl.parseUrl(db)) : SqlStore.inspect(db)
+
+/**
+ * Whether the store exists: an SQLite file may not yet; a PostgreSQL database is
+ * assumed to (connecting says otherwise).
+ *
+ * @since 0.2.0
+ */
+export const storeExists = (db: string): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
+  SqlUrl.isUrl(db)
+    ? Effect.succeed(true)
+    : Effect.flatMap(FileSystem.FileSystem, (fs) => fs.exists(db)).pipe(Effect.orElseSucceed(() => false))
+
+/**
+ * Where every command's store layer is chosen: the PostgreSQL store for a
+ * `postgres://`/`postgresql://` URL (its driver loaded only then), else the SQLite file.
+ *
+ * @since 0.2.0
+ */
+export const storeLayer = (db: string): Layer.Layer<Store, StoreError, FileSystem.FileSystem | Path.Path> =>
+  SqlUrl.isUrl(db)
+    ? Layer.unwrapEffect(Effect.map(Effect.promise(() => import("../PgStore.js")), (PgStore) => PgStore.layer({ url: db })))
+    : SqlStore.layer({ filename: db })
 
 /**
  * Maps input errors to exit code 2 with their message, anything else to 1.

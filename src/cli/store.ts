@@ -21,11 +21,10 @@ import { formatDuration } from "../internal/text.js"
 import * as ReportModule from "../Report.js"
 import * as Resume from "../Resume.js"
 import * as Session from "../Session.js"
-import * as SqlStore from "../SqlStore.js"
 import { type SessionSummary, Store } from "../Store.js"
 import * as Plain from "../view/Plain.js"
 import * as Help from "./help.js"
-import { db, err, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
+import { db, err, inspectStore, onInvalid, out, repo, resolveDb, setExit, storeExists, storeLayer, storeName, styleOf } from "./shared.js"
 
 // ---------------------------------------------------------------------------
 // the store of a command
@@ -51,11 +50,10 @@ export const locate = (o: { readonly repo: string; readonly db: Option.Option<st
   Effect.gen(function*() {
     const git = yield* Git.Git
     const path = yield* Path.Path
-    const fs = yield* FileSystem.FileSystem
     const repoDir = path.resolve(o.repo)
     const repoInfo = yield* git.repoInfo(repoDir).pipe(Effect.option)
     const dbFile = Option.isSome(o.db)
-      ? path.resolve(o.db.value)
+      ? resolveDb(path, o.db.value)
       : Option.isSome(repoInfo)
       ? path.join(repoInfo.value.commonDir, "grove", "grove.db")
       : undefined
@@ -65,8 +63,8 @@ export const locate = (o: { readonly repo: string; readonly db: Option.Option<st
         `${repoDir} is not inside a git repository, so grove has no store there: pass --repo with a folder of the repository, or --db FILE`
       ))
     }
-    yield* SqlStore.inspect(dbFile)
-    const exists = yield* fs.exists(dbFile).pipe(Effect.orElseSucceed(() => false))
+    yield* inspectStore(dbFile)
+    const exists = yield* storeExists(dbFile)
     return { dbFile, repo: repoInfo, exists } satisfies Where
   })
 
@@ -77,7 +75,7 @@ const withStore = <A, E, R>(
   missing: Effect.Effect<A, E | StoreError, Exclude<R, Store>>
 ): Effect.Effect<A, E | StoreError, Exclude<R, Store> | FileSystem.FileSystem | Path.Path> =>
   where.exists
-    ? Effect.provide(use, SqlStore.layer({ filename: where.dbFile })) as Effect.Effect<
+    ? Effect.provide(use, storeLayer(where.dbFile)) as Effect.Effect<
       A,
       E | StoreError,
       Exclude<R, Store> | FileSystem.FileSystem | Path.Path
@@ -202,7 +200,7 @@ export const sessions = Command.make("sessions", sessionsOptions, (o) =>
       return 0
     }
     if (rows.length === 0) {
-      yield* out(`no sessions in ${where.dbFile}`)
+      yield* out(`no sessions in ${storeName(where.dbFile)}`)
       return 0
     }
     yield* out(table([
