@@ -44,7 +44,7 @@ import { stateOf, Store, testStream } from "../Store.js"
 import * as Live from "../view/Live.js"
 import * as Plain from "../view/Plain.js"
 import * as Help from "./help.js"
-import { db, type Env, err, integer, loadPlans, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
+import { db, err, integer, loadPlans, onInvalid, out, repo, setExit, styleOf } from "./shared.js"
 
 const runOptions = {
   plans: Args.text({ name: "PLAN" }).pipe(
@@ -148,7 +148,14 @@ const runOptions = {
   quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Help.option({ text: "Print only the summary." }))
 }
 
-type RunOptions = {
+/**
+ * The options of `grove run`, parsed: what `prepare` checks. `grove serve`'s
+ * `POST /api/v1/sessions` builds one from its JSON body.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type RunOptions = {
   readonly [K in keyof typeof runOptions]: (typeof runOptions)[K] extends Options.Options<infer A> ? A
     : (typeof runOptions)[K] extends Args.Args<infer A> ? A
     : never
@@ -158,7 +165,11 @@ type RunOptions = {
 // validation: everything is checked before anything is created
 // ---------------------------------------------------------------------------
 
-interface ReportTarget {
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface ReportTarget {
   readonly kind: ReportModule.ReportKind
   readonly file: string
 }
@@ -221,7 +232,13 @@ const parseTimeout = (text: string, issues: Array<Issue>): Partial<Config.GroveC
   })
 }
 
-interface Prepared {
+/**
+ * What `prepare` found valid: the repository, the config, the tests, the store.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Prepared {
   readonly repo: Git.RepoInfo
   readonly config: Config.GroveConfig
   readonly tests: ReadonlyArray<TestRequest>
@@ -233,8 +250,16 @@ interface Prepared {
 
 /**
  * Checks every option and plan of `grove run` and lists every problem at once.
+ * Relative paths (plans, `--repo`, `--worktree-dir`) are taken from `cwd`: the
+ * current folder for the CLI, the served repository for `grove serve`. Creates nothing.
+ *
+ * @since 0.2.0
+ * @category constructors
  */
-const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git.Git> =>
+export const prepare = (
+  o: RunOptions,
+  cwd: string = process.cwd()
+): Effect.Effect<Prepared, InvalidInput, FileSystem.FileSystem | Path.Path | Git.Git> =>
   Effect.gen(function*() {
     const git = yield* Git.Git
     const path = yield* Path.Path
@@ -258,7 +283,7 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
       flags.maxFail = 1
     }
     if (Option.isSome(o.timeout)) Object.assign(flags, parseTimeout(o.timeout.value, issues))
-    if (Option.isSome(o.worktreeDir)) flags.worktreeDir = path.resolve(o.worktreeDir.value)
+    if (Option.isSome(o.worktreeDir)) flags.worktreeDir = path.resolve(cwd, o.worktreeDir.value)
     if (o.keepFailed) flags.keepFailed = true
     if (o.noCleanup) flags.cleanup = false
     if (Option.isSome(o.resume) && o.lastFailed) {
@@ -284,9 +309,9 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
     }
     const reports = yield* checkReports(o.report, issues)
 
-    const repoInfo = yield* git.repoInfo(path.resolve(o.repo)).pipe(
+    const repoInfo = yield* git.repoInfo(path.resolve(cwd, o.repo)).pipe(
       Effect.catchAll((e) => {
-        issues.push(new Issue({ where: "--repo", message: `${path.resolve(o.repo)}: ${e.message}` }))
+        issues.push(new Issue({ where: "--repo", message: `${path.resolve(cwd, o.repo)}: ${e.message}` }))
         return Effect.succeed(undefined)
       })
     )
@@ -311,7 +336,6 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
     }
 
     let tests: ReadonlyArray<TestRequest> = []
-    const cwd = process.cwd()
     if (Option.isSome(o.each)) {
       Either.match(Plan.fromEach(o.each.value, o.plans), {
         onLeft: (e) => issues.push(...e.issues),
@@ -342,7 +366,7 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
 
     // the store is looked at read-only: a file that is not grove's is refused untouched
     const dbFile = Option.isSome(o.db)
-      ? path.resolve(o.db.value)
+      ? path.resolve(cwd, o.db.value)
       : repoInfo === undefined
       ? undefined
       : path.join(repoInfo.commonDir, "grove", "grove.db")
