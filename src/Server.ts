@@ -59,6 +59,8 @@ import * as Git from "./Git.js"
 import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
 import * as ReportModule from "./Report.js"
+import * as Actions from "./server/actions.js"
+import { rerunOf } from "./server/sessions.js"
 import * as Session from "./Session.js"
 import { stateOf, Store, testStream } from "./Store.js"
 
@@ -508,7 +510,9 @@ const sessionsGroup = (options: Options) =>
           const { state, summary } = yield* requireState(path.id)
           const report = ReportModule.fromState(state, [])
           const alive = summary.status === "RUNNING" && (yield* Resume.ownerAlive(summary.pid))
+          const origin = rerunOf(yield* Effect.flatMap(Store, (store) => store.sessionConfig(path.id)).pipe(Effect.orElseSucceed(() => "")))
           return new Api.SessionDetail({
+            ...(origin === undefined ? {} : { rerunOf: origin }),
             session: report.session,
             totals: report.totals,
             repoRoot: summary.repoRoot,
@@ -684,7 +688,7 @@ const jsonErrors = HttpApiBuilder.middleware(Api.GroveApi, (app) =>
  */
 export const layerApi = (options: Options) =>
   HttpApiBuilder.api(Api.GroveApi).pipe(
-    Layer.provide([healthGroup(options), sessionsGroup(options), worktreesGroup(options), testsGroup]),
+    Layer.provide([healthGroup(options), sessionsGroup(options), worktreesGroup(options), testsGroup, Actions.group(options)]),
     Layer.provide(authorization(options))
   )
 
