@@ -367,6 +367,24 @@ layer(FixtureLive, { timeout: "180 seconds", excludeTestServices: true })("grove
       })
     ))
 
+  it.effect("the OpenAPI document lists the three endpoints with their statuses, behind the token", () =>
+    withFixture((fx) =>
+      Effect.gen(function*() {
+        const spec = json(yield* get(fx, "/api/v1/openapi.json"))
+        const endpoints: Array<[string, ReadonlyArray<string>]> = [
+          ["/api/v1/sessions", ["202", "400", "401", "403", "404"]],
+          ["/api/v1/sessions/{id}/cancel", ["202", "400", "404", "409"]],
+          ["/api/v1/sessions/{id}/rerun", ["202", "400", "404", "409"]]
+        ]
+        for (const [path, statuses] of endpoints) {
+          const post = spec.paths[path]?.post
+          assert.isDefined(post, `no POST ${path}`)
+          for (const status of statuses) assert.property(post.responses, status, `POST ${path}`)
+          assert.deepStrictEqual(post.security, [{ bearer: [] }], `POST ${path}`)
+        }
+      })
+    ))
+
   it.effect("cancel and rerun of an unknown session: 404; a malformed cancel body: 400", () =>
     withFixture((fx) =>
       Effect.gen(function*() {
