@@ -523,4 +523,27 @@ describe("grove serve: shutdown with an API session running", () => {
       )
       yield* nothingLeft(repo, accepted.id)
     }).pipe(Effect.provide(NodeContext.layer)), 120_000)
+
+  it.scopedLive("a second SIGINT skips the grace period, and the session is still cleaned up", () =>
+    Effect.gen(function*() {
+      const repo = yield* makePlanRepo("grove-actions-stop2-")
+      const served = yield* startServe(repo)
+      const accepted = yield* start({ serve: served }, { plans: ["plans/slow.md"] })
+      yield* running(accepted.id, "sleep 300")
+      yield* served.process.kill("SIGINT")
+      yield* Cli.waitFor("grove serve to say it stops the session", Effect.sync(() => served.process.stderr().includes("stopping 1 session")), {
+        within: "30 seconds",
+        context: () => served.process.stderr()
+      })
+      yield* served.process.kill("SIGINT")
+      const outcome = yield* served.process.exit.pipe(
+        Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("grove serve still runs 60 s after two SIGINTs") })
+      )
+      assert.strictEqual(outcome.code, 130, `${outcome.stdout}\n${outcome.stderr}`)
+      assert.include(outcome.stderr, "SIGINT again")
+      assert.isFalse(yield* graced(repo, accepted.id), "the second signal does not wait for the TERM handler")
+      const shown = yield* Cli.run(["show", accepted.id, "--json"], { cwd: repo.root })
+      assert.strictEqual(JSON.parse(shown.stdout).session.status, "INTERRUPTED", shown.stderr)
+      yield* nothingLeft(repo, accepted.id)
+    }).pipe(Effect.provide(NodeContext.layer)), 120_000)
 })

@@ -219,6 +219,21 @@ const failedTests = (sessionId: string): Effect.Effect<ReadonlyArray<PendingTest
   })
 
 /**
+ * Takes back the worktrees of grove runs that died, as a plain `grove run` does
+ * before it starts; a failure to list them is only warned about.
+ */
+const reclaimDead = (repo: Git.RepoInfo) =>
+  Resume.reclaim(repo).pipe(
+    Effect.flatMap(({ failed }) =>
+      Effect.forEach(failed, ({ error, worktree }) =>
+        Effect.logWarning(`grove serve: could not remove worktree ${worktree.path} of dead session ${worktree.session}: ${error.message}`), {
+        discard: true
+      })
+    ),
+    Effect.catchAll((e) => Effect.logWarning(`grove serve: could not list worktrees to reclaim: ${e.message}`))
+  )
+
+/**
  * @since 0.2.0
  * @category layers
  */
@@ -239,6 +254,7 @@ export const group = (options: { readonly repo: Option.Option<Git.RepoInfo> }) =
           const prepared = yield* prepare(runOptionsOf(payload, repo, sessions.dbFile), repo.root).pipe(
             Effect.catchTag("InvalidInput", (e) => Effect.fail(invalid(runIssues(e))))
           )
+          yield* reclaimDead(prepared.repo)
           const session = yield* sessions.start({ repo: prepared.repo, config: prepared.config, tests: prepared.tests }).pipe(
             Effect.catchTag("InvalidInput", (e) => Effect.fail(invalid(runIssues(e)))),
             Effect.mapError((e) => e._tag === "GitError" ? serverError(e) : e)
@@ -319,6 +335,7 @@ export const group = (options: { readonly repo: Option.Option<Git.RepoInfo> }) =
           const config = yield* Config.validate({ ...Config.defaults, ...base.configSources.base, ...recorded }, (k) => `config ${k}`).pipe(
             Effect.catchTag("InvalidInput", (e) => Effect.fail(invalid(runIssues(e))))
           )
+          yield* reclaimDead(repo)
           const session = yield* sessions.start({ repo, config, tests: tests.map((t) => t.request), rerunOf: summary.id }).pipe(
             Effect.catchTag("InvalidInput", (e) => Effect.fail(invalid(runIssues(e)))),
             Effect.mapError((e) => e._tag === "GitError" ? serverError(e) : e)
