@@ -200,8 +200,9 @@ export const serve = Command.make("serve", serveOptions, (o) =>
     Effect.flatMap(setExit)
   )).pipe(
     Help.command(serveOptions, {
-      summary: "Serve the store over HTTP: sessions, tests, logs and history.",
-      description: "Binds 127.0.0.1 unless --host names another address; every request but /api/v1/health needs the token.",
+      summary: "Serve the store over HTTP; start, cancel and re-run sessions.",
+      description: "Binds 127.0.0.1 unless --host names another address; every request but /api/v1/health needs the token. " +
+        "Sessions started through the API (POST /api/v1/sessions) run in this process: Ctrl-C stops them as it stops grove run.",
       examples: ["grove serve --port 0"]
     })
   )
