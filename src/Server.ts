@@ -655,7 +655,18 @@ const jsonErrors = HttpApiBuilder.middleware(Api.GroveApi, (app) =>
   app.pipe(
     Effect.catchAllCause((cause) =>
       Option.match(Cause.failureOption(cause as Cause.Cause<unknown>), {
-        onNone: () => Effect.failCause(cause),
+        // a body that is not JSON (the POST endpoints): HttpApiBuilder dies of it, which answers 400 with no body
+        onNone: (): Effect.Effect<never, Api.BadRequest> =>
+          Option.match(Cause.dieOption(cause as Cause.Cause<unknown>), {
+            onNone: () => Effect.failCause(cause),
+            onSome: (defect) => {
+              if (!(HttpServerError.isServerError(defect) && defect._tag === "RequestError" && defect.reason === "Decode")) {
+                return Effect.failCause(cause)
+              }
+              const message = "the body is not valid JSON: send a JSON object with Content-Type: application/json"
+              return Effect.fail(new Api.BadRequest({ message, issues: [new Api.RequestIssue({ where: "body", message })] }))
+            }
+          }),
         onSome: (e): Effect.Effect<never, Api.BadRequest | Api.NotFound> => {
           if (e instanceof HttpApiError.HttpApiDecodeError) {
             const issues = issuesOf(e)

@@ -48,10 +48,16 @@ const show = (reply: Reply) => `${reply.status}\n${reply.text.slice(0, 3000)}`
 const request = (
   port: number,
   path: string,
-  options: { readonly method?: string; readonly headers?: Record<string, string>; readonly body?: unknown } = {}
+  options: {
+    readonly method?: string
+    readonly headers?: Record<string, string>
+    readonly body?: unknown
+    /** a body sent as it is */
+    readonly raw?: string
+  } = {}
 ): Effect.Effect<Reply, Error> =>
   Effect.async<Reply, Error>((resume) => {
-    const body = options.body === undefined ? undefined : JSON.stringify(options.body)
+    const body = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body))
     const req = Http.request(
       {
         host: "127.0.0.1",
@@ -304,6 +310,14 @@ layer(FixtureLive, { timeout: "180 seconds", excludeTestServices: true })("grove
           [{ plans: ["plans/ok.md"], each: { command: "echo", args: ["a"] } }, "InvalidInput", "each"],
           [{}, "InvalidInput", "plans"]
         ]
+        const notJson = yield* request(fx.serve.port, "/api/v1/sessions", {
+          method: "POST",
+          headers: { ...auth(fx), "content-type": "application/json" },
+          raw: "{\"plans\": ["
+        })
+        assert.strictEqual(notJson.status, 400, show(notJson))
+        assert.deepInclude(json(notJson), { _tag: "BadRequest" })
+        assert.strictEqual(json(notJson).issues[0].where, "body")
         for (const [body, tag, where] of cases) {
           const reply = yield* post(fx, "/api/v1/sessions", body)
           assert.strictEqual(reply.status, 400, `${JSON.stringify(body)}: ${show(reply)}`)
