@@ -533,8 +533,10 @@ const sessionsGroup = (options: Options) =>
                 sessionId: summary.id,
                 pid: summary.pid,
                 host,
-                message: `session ${summary.id} is running in grove process ${summary.pid} on ${host}: ` +
-                  `stop it first (kill ${summary.pid}), or wait for it to end`
+                message: summary.pid === process.pid
+                  ? `session ${summary.id} is running in this grove serve: cancel it first (POST /api/v1/sessions/${summary.id}/cancel), or wait for it to end`
+                  : `session ${summary.id} is running in grove process ${summary.pid} on ${host}: ` +
+                    `stop it first (kill ${summary.pid}), or wait for it to end`
               })
             )
           }

@@ -347,6 +347,11 @@ layer(FixtureLive, { timeout: "180 seconds", excludeTestServices: true })("grove
       Effect.gen(function*() {
         const accepted = yield* start(fx, { plans: ["plans/slow.md", "plans/ok.md"], workers: 1, retries: 0 })
         yield* running(accepted.id, "sleep 300")
+        // running here: it cannot be deleted, and the answer says to cancel it
+        const del = yield* request(fx.serve.port, `/api/v1/sessions/${accepted.id}`, { method: "DELETE", headers: auth(fx) })
+        assert.strictEqual(del.status, 409, show(del))
+        assert.include(json(del).message, `POST /api/v1/sessions/${accepted.id}/cancel`)
+        assert.isTrue((yield* detail(fx, accepted.id)).owner.alive)
         const reply = yield* post(fx, `/api/v1/sessions/${accepted.id}/cancel`)
         assert.strictEqual(reply.status, 202, show(reply))
         assert.deepStrictEqual(json(reply), { id: accepted.id, immediate: false })
