@@ -510,7 +510,8 @@ const sessionsGroup = (options: Options) =>
           const { state, summary } = yield* requireState(path.id)
           const report = ReportModule.fromState(state, [])
           const alive = summary.status === "RUNNING" && (yield* Resume.ownerAlive(summary.pid))
-          const origin = rerunOf(yield* Effect.flatMap(Store, (store) => store.sessionConfig(path.id)).pipe(Effect.orElseSucceed(() => "")))
+          const config = yield* Effect.flatMap(Store, (store) => store.sessionConfig(path.id)).pipe(Effect.orElseSucceed(() => ""))
+          const origin = rerunOf(config)
           return new Api.SessionDetail({
             ...(origin === undefined ? {} : { rerunOf: origin }),
             session: report.session,
