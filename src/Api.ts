@@ -30,6 +30,7 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { SessionInfo, SessionStatus, TestId, TestResult, TestStatus, Totals } from "./Domain.js"
 import type * as Resume from "./Resume.js"
+import { ActionsGroup } from "./server/actionsApi.js"
 import type * as Store from "./Store.js"
 
 // -----------------------------------------------------------------------------
@@ -159,7 +160,9 @@ export class SessionDetail extends Schema.Class<SessionDetail>("SessionDetail")(
   repoRoot: Schema.String,
   owner: SessionOwner,
   /** RUNNING, but its grove is gone: `grove run --resume` finishes it */
-  resumable: Schema.Boolean
+  resumable: Schema.Boolean,
+  /** a re-run (`POST /sessions/:id/rerun`): the session whose failed tests it runs again */
+  rerunOf: Schema.optional(Schema.String)
 }) {}
 
 /**
@@ -480,6 +483,7 @@ export class GroveApi extends HttpApi.make("grove")
   .add(SessionsGroup)
   .add(WorktreesGroup)
   .add(TestsGroup)
+  .add(ActionsGroup.middleware(Authorization))
   .addError(BadRequest)
   .addError(Unauthorized)
   .addError(Forbidden)

@@ -59,6 +59,8 @@ import * as Git from "./Git.js"
 import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
 import * as ReportModule from "./Report.js"
+import * as Actions from "./server/actions.js"
+import { rerunOf } from "./server/sessions.js"
 import * as Session from "./Session.js"
 import { stateOf, Store, testStream } from "./Store.js"
 
@@ -508,7 +510,10 @@ const sessionsGroup = (options: Options) =>
           const { state, summary } = yield* requireState(path.id)
           const report = ReportModule.fromState(state, [])
           const alive = summary.status === "RUNNING" && (yield* Resume.ownerAlive(summary.pid))
+          const config = yield* Effect.flatMap(Store, (store) => store.sessionConfig(path.id)).pipe(Effect.orElseSucceed(() => ""))
+          const origin = rerunOf(config)
           return new Api.SessionDetail({
+            ...(origin === undefined ? {} : { rerunOf: origin }),
             session: report.session,
             totals: report.totals,
             repoRoot: summary.repoRoot,
@@ -529,8 +534,10 @@ const sessionsGroup = (options: Options) =>
                 sessionId: summary.id,
                 pid: summary.pid,
                 host,
-                message: `session ${summary.id} is running in grove process ${summary.pid} on ${host}: ` +
-                  `stop it first (kill ${summary.pid}), or wait for it to end`
+                message: summary.pid === process.pid
+                  ? `session ${summary.id} is running in this grove serve: cancel it first (POST /api/v1/sessions/${summary.id}/cancel), or wait for it to end`
+                  : `session ${summary.id} is running in grove process ${summary.pid} on ${host}: ` +
+                    `stop it first (kill ${summary.pid}), or wait for it to end`
               })
             )
           }
@@ -651,7 +658,18 @@ const jsonErrors = HttpApiBuilder.middleware(Api.GroveApi, (app) =>
   app.pipe(
     Effect.catchAllCause((cause) =>
       Option.match(Cause.failureOption(cause as Cause.Cause<unknown>), {
-        onNone: () => Effect.failCause(cause),
+        // a body that is not JSON (the POST endpoints): HttpApiBuilder dies of it, which answers 400 with no body
+        onNone: (): Effect.Effect<never, Api.BadRequest> =>
+          Option.match(Cause.dieOption(cause as Cause.Cause<unknown>), {
+            onNone: () => Effect.failCause(cause),
+            onSome: (defect) => {
+              if (!(HttpServerError.isServerError(defect) && defect._tag === "RequestError" && defect.reason === "Decode")) {
+                return Effect.failCause(cause)
+              }
+              const message = "the body is not valid JSON: send a JSON object with Content-Type: application/json"
+              return Effect.fail(new Api.BadRequest({ message, issues: [new Api.RequestIssue({ where: "body", message })] }))
+            }
+          }),
         onSome: (e): Effect.Effect<never, Api.BadRequest | Api.NotFound> => {
           if (e instanceof HttpApiError.HttpApiDecodeError) {
             const issues = issuesOf(e)
@@ -684,7 +702,7 @@ const jsonErrors = HttpApiBuilder.middleware(Api.GroveApi, (app) =>
  */
 export const layerApi = (options: Options) =>
   HttpApiBuilder.api(Api.GroveApi).pipe(
-    Layer.provide([healthGroup(options), sessionsGroup(options), worktreesGroup(options), testsGroup]),
+    Layer.provide([healthGroup(options), sessionsGroup(options), worktreesGroup(options), testsGroup, Actions.group(options)]),
     Layer.provide(authorization(options))
   )
 

@@ -563,6 +563,8 @@ layer(FixtureLive, { timeout: "120 seconds", excludeTestServices: true })("grove
           "/api/v1/health",
           "/api/v1/sessions",
           "/api/v1/sessions/{id}",
+          "/api/v1/sessions/{id}/cancel",
+          "/api/v1/sessions/{id}/rerun",
           "/api/v1/sessions/{id}/tests",
           "/api/v1/sessions/{id}/tests/{testId}",
           "/api/v1/sessions/{id}/tests/{testId}/attempts/{n}/log",

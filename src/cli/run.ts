@@ -45,7 +45,7 @@ import { stateOf, Store, testStream } from "../Store.js"
 import * as Live from "../view/Live.js"
 import * as Plain from "../view/Plain.js"
 import * as Help from "./help.js"
-import { db, type Env, err, inspectStore, integer, loadPlans, onInvalid, out, repo, resolveDb, setExit, storeExists, storeLayer, storeName, styleOf } from "./shared.js"
+import { db, err, inspectStore, integer, loadPlans, onInvalid, out, repo, resolveDb, setExit, storeExists, storeLayer, storeName, styleOf } from "./shared.js"
 
 const runOptions = {
   plans: Args.text({ name: "PLAN" }).pipe(
@@ -159,7 +159,14 @@ const runOptions = {
   )
 }
 
-type RunOptions = {
+/**
+ * The options of `grove run`, parsed: what `prepare` checks. `grove serve`'s
+ * `POST /api/v1/sessions` builds one from its JSON body.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type RunOptions = {
   readonly [K in keyof typeof runOptions]: (typeof runOptions)[K] extends Options.Options<infer A> ? A
     : (typeof runOptions)[K] extends Args.Args<infer A> ? A
     : never
@@ -173,6 +180,7 @@ type RunOptions = {
  * A checked `--report KIND:FILE`: the file's folder exists and can be written.
  *
  * @since 0.3.0
+ * @category models
  */
 export interface ReportTarget {
   readonly kind: ReportModule.ReportKind
@@ -236,7 +244,13 @@ const flagOf: Readonly<Record<string, string>> = {
   cleanup: "--no-cleanup"
 }
 
-interface Prepared {
+/**
+ * What `prepare` found valid: the repository, the config, the tests, the store.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Prepared {
   readonly repo: Git.RepoInfo
   readonly config: Config.GroveConfig
   readonly tests: ReadonlyArray<TestRequest>
@@ -250,8 +264,16 @@ interface Prepared {
 
 /**
  * Checks every option and plan of `grove run` and lists every problem at once.
+ * Relative paths (plans, `--repo`, `--worktree-dir`) are taken from `cwd`: the
+ * current folder for the CLI, the served repository for `grove serve`. Creates nothing.
+ *
+ * @since 0.2.0
+ * @category constructors
  */
-const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git.Git> =>
+export const prepare = (
+  o: RunOptions,
+  cwd: string = process.cwd()
+): Effect.Effect<Prepared, InvalidInput, FileSystem.FileSystem | Path.Path | Git.Git> =>
   Effect.gen(function*() {
     const git = yield* Git.Git
     const path = yield* Path.Path
@@ -268,7 +290,7 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
       raw.maxFail = 1
     }
     if (Option.isSome(o.timeout)) raw.timeout = o.timeout.value
-    if (Option.isSome(o.worktreeDir)) raw.worktreeDir = path.resolve(o.worktreeDir.value)
+    if (Option.isSome(o.worktreeDir)) raw.worktreeDir = path.resolve(cwd, o.worktreeDir.value)
     if (o.keepFailed) raw.keepFailed = true
     if (o.noCleanup) raw.cleanup = false
     Either.match(Config.decode(raw, (key) => flagOf[key] ?? key), {
@@ -308,9 +330,9 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
       }))
     }
 
-    const repoInfo = yield* git.repoInfo(path.resolve(o.repo)).pipe(
+    const repoInfo = yield* git.repoInfo(path.resolve(cwd, o.repo)).pipe(
       Effect.catchAll((e) => {
-        issues.push(new Issue({ where: "--repo", message: `${path.resolve(o.repo)}: ${e.message}` }))
+        issues.push(new Issue({ where: "--repo", message: `${path.resolve(cwd, o.repo)}: ${e.message}` }))
         return Effect.succeed(undefined)
       })
     )
@@ -335,7 +357,6 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
     }
 
     let tests: ReadonlyArray<TestRequest> = []
-    const cwd = process.cwd()
     if (Option.isSome(o.each)) {
       Either.match(Plan.fromEach(o.each.value, o.plans), {
         onLeft: (e) => issues.push(...e.issues),
@@ -366,7 +387,7 @@ const prepare = (o: RunOptions): Effect.Effect<Prepared, InvalidInput, Env | Git
 
     // the store is looked at read-only: a file that is not grove's is refused untouched
     const dbFile = Option.isSome(o.db)
-      ? resolveDb(path, o.db.value)
+      ? resolveDb(path, o.db.value, cwd)
       : repoInfo === undefined
       ? undefined
       : path.join(repoInfo.commonDir, "grove", "grove.db")

@@ -25,6 +25,7 @@ import * as Scope from "effect/Scope"
 import * as Git from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
 import * as Signals from "../internal/signals.js"
+import { ApiSessions, layer as apiSessionsLayer } from "../server/sessions.js"
 import * as Help from "./help.js"
 import { locate } from "./store.js"
 import { db, err, integer, onInvalid, out, repo, setExit, storeLayer, storeName } from "./shared.js"
@@ -37,6 +38,14 @@ const defaultPort = 7707
 
 /** how long the server may take to close before grove exits anyway */
 const closeBound = Duration.seconds(2)
+
+/**
+ * How long to wait for the close when sessions started through the API run: the
+ * longest kill grace period of theirs, plus `closeBound` (SPEC §9: within the grace
+ * period + 3 s).
+ */
+const closeBoundWith = (running: ReadonlyArray<{ readonly killGrace: Duration.Duration }>) =>
+  Duration.sum(running.reduce((longest, s) => Duration.max(longest, s.killGrace), Duration.zero), closeBound)
 
 const serveOptions = {
   host: Options.text("host").pipe(
@@ -124,16 +133,19 @@ export const serve = Command.make("serve", serveOptions, (o) =>
       repo: located.repo,
       version
     }).pipe(
+      // the sessions started through the API: they run in this process, in the server's scope
+      Layer.provideMerge(apiSessionsLayer({ dbFile: located.dbFile })),
       Layer.provide(storeLayer(located.dbFile)),
       Layer.provide(Git.layer),
       Layer.provide(Layer.succeedContext(Context.make(FileSystem.FileSystem, fs).pipe(Context.add(Path.Path, path))))
     )
     const scope = yield* Scope.make()
     const signals = yield* Signals.listen.pipe(Scope.extend(scope))
-    const started = yield* Layer.buildWithScope(layer, scope).pipe(
-      Effect.map((context) => Context.get(context, HttpServer.HttpServer)),
+    const context = yield* Layer.buildWithScope(layer, scope).pipe(
       Effect.catchAll((e) => Effect.zipRight(Scope.close(scope, Exit.void), Effect.fail(e)))
     )
+    const started = Context.get(context, HttpServer.HttpServer)
+    const sessions = Context.get(context, ApiSessions)
     const base = Server.baseUrl(started.address)
     yield* out(
       Option.isNone(given)
@@ -151,11 +163,29 @@ export const serve = Command.make("serve", serveOptions, (o) =>
       )
     }
     const signal = yield* Queue.take(signals)
-    // close within `closeBound` (open requests get the server's drain); a second signal does not wait
+    // Sessions started through the API stop as grove run stops on a signal (the first: with
+    // the grace period; a second skips it but still waits for their cleanup); closing the
+    // scope stops them too, and waits for them to record their end and remove their worktrees.
+    const running = yield* sessions.running
+    if (running.length > 0) {
+      yield* err(
+        `grove: ${signal}: stopping ${running.length} session${running.length === 1 ? "" : "s"} started through the API ` +
+          `(${running.map((s) => s.id).join(", ")}), terminating running tests (again to skip the grace period)`
+      )
+      yield* sessions.stopAll({ immediate: false })
+    }
+    // close within the bound (open requests get the server's drain); with no API session
+    // running a second signal does not wait
+    const closing = yield* Effect.fork(Scope.close(scope, Exit.void).pipe(Effect.disconnect))
     yield* Effect.raceFirst(
-      Scope.close(scope, Exit.void).pipe(Effect.disconnect, Effect.timeout(closeBound), Effect.ignore),
-      Queue.take(signals)
-    )
+      Effect.timeout(closing.await, closeBoundWith(running)),
+      Effect.flatMap(Queue.take(signals), (again) =>
+        running.length === 0 ? Effect.void : Effect.gen(function*() {
+          yield* err(`grove: ${again} again: killing the running tests of the API's sessions now, then cleaning up`)
+          yield* sessions.stopAll({ immediate: true })
+          yield* Effect.timeout(closing.await, closeBound)
+        }))
+    ).pipe(Effect.ignore)
     return Signals.exitCodeOf(signal)
   }).pipe(
     Effect.catchTag("ServeError", (e) =>
@@ -169,8 +199,9 @@ export const serve = Command.make("serve", serveOptions, (o) =>
     Effect.flatMap(setExit)
   )).pipe(
     Help.command(serveOptions, {
-      summary: "Serve the store over HTTP: sessions, tests, logs and history.",
-      description: "Binds 127.0.0.1 unless --host names another address; every request but /api/v1/health needs the token.",
+      summary: "Serve the store over HTTP; start, cancel and re-run sessions.",
+      description: "Binds 127.0.0.1 unless --host names another address; every request but /api/v1/health needs the token. " +
+        "Sessions started through the API (POST /api/v1/sessions) run in this process: Ctrl-C stops them as it stops grove run.",
       examples: ["grove serve --port 0"]
     })
   )

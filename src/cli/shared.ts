@@ -88,7 +88,8 @@ export const db = Options.text("db").pipe(
  *
  * @since 0.2.0
  */
-export const resolveDb = (path: Path.Path, db: string): string => SqlUrl.isUrl(db) ? db : path.resolve(db)
+export const resolveDb = (path: Path.Path, db: string, cwd: string = process.cwd()): string =>
+  SqlUrl.isUrl(db) ? db : path.resolve(cwd, db)
 
 /**
  * The store's name for messages (a URL without its password).
