@@ -296,7 +296,9 @@ export class SessionStarted extends Schema.TaggedClass<SessionStarted>()("Sessio
   baseRef: Schema.String,
   baseSha: Schema.String,
   workers: Schema.Int,
-  startedAt: Millis
+  startedAt: Millis,
+  /** a re-run: the session whose tests that did not pass it runs again */
+  rerunOf: Schema.optionalWith(Schema.String, { exact: true })
 }) {}
 
 /**

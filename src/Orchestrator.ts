@@ -449,7 +449,8 @@ export const make: Effect.Effect<
     baseRef: session.baseRef,
     baseSha: session.baseSha,
     workers: config.workers,
-    startedAt: session.startedAt
+    startedAt: session.startedAt,
+    ...(session.rerunOf === undefined ? {} : { rerunOf: session.rerunOf })
   }))
 
   yield* Effect.addFinalizer((exit) =>

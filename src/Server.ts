@@ -60,7 +60,6 @@ import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
 import * as ReportModule from "./Report.js"
 import * as Actions from "./server/actions.js"
-import { rerunOf } from "./server/sessions.js"
 import * as Session from "./Session.js"
 import { stateOf, Store, testStream } from "./Store.js"
 
@@ -510,8 +509,7 @@ const sessionsGroup = (options: Options) =>
           const { state, summary } = yield* requireState(path.id)
           const report = ReportModule.fromState(state, [])
           const alive = summary.status === "RUNNING" && (yield* Resume.ownerAlive(summary.pid))
-          const config = yield* Effect.flatMap(Store, (store) => store.sessionConfig(path.id)).pipe(Effect.orElseSucceed(() => ""))
-          const origin = rerunOf(config)
+          const origin = state.rerunOf
           return new Api.SessionDetail({
             ...(origin === undefined ? {} : { rerunOf: origin }),
             session: report.session,

@@ -38,6 +38,8 @@ export interface SessionInfo {
   readonly dataDir: string
   /** epoch millis, from Clock */
   readonly startedAt: number
+  /** a re-run: the session whose tests that did not pass it runs again */
+  readonly rerunOf?: string | undefined
 }
 
 /**
@@ -57,6 +59,8 @@ export interface Options {
   readonly baseRef?: string | undefined
   /** reuse an id (resume); default a new one */
   readonly id?: string | undefined
+  /** a re-run: the session whose tests that did not pass this one runs again */
+  readonly rerunOf?: string | undefined
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0")
@@ -115,7 +119,8 @@ export const make = (options: Options): Effect.Effect<SessionInfo, GitError, Git
       worktreeRoot: root,
       worktreeDir: NodePath.join(root, id),
       dataDir: dataDirIn(repo.commonDir, id),
-      startedAt: yield* Clock.currentTimeMillis
+      startedAt: yield* Clock.currentTimeMillis,
+      ...(options.rerunOf === undefined ? {} : { rerunOf: options.rerunOf })
     }
   })
 

@@ -62,6 +62,8 @@ export interface SessionState {
   readonly workers: number
   /** epoch millis of the first start (a resumed session keeps its first run's) */
   readonly startedAt: number | undefined
+  /** a re-run: the session whose tests that did not pass it runs again */
+  readonly rerunOf: string | undefined
   /** RUNNING until SessionFinished */
   readonly status: SessionStatus
   readonly completedAt: number | null
@@ -90,6 +92,7 @@ export const initial = (sessionId = ""): SessionState => ({
   baseSha: "",
   workers: 0,
   startedAt: undefined,
+  rerunOf: undefined,
   status: "RUNNING",
   completedAt: null,
   lastActivity: undefined,
@@ -159,6 +162,7 @@ export const applyEvent = (state: SessionState, event: SessionEvent): SessionSta
           baseSha: event.baseSha,
           workers: event.workers,
           startedAt: event.startedAt,
+          rerunOf: event.rerunOf,
           status: "RUNNING",
           completedAt: null
         }

@@ -75,31 +75,6 @@ export class ApiSessions extends Context.Tag("grove/server/ApiSessions")<ApiSess
 }>() {}
 
 /**
- * The key of a stored session config that names the session a re-run came from.
- *
- * @since 0.2.0
- * @category models
- */
-export const rerunKey = "rerunOf"
-
-/**
- * The session a stored config snapshot (`Store.sessionConfig`) says it re-runs, if any.
- *
- * @since 0.2.0
- * @category constructors
- */
-export const rerunOf = (snapshot: string): string | undefined => {
-  try {
-    const parsed: unknown = JSON.parse(snapshot)
-    if (typeof parsed !== "object" || parsed === null) return undefined
-    const value = (parsed as Record<string, unknown>)[rerunKey]
-    return typeof value === "string" && value !== "" ? value : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/**
  * @since 0.2.0
  * @category constructors
  */
@@ -124,10 +99,9 @@ export const make = (options: { readonly dbFile: string }): Effect.Effect<ApiSes
     const start = (work: Work) =>
       Effect.gen(function*() {
         const ready = yield* Deferred.make<Orchestrator.Orchestrator["Type"], GitError | InvalidInput>()
-        // the config as the store records it: with the session it re-runs, if any
-        const config = work.rerunOf === undefined ? work.config : { ...work.config, [rerunKey]: work.rerunOf }
-        const session = Orchestrator.layerSession({ repo: work.repo.root, baseRef: "HEAD" }).pipe(
-          Layer.provide(Layer.mergeAll(Config.layer(config), Git.layer, Harness.layerShell, Layer.succeed(Store, store)))
+        // a re-run names the session it came from in its SessionStarted event
+        const session = Orchestrator.layerSession({ repo: work.repo.root, baseRef: "HEAD", rerunOf: work.rerunOf }).pipe(
+          Layer.provide(Layer.mergeAll(Config.layer(work.config), Git.layer, Harness.layerShell, Layer.succeed(Store, store)))
         )
         // known once the session is recorded; forgotten once its scope has closed (its end recorded)
         let id: string | undefined
