@@ -59,6 +59,8 @@ import * as Git from "./Git.js"
 import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
 import * as ReportModule from "./Report.js"
+import * as Live from "./server/Live.js"
+import * as LiveHttp from "./server/LiveHttp.js"
 import * as Session from "./Session.js"
 import { stateOf, Store, testStream } from "./Store.js"
 
@@ -84,6 +86,8 @@ export interface Options {
   readonly version: string
   /** how long open requests get to finish when the server closes (default 1 s) */
   readonly drain?: Duration.DurationInput
+  /** live events: heartbeat, page size, poll intervals (`server/Live.ts`) */
+  readonly live?: Live.Options
 }
 
 /**
@@ -241,12 +245,14 @@ const gateWith = (
       )
     }
     const origin = request.headers["origin"]
-    if (unsafeMethod(request.method) && origin !== undefined && !served.has(originHost(origin))) {
+    // a WebSocket upgrade is a GET that CORS does not cover: its Origin is checked as well
+    const upgrade = (request.headers["upgrade"] ?? "") !== ""
+    if ((unsafeMethod(request.method) || upgrade) && origin !== undefined && !served.has(originHost(origin))) {
       return errorResponse(
         new Api.Forbidden({
           reason: "CrossOrigin",
-          message: `a ${request.method} from the page of ${JSON.stringify(origin)} is refused: grove serve takes ` +
-            "requests that change things only from its own pages or from clients that send no Origin"
+          message: `a ${upgrade ? "WebSocket" : request.method} from the page of ${JSON.stringify(origin)} is refused: grove serve takes ` +
+            `${upgrade ? "WebSockets" : "requests that change things"} only from its own pages or from clients that send no Origin`
         }),
         403
       )
@@ -558,6 +564,8 @@ const sessionsGroup = (options: Options) =>
         }))
       .handle("test", ({ path }) => Effect.map(requireTest(path.id, path.testId), ({ test }) => test))
       .handle("log", ({ headers, path }) => attemptLog(options, path, headers.range))
+      .handle("events", ({ headers, path, urlParams }) => LiveHttp.events(path.id, headers["last-event-id"], urlParams.after))
+      .handle("ws", ({ path, urlParams }) => LiveHttp.ws(path.id, urlParams.after))
   )
 
 const worktreesGroup = (options: Options) => {
@@ -685,7 +693,8 @@ const jsonErrors = HttpApiBuilder.middleware(Api.GroveApi, (app) =>
 export const layerApi = (options: Options) =>
   HttpApiBuilder.api(Api.GroveApi).pipe(
     Layer.provide([healthGroup(options), sessionsGroup(options), worktreesGroup(options), testsGroup]),
-    Layer.provide(authorization(options))
+    Layer.provide(authorization(options)),
+    Layer.provide(Live.layer(options.live))
   )
 
 /**
