@@ -690,11 +690,11 @@ const jsonErrors = HttpApiBuilder.middleware(Api.GroveApi, (app) =>
  * @since 0.1.0
  * @category layers
  */
-export const layerApi = (options: Options) =>
+export const layerApi = (options: Options, live: Layer.Layer<Live.Live, never, Store> = Live.layer(options.live)) =>
   HttpApiBuilder.api(Api.GroveApi).pipe(
     Layer.provide([healthGroup(options), sessionsGroup(options), worktreesGroup(options), testsGroup]),
     Layer.provide(authorization(options)),
-    Layer.provide(Live.layer(options.live))
+    Layer.provide(live)
   )
 
 /**
@@ -726,13 +726,23 @@ const drainOnClose = (server: Http.Server, drain: Duration.DurationInput) =>
 export const layer = (options: Options) => {
   const node = Http.createServer()
   const listen = NodeHttpServer.layer(() => node, { host: options.host, port: options.port })
-  return HttpApiBuilder.serve(gate(options)).pipe(
-    Layer.provide(explorer),
-    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
-    Layer.provide(jsonErrors),
-    Layer.provide(layerApi(options)),
-    Layer.provideMerge(drainOnClose(node, options.drain ?? Duration.seconds(1))),
-    Layer.provideMerge(listen)
+  // one Live for the handlers and for `endLive` (a layer is built once per build)
+  const live = Live.layer(options.live)
+  // built after the server, so released before it: live streams end first, then requests drain
+  const endLive = Layer.scopedDiscard(Effect.flatMap(Live.Live, (l) => Effect.addFinalizer(() => l.close))).pipe(
+    Layer.provide(live)
+  )
+  return endLive.pipe(
+    Layer.provideMerge(
+      HttpApiBuilder.serve(gate(options)).pipe(
+        Layer.provide(explorer),
+        Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
+        Layer.provide(jsonErrors),
+        Layer.provide(layerApi(options, live)),
+        Layer.provideMerge(drainOnClose(node, options.drain ?? Duration.seconds(1))),
+        Layer.provideMerge(listen)
+      )
+    )
   )
 }
 

@@ -97,6 +97,13 @@ export class Live extends Context.Tag("grove/server/Live")<Live, {
   readonly closing: Effect.Effect<void>
   /** whether the server is closing */
   readonly stopping: Effect.Effect<boolean>
+  /**
+   * ends every stream (the server closes) and waits (at most a second) until every
+   * stream and `track`ed sender has finished; also done when the service's scope closes
+   */
+  readonly close: Effect.Effect<void>
+  /** counts `effect` (a sender that writes after its stream ended) as a live stream until it ends */
+  readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }>() {}
 
 const encodeEvent = Schema.encodeSync(SessionEvent)
@@ -172,6 +179,15 @@ export const make = (options: Options = {}) =>
     const idle = Duration.decode(options.pollIdle ?? "250 millis")
     const closing = yield* Deferred.make<void>()
     yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
+    // streams and senders that have not finished yet
+    const active = yield* SubscriptionRef.make(0)
+    const track = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(SubscriptionRef.update(active, (n) => n + 1), () => effect, () => SubscriptionRef.update(active, (n) => n - 1))
+    const close = Deferred.succeed(closing, undefined).pipe(
+      Effect.zipRight(active.changes.pipe(Stream.filter((n) => n <= 0), Stream.take(1), Stream.runDrain)),
+      Effect.timeout("1 second"),
+      Effect.ignore
+    )
 
     // one notifier per followed session: the highest sequence number known to be stored
     const notifiers = yield* RcMap.make({
@@ -235,11 +251,18 @@ export const make = (options: Options = {}) =>
         )
         return Option.map(summary, (s) => follow(sessionId, from.seq, s.status !== "RUNNING"))
       }).pipe(
-        Effect.map(Option.map((stream) => Stream.interruptWhen(stream, Deferred.await(closing))))
+        Effect.map(Option.map((stream) =>
+          Stream.unwrapScoped(Effect.as(
+            Effect.acquireRelease(SubscriptionRef.update(active, (n) => n + 1), () => SubscriptionRef.update(active, (n) => n - 1)),
+            Stream.interruptWhen(stream, Deferred.await(closing))
+          ))
+        ))
       )
 
     return Live.of({ frames, heartbeat: Duration.decode(options.heartbeat ?? "15 seconds"), closing: Deferred.await(closing),
-      stopping: Deferred.isDone(closing)
+      stopping: Deferred.isDone(closing),
+      close,
+      track
     })
   })
 

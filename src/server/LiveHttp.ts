@@ -100,7 +100,8 @@ export const ws = (id: string, after: number | undefined) =>
         Effect.flatMap((stopping) =>
           write(stopping ? new Socket.CloseEvent(1001, "grove serve stops") : new Socket.CloseEvent(1000, "session finished"))
         ),
-        Effect.ignore
+        Effect.ignore,
+        live.track
       )
       // the first frame goes once the socket is open: a write before `runRaw` would wait forever
       yield* socket.runRaw(() => Effect.void, { onOpen: Effect.asVoid(Effect.forkIn(send, scope)) }).pipe(
