@@ -201,4 +201,34 @@ describe("Live frames", () => {
       assert.strictEqual((yield* Fiber.await(fiber))._tag, "Success")
       assert.deepStrictEqual((yield* seen).slice(-2), ["123:SessionStarted", "124:SessionFinished"])
     }))
+
+  it.scoped("pulls: a client that stops taking frames stops reading the store (a page at a time, no queue)", () =>
+    Effect.gen(function*() {
+      const memory = yield* Store.makeMemory
+      const pages: Array<number> = []
+      // the store, counting the pages clients read (the notifier reads one event at a time)
+      const store = {
+        ...memory,
+        events: (id: string, options: { readonly after: number; readonly limit: number }) => {
+          if (options.limit > 1) pages.push(options.after)
+          return memory.events(id, options)
+        }
+      }
+      yield* memory.record(sessionId, events[0]!, { meta })
+      for (let i = 0; i < 1000; i++) {
+        yield* memory.record(sessionId, Events.TestQueued({ test: request(`t${i}`), sha: "c0ffee", refName: "main" }))
+      }
+      const live = yield* Live.make({ page: 10 }).pipe(Effect.provideService(Store.Store, store))
+      const pull = yield* Stream.toPull(Option.getOrThrow(yield* live.frames(sessionId, { _tag: "After", seq: 0 })))
+      const first = yield* pull
+      assert.deepStrictEqual(Chunk.toArray(first).map(tagOf).slice(0, 2), ["1:SessionStarted", "2:TestQueued"])
+      assert.strictEqual(Chunk.size(first), 10)
+      yield* settle
+      yield* TestClock.adjust("10 seconds")
+      yield* settle
+      assert.deepStrictEqual(pages, [0], "one page read while the client took one")
+      yield* pull
+      yield* settle
+      assert.deepStrictEqual(pages, [0, 10])
+    }))
 })
