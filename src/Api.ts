@@ -13,9 +13,10 @@
  * `{ _tag, message, … }` for every refusal, 401 and 404 included (the built-in
  * `HttpApiError`s answer those with an empty body).
  *
- * Not here yet (they stand on the engine's numbered events): live events (SSE and
- * WebSocket), starting, cancelling and re-running sessions. They go in the
- * `sessions` group (`events`, `ws`, `start`, `cancel`, `rerun`).
+ * Live events: `GET /sessions/:id/events` (Server-Sent Events) and `GET
+ * /sessions/:id/ws` (WebSocket) send a snapshot (`SessionState.Snapshot`) then the
+ * session's events (`Domain.SessionEvent`), each with its sequence number; the
+ * frames are made in `server/Live.ts`.
  *
  * @since 0.1.0
  */
@@ -335,6 +336,12 @@ const oneOf = <const L extends readonly [string, ...Array<string>]>(literals: Sc
 const LogText = HttpApiSchema.Text({ contentType: "text/plain; charset=utf-8" })
 
 const SessionPath = Schema.Struct({ id: Schema.String })
+
+/** the sequence number of the last event a live client saw */
+const SeenSeq = Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(0)).annotations({
+  description: "the sequence number of the last event seen: only the events after it are sent, without a snapshot",
+  message: (issue) => ({ message: `expected an event's sequence number (0, 1, 2, …), got ${actualOf(issue)}`, override: true })
+})
 const TestPath = Schema.Struct({ id: Schema.String, testId: TestId })
 const AttemptPath = Schema.Struct({
   id: Schema.String,
@@ -429,6 +436,37 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .annotate(
         OpenApi.Description,
         "The attempt's full log (its bytes as written, secrets masked), or one byte range of it with `Range` (206, `Content-Range`); a range past the end gives 416."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("events", "/sessions/:id/events")
+      .setPath(SessionPath)
+      .setUrlParams(Schema.Struct({ after: Schema.optional(SeenSeq) }))
+      .setHeaders(Schema.Struct({ "last-event-id": Schema.optional(SeenSeq) }))
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({
+        description: "frames `id: <seq>`, `event: snapshot | <the event's _tag>`, `data: <JSON>`; `: ping` every 15 s"
+      }))
+      .addError(NotFound)
+      .annotate(
+        OpenApi.Description,
+        "The session's live events as Server-Sent Events. First `event: snapshot` with `data: {\"seq\": N, \"state\": …}` " +
+          "(the fold's state, SessionState.Snapshot), then each event after N with `id:` = its sequence number and " +
+          "`data:` = the event (Domain.SessionEvent). A client that reconnects with `Last-Event-ID: N` (or `?after=N`) " +
+          "gets no snapshot but every event after N, once. The stream ends after SessionFinished."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("ws", "/sessions/:id/ws")
+      .setPath(SessionPath)
+      .setUrlParams(Schema.Struct({ after: Schema.optional(SeenSeq) }))
+      .addSuccess(HttpApiSchema.NoContent.annotations({ description: "after the WebSocket closed" }))
+      .addError(NotFound)
+      .addError(BadRequest)
+      .annotate(
+        OpenApi.Description,
+        "The same frames over a WebSocket (GET with `Upgrade: websocket`, from grove's own origin): text messages " +
+          "`{ \"id\": seq, \"event\": \"snapshot\" | <_tag>, \"data\": … }`, snapshot first; `?after=N` resumes. " +
+          "Closed by grove (1000) after SessionFinished, (1001) when it stops."
       )
   )
   .middleware(Authorization)

@@ -60,6 +60,8 @@ import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
 import * as ReportModule from "./Report.js"
 import * as Actions from "./server/actions.js"
+import * as Live from "./server/Live.js"
+import * as LiveHttp from "./server/LiveHttp.js"
 import * as Session from "./Session.js"
 import { stateOf, Store, testStream } from "./Store.js"
 
@@ -85,6 +87,8 @@ export interface Options {
   readonly version: string
   /** how long open requests get to finish when the server closes (default 1 s) */
   readonly drain?: Duration.DurationInput
+  /** live events: heartbeat, page size, poll intervals (`server/Live.ts`) */
+  readonly live?: Live.Options
 }
 
 /**
@@ -242,12 +246,14 @@ const gateWith = (
       )
     }
     const origin = request.headers["origin"]
-    if (unsafeMethod(request.method) && origin !== undefined && !served.has(originHost(origin))) {
+    // a WebSocket upgrade is a GET that CORS does not cover: its Origin is checked as well
+    const upgrade = (request.headers["upgrade"] ?? "") !== ""
+    if ((unsafeMethod(request.method) || upgrade) && origin !== undefined && !served.has(originHost(origin))) {
       return errorResponse(
         new Api.Forbidden({
           reason: "CrossOrigin",
-          message: `a ${request.method} from the page of ${JSON.stringify(origin)} is refused: grove serve takes ` +
-            "requests that change things only from its own pages or from clients that send no Origin"
+          message: `a ${upgrade ? "WebSocket" : request.method} from the page of ${JSON.stringify(origin)} is refused: grove serve takes ` +
+            `${upgrade ? "WebSockets" : "requests that change things"} only from its own pages or from clients that send no Origin`
         }),
         403
       )
@@ -563,6 +569,8 @@ const sessionsGroup = (options: Options) =>
         }))
       .handle("test", ({ path }) => Effect.map(requireTest(path.id, path.testId), ({ test }) => test))
       .handle("log", ({ headers, path }) => attemptLog(options, path, headers.range))
+      .handle("events", ({ headers, path, urlParams }) => LiveHttp.events(path.id, headers["last-event-id"], urlParams.after))
+      .handle("ws", ({ path, urlParams }) => LiveHttp.ws(path.id, urlParams.after))
   )
 
 const worktreesGroup = (options: Options) => {
@@ -698,10 +706,11 @@ const jsonErrors = HttpApiBuilder.middleware(Api.GroveApi, (app) =>
  * @since 0.1.0
  * @category layers
  */
-export const layerApi = (options: Options) =>
+export const layerApi = (options: Options, live: Layer.Layer<Live.Live, never, Store> = Live.layer(options.live)) =>
   HttpApiBuilder.api(Api.GroveApi).pipe(
     Layer.provide([healthGroup(options), sessionsGroup(options), worktreesGroup(options), testsGroup, Actions.group(options)]),
-    Layer.provide(authorization(options))
+    Layer.provide(authorization(options)),
+    Layer.provide(live)
   )
 
 /**
@@ -733,13 +742,23 @@ const drainOnClose = (server: Http.Server, drain: Duration.DurationInput) =>
 export const layer = (options: Options) => {
   const node = Http.createServer()
   const listen = NodeHttpServer.layer(() => node, { host: options.host, port: options.port })
-  return HttpApiBuilder.serve(gate(options)).pipe(
-    Layer.provide(explorer),
-    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
-    Layer.provide(jsonErrors),
-    Layer.provide(layerApi(options)),
-    Layer.provideMerge(drainOnClose(node, options.drain ?? Duration.seconds(1))),
-    Layer.provideMerge(listen)
+  // one Live for the handlers and for `endLive` (a layer is built once per build)
+  const live = Live.layer(options.live)
+  // built after the server, so released before it: live streams end first, then requests drain
+  const endLive = Layer.scopedDiscard(Effect.flatMap(Live.Live, (l) => Effect.addFinalizer(() => l.close))).pipe(
+    Layer.provide(live)
+  )
+  return endLive.pipe(
+    Layer.provideMerge(
+      HttpApiBuilder.serve(gate(options)).pipe(
+        Layer.provide(explorer),
+        Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
+        Layer.provide(jsonErrors),
+        Layer.provide(layerApi(options, live)),
+        Layer.provideMerge(drainOnClose(node, options.drain ?? Duration.seconds(1))),
+        Layer.provideMerge(listen)
+      )
+    )
   )
 }
 

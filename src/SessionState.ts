@@ -12,9 +12,10 @@
  */
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type * as Effect from "effect/Effect"
-import { Counts, isTerminal, type Logged, type SessionEvent, type SessionStatus, type TestStatus, Totals } from "./Domain.js"
+import { Counts, isTerminal, type Logged, type SessionEvent, SessionStatus, type TestStatus, Totals } from "./Domain.js"
 
 /**
  * A test a worker has taken: its attempt runs (`active`), or ended while its retry
@@ -330,3 +331,110 @@ export const durationMs = (state: SessionState): number => {
   const end = state.completedAt ?? state.lastActivity
   return end === undefined ? 0 : Math.max(0, end - state.startedAt)
 }
+
+// -----------------------------------------------------------------------------
+// the state on the wire
+// -----------------------------------------------------------------------------
+
+/** `number | undefined` in the state, `number | null` in JSON (which has no undefined) */
+const MaybeNumber = Schema.transform(Schema.NullOr(Schema.Number), Schema.UndefinedOr(Schema.Number), {
+  strict: true,
+  decode: (n) => n ?? undefined,
+  encode: (n) => n ?? null
+})
+
+/**
+ * A running test (`Running`) as JSON.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const RunningSchema = Schema.Struct({
+  testId: Schema.String,
+  n: Schema.Int,
+  worker: Schema.Int,
+  worktree: Schema.String,
+  startedAt: Schema.Number,
+  logPath: Schema.String,
+  active: Schema.Boolean,
+  expectedMs: MaybeNumber
+}).annotations({ identifier: "Running" })
+
+/**
+ * A waiting test (`Waiting`) as JSON.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const WaitingSchema = Schema.Struct({
+  testId: Schema.String,
+  expectedMs: MaybeNumber,
+  retry: Schema.Boolean
+}).annotations({ identifier: "Waiting" })
+
+/** a HashMap by test id as an array of its values (sorted, so the JSON of one state is one text) */
+const byTestId = <A extends { readonly testId: string }, I>(
+  value: Schema.Schema<A, I>,
+  order: (a: A, b: A) => number
+) =>
+  Schema.transform(
+    Schema.Array(value),
+    Schema.HashMapFromSelf({ key: Schema.String, value: Schema.typeSchema(value) }),
+    {
+      strict: true,
+      decode: (list) => HashMap.fromIterable(list.map((item) => [item.testId, item] as const)),
+      encode: (map) => Array.from(HashMap.values(map)).sort(order)
+    }
+  )
+
+const byId = (a: { readonly testId: string }, b: { readonly testId: string }) =>
+  a.testId < b.testId ? -1 : a.testId > b.testId ? 1 : 0
+
+/**
+ * The fold's state (`SessionState`) as JSON: what `grove serve` sends as the first
+ * frame of a session's live events (`{ seq, state }`), and what a client decodes to
+ * go on folding the events that follow with `update`. The HashMaps of waiting and
+ * running tests are arrays (running by worker slot, waiting by test id); absent
+ * numbers are `null`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const Snapshot = Schema.Struct({
+  seq: Schema.Int,
+  sessionId: Schema.String,
+  baseRef: Schema.String,
+  baseSha: Schema.String,
+  workers: Schema.Int,
+  startedAt: MaybeNumber,
+  rerunOf: Schema.UndefinedOr(Schema.String),
+  status: SessionStatus,
+  completedAt: Schema.NullOr(Schema.Number),
+  lastActivity: MaybeNumber,
+  counts: Counts,
+  finishedMs: Schema.Number,
+  finishedCount: Schema.Int,
+  waiting: byTestId(WaitingSchema, byId),
+  running: byTestId(RunningSchema, (a, b) => a.worker - b.worker || byId(a, b))
+}).annotations({ identifier: "SessionState" })
+
+/** compile-time proof that the Schema's type is the state, field for field */
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
+const sameShape: Equals<typeof Snapshot.Type, SessionState> = true
+void sameShape
+
+/**
+ * A state as JSON (`Snapshot`'s encoded form).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const encodeSnapshot: (state: SessionState) => typeof Snapshot.Encoded = Schema.encodeSync(Snapshot)
+
+/**
+ * A state from JSON (a snapshot frame's `state`); throws a `ParseError` on anything else.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const decodeSnapshot: (json: unknown) => SessionState = Schema.decodeUnknownSync(Snapshot)

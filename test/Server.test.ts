@@ -564,10 +564,12 @@ layer(FixtureLive, { timeout: "120 seconds", excludeTestServices: true })("grove
           "/api/v1/sessions",
           "/api/v1/sessions/{id}",
           "/api/v1/sessions/{id}/cancel",
+          "/api/v1/sessions/{id}/events",
           "/api/v1/sessions/{id}/rerun",
           "/api/v1/sessions/{id}/tests",
           "/api/v1/sessions/{id}/tests/{testId}",
           "/api/v1/sessions/{id}/tests/{testId}/attempts/{n}/log",
+          "/api/v1/sessions/{id}/ws",
           "/api/v1/tests/{testId}/history",
           "/api/v1/worktrees",
           "/api/v1/worktrees/prune"
@@ -575,6 +577,9 @@ layer(FixtureLive, { timeout: "120 seconds", excludeTestServices: true })("grove
         const log = spec.paths["/api/v1/sessions/{id}/tests/{testId}/attempts/{n}/log"].get
         for (const status of ["200", "206", "400", "401", "403", "404", "416"]) assert.property(log.responses, status)
         assert.property(spec.paths["/api/v1/sessions/{id}"].delete.responses, "409")
+        const events = spec.paths["/api/v1/sessions/{id}/events"].get
+        assert.property(events.responses["200"].content, "text/event-stream")
+        assert.deepStrictEqual(events.parameters.map((p: any) => [p.in, p.name]).sort(), [["header", "last-event-id"], ["path", "id"], ["query", "after"]])
         assert.deepStrictEqual(log.security, [{ bearer: [] }])
         assert.deepStrictEqual(spec.paths["/api/v1/health"].get.security ?? [], [])
       })

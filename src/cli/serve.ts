@@ -1,5 +1,6 @@
 /**
- * `grove serve`: the HTTP API over one repository's store (SPEC §9).
+ * `grove serve`: the HTTP API over one repository's store (SPEC §9), with the live
+ * events of its sessions (`server/Live.ts`).
  *
  * The server's modules (`Server.ts`, `@effect/platform`'s HttpApi, swagger-ui's
  * 2 MB) are loaded with a dynamic `import()` when the command runs, so that every
@@ -199,8 +200,10 @@ export const serve = Command.make("serve", serveOptions, (o) =>
     Effect.flatMap(setExit)
   )).pipe(
     Help.command(serveOptions, {
-      summary: "Serve the store over HTTP; start, cancel and re-run sessions.",
+      summary: "Serve the store over HTTP: sessions, live events; start, cancel and re-run sessions.",
       description: "Binds 127.0.0.1 unless --host names another address; every request but /api/v1/health needs the token. " +
+        "A session's events, also of one a grove run in another process is running, stream live from " +
+        "/api/v1/sessions/ID/events (Server-Sent Events) and /api/v1/sessions/ID/ws (WebSocket). " +
         "Sessions started through the API (POST /api/v1/sessions) run in this process: Ctrl-C stops them as it stops grove run.",
       examples: ["grove serve --port 0"]
     })
