@@ -18,7 +18,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as PubSub from "effect/PubSub"
-import type * as Queue from "effect/Queue"
+import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
@@ -226,24 +226,60 @@ export const make: Effect.Effect<
   }
 
   /**
-   * The session's log, one writer at a time: each event gets the next number, is
-   * written to the store (with the rows it projects), folded into `state`, and only
-   * then published. A store that fails is warned about; the session goes on.
+   * The session's log, with group commit. A call numbers its events (the next numbers,
+   * in call order) and queues them; one writer takes every batch waiting, writes them
+   * to the store in one transaction (with the rows they project), folds them into
+   * `state` and only then publishes them and lets their callers go on. So an event is
+   * in the store before anyone sees it, and concurrent workers share a transaction
+   * instead of queueing for one each. A store that fails is warned about; the session
+   * goes on. A defect of the write reaches the callers of that batch (their worker's
+   * supervisor handles it); the writer goes on with the next one.
    */
-  const log = yield* Effect.makeSemaphore(1)
-  const publishAll = (events: ReadonlyArray<SessionEvent>): Effect.Effect<void> =>
-    log.withPermits(1)(Effect.gen(function*() {
-      if (events.length === 0) return
-      const first = seq + 1
-      seq += events.length
-      const write = events.length === 1
-        ? store.record(session.id, events[0]!, { seq: first, meta: events[0]!._tag === "SessionStarted" ? meta : undefined })
+  interface Batch {
+    readonly events: ReadonlyArray<SessionEvent>
+    readonly first: number
+    readonly done: Deferred.Deferred<void>
+  }
+  const pending = yield* Queue.unbounded<Batch>()
+  const writeBatches = (batches: ReadonlyArray<Batch>) =>
+    Effect.gen(function*() {
+      const events = batches.flatMap((b) => b.events)
+      const first = batches[0]!.first
+      const head = events[0]!
+      // SessionStarted carries the process's facts (pid, config snapshot) for its row
+      const write = head._tag === "SessionStarted"
+        ? Effect.zipRight(
+          store.record(session.id, head, { seq: first, meta }),
+          events.length === 1 ? Effect.void : store.recordAll(session.id, events.slice(1), { firstSeq: first + 1 })
+        )
+        : events.length === 1
+        ? store.record(session.id, head, { seq: first })
         : store.recordAll(session.id, events, { firstSeq: first })
       yield* write.pipe(Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)))
       const logged = events.map((event, i) => new Logged({ seq: first + i, event }, { disableValidation: true }))
       yield* Ref.update(state, (s) => logged.reduce(SessionState.update, s))
       yield* PubSub.publishAll(pubsub, logged)
-    }))
+    })
+  /** batches of one transaction, at most (each holds at most `queuedChunk` events) */
+  const groupLimit = 64
+  // forked before the session's finalizer is added, so it is interrupted after it: the
+  // finalizer's SessionFinished still gets written
+  yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+    const batches = Chunk.toReadonlyArray(yield* Queue.takeBetween(pending, 1, groupLimit))
+    const exit = yield* Effect.exit(writeBatches(batches))
+    yield* Effect.forEach(batches, (b) => Deferred.done(b.done, exit), { discard: true })
+  })))
+  const publishAll = (events: ReadonlyArray<SessionEvent>): Effect.Effect<void> =>
+    events.length === 0 ? Effect.void : Effect.flatMap(Deferred.make<void>(), (done) =>
+      Effect.zipRight(
+        // numbered and queued in one step: the log's order is the order of the calls
+        Effect.sync(() => {
+          const first = seq + 1
+          seq += events.length
+          pending.unsafeOffer({ events, first, done })
+        }),
+        Deferred.await(done)
+      ))
   const publish = (event: SessionEvent): Effect.Effect<void> => publishAll([event])
 
   const finish = (ran: TestResult): Effect.Effect<void> =>
