@@ -7,10 +7,12 @@
  */
 import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import type * as Terminal from "@effect/platform/Terminal"
 import * as Cause from "effect/Cause"
 import type * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import { merge } from "./cli/merge.js"
@@ -20,6 +22,8 @@ import { serve } from "./cli/serve.js"
 import { ExitCode, err, out, type Env } from "./cli/shared.js"
 import { gc, report, sessions, show, worktrees } from "./cli/store.js"
 import { validate } from "./cli/validate.js"
+import * as Git from "./Git.js"
+import * as Harness from "./Harness.js"
 import { stripAnsi } from "./internal/text.js"
 
 const summary = "grove runs many test plans in parallel, each in its own git worktree, and tells you what passed."
@@ -98,6 +102,20 @@ const dropWriteErrors = Effect.sync(() => {
     if (stream.listenerCount("error") === 0) stream.on("error", () => undefined)
   }
 })
+
+/**
+ * The command line's one main Layer: the platform (Node's file system, paths,
+ * commands, terminal), the real Git and the real Harness. Each command adds only what
+ * its options choose — the store its `--db` names, the session — on top of it.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Exclude<Env, ExitCode> | Terminal.Terminal> = Layer.mergeAll(
+  NodeContext.layer,
+  Git.layer,
+  Harness.layerShell
+)
 
 /**
  * Runs the command line and returns the process exit code.

@@ -8,7 +8,6 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -28,7 +27,6 @@ import type { Logged, TestRequest } from "../Domain.js"
 import type { GitError, StoreError } from "../GroveError.js"
 import * as Git from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
-import * as Harness from "../Harness.js"
 import * as Signals from "../internal/signals.js"
 import { formatDuration } from "../internal/text.js"
 import * as Orchestrator from "../Orchestrator.js"
@@ -677,7 +675,7 @@ const runTests = (o: RunOptions) =>
     const prepared = yield* Effect.raceFirst(
       prepare(o).pipe(Effect.map(Option.some)),
       Deferred.await(firstSignal).pipe(Effect.as(Option.none()))
-    ).pipe(Effect.provide(Git.layer))
+    )
     if (Option.isNone(prepared)) return Signals.exitCodeOf(yield* Deferred.await(firstSignal))
     if (o.dryRun) {
       const listed = yield* dryRunTests(o, prepared.value)
@@ -698,14 +696,12 @@ const runTests = (o: RunOptions) =>
           : `the store ${p0.dbFile} does not exist, so there is no previous session: run grove without --last-failed first`
       ))
     }
-    const storeContext = yield* Layer.build(storeLayer(p0.dbFile))
-    const withStore = Effect.provide(Layer.succeedContext(storeContext))
+    // from here on the session's store is in the context, opened once for the whole run
+    return yield* Effect.gen(function*() {
     const shard = p0.shard === undefined
       ? undefined
-      : yield* Effect.flatMap(expectedOf(p0.tests), (expected) => pickShard(p0.shard!, p0.tests, expected, p0.dbFile)).pipe(withStore)
-    const work = yield* workOf(o, shard === undefined ? p0 : { ...p0, tests: shard.tests }).pipe(
-      Effect.provide(Layer.merge(Git.layer, Layer.succeedContext(storeContext)))
-    )
+      : yield* Effect.flatMap(expectedOf(p0.tests), (expected) => pickShard(p0.shard!, p0.tests, expected, p0.dbFile))
+    const work = yield* workOf(o, shard === undefined ? p0 : { ...p0, tests: shard.tests })
     const p: Prepared = { ...p0, config: work.config }
     if (Option.isSome(work.done)) {
       const done = work.done.value
@@ -714,25 +710,20 @@ const runTests = (o: RunOptions) =>
         `grove: session ${done.sessionId} has no test left to run` +
           (cancelled === 0 ? "" : ` (its ${cancelled} CANCELLED test${cancelled === 1 ? "" : "s"} stay so: --last-failed runs them again)`)
       )
-      yield* printSummary(style, done).pipe(withStore)
-      yield* writeReports(done, p.reports).pipe(withStore)
+      yield* printSummary(style, done)
+      yield* writeReports(done, p.reports)
       return ReportModule.exitCode(ReportModule.fromState(done, []))
     }
     const count = work.tests.length + work.pending.length
     const runWork = (orch: Orchestrator.Orchestrator["Type"]) =>
       Effect.zipRight(Effect.zipRight(orch.submitPending(work.pending), orch.submitBatch(work.tests)), orch.awaitIdle)
+    // the session over the CLI's Git and Harness (Cli.layer) and the store opened above
     const live = Orchestrator.layerSession({ repo: p.repo.root, baseRef: "HEAD", id: work.id }).pipe(
-      Layer.provide(Layer.mergeAll(
-        Config.layer(p.config),
-        Git.layer,
-        Harness.layerShell,
-        Layer.succeedContext(storeContext)
-      ))
+      Layer.provide(Config.layer(p.config))
     )
     const final = yield* Ref.make(Option.none<Effect.Effect<SessionState.SessionState>>())
     yield* Effect.scoped(Effect.gen(function*() {
-      const context = yield* Layer.build(live)
-      const orch = Context.get(context, Orchestrator.Orchestrator)
+      const orch = yield* Orchestrator.Orchestrator
       yield* Ref.set(orchestrator, Option.some(orch))
       yield* Ref.set(final, Option.some(orch.state))
       const events = yield* orch.subscribe
@@ -770,15 +761,16 @@ const runTests = (o: RunOptions) =>
       yield* Fiber.interrupt(printer)
       for (const logged of yield* Queue.takeAll(events)) yield* print(logged)
       return state
-    })).pipe(Effect.provide(Scheduler.layer))
+    }).pipe(Effect.provide(live))).pipe(Effect.provide(Scheduler.layer))
 
     // the session has ended (SessionFinished is in the fold): its summary and reports
     const state = yield* Effect.flatMap(Ref.get(final), Option.getOrThrow)
-    yield* printSummary(style, state).pipe(withStore)
-    yield* writeReports(state, p.reports, shard?.info).pipe(withStore)
+    yield* printSummary(style, state)
+    yield* writeReports(state, p.reports, shard?.info)
     const signal = yield* Deferred.poll(firstSignal)
     if (Option.isSome(signal)) return Signals.exitCodeOf(yield* signal.value)
     return ReportModule.exitCode(ReportModule.fromState(state, []))
+    }).pipe(Effect.provide(storeLayer(p0.dbFile)))
   })
 
 /**

@@ -23,7 +23,6 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
-import * as Git from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
 import * as Signals from "../internal/signals.js"
 import { ApiSessions, layer as apiSessionsLayer } from "../server/sessions.js"
@@ -137,7 +136,6 @@ export const serve = Command.make("serve", serveOptions, (o) =>
       // the sessions started through the API: they run in this process, in the server's scope
       Layer.provideMerge(apiSessionsLayer({ dbFile: located.dbFile })),
       Layer.provide(storeLayer(located.dbFile)),
-      Layer.provide(Git.layer),
       Layer.provide(Layer.succeedContext(Context.make(FileSystem.FileSystem, fs).pipe(Context.add(Path.Path, path))))
     )
     const scope = yield* Scope.make()
@@ -196,11 +194,10 @@ export const serve = Command.make("serve", serveOptions, (o) =>
           (String(e.cause).includes("EADDRINUSE") ? "; another process uses it: pick another --port, or 0 for a free one" : "")
       ))),
     onInvalid,
-    Effect.provide(Git.layer),
     Effect.flatMap(setExit)
   )).pipe(
     Help.command(serveOptions, {
-      summary: "Serve the store over HTTP: sessions, live events; start, cancel and re-run sessions.",
+      summary: "Serve the store over HTTP, live; start, cancel and re-run sessions.",
       description: "Binds 127.0.0.1 unless --host names another address; every request but /api/v1/health needs the token. " +
         "A session's events, also of one a grove run in another process is running, stream live from " +
         "/api/v1/sessions/ID/events (Server-Sent Events) and /api/v1/sessions/ID/ws (WebSocket). " +

@@ -14,7 +14,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import type * as Git from "../Git.js"
 import type { Issue, StoreError } from "../GroveError.js"
+import type * as Harness from "../Harness.js"
 import * as SqlUrl from "../internal/sqlUrl.js"
 import * as Plan from "../Plan.js"
 import * as SqlStore from "../SqlStore.js"
@@ -38,7 +40,13 @@ export const setExit = (code: number) => Effect.flatMap(ExitCode, (ref) => Ref.s
 /**
  * @since 0.1.0
  */
-export type Env = FileSystem.FileSystem | Path.Path | CommandExecutor.CommandExecutor | ExitCode
+export type Env =
+  | FileSystem.FileSystem
+  | Path.Path
+  | CommandExecutor.CommandExecutor
+  | Git.Git
+  | Harness.Harness
+  | ExitCode
 
 /**
  * @since 0.1.0

@@ -115,7 +115,7 @@ const defaultKeep = 20
 
 /** runs a command body with its exit code and errors handled as every grove command does */
 const command = <R>(body: Effect.Effect<number, unknown, R>) =>
-  body.pipe(onInvalid, Effect.provide(Git.layer), Effect.flatMap(setExit))
+  body.pipe(onInvalid, Effect.flatMap(setExit))
 
 // ---------------------------------------------------------------------------
 // grove sessions

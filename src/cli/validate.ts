@@ -44,7 +44,7 @@ export const validate = Command.make("validate", validateOptions, (o) =>
     const steps = loaded.reduce((n, p) => n + p.request.steps.length, 0)
     yield* out(`${loaded.length} plan${loaded.length === 1 ? "" : "s"} valid: ${steps} step${steps === 1 ? "" : "s"}${Option.isNone(repoInfo) ? " (refs not checked: not inside a repository)" : ""}`)
     return 0
-  }).pipe(onInvalid, Effect.provide(Git.layer), Effect.flatMap(setExit))).pipe(
+  }).pipe(onInvalid, Effect.flatMap(setExit))).pipe(
     Help.command(validateOptions, {
       summary: "Check plans, and their refs inside a repository; run nothing.",
       description: "Lists every problem at once, as file:line, and exits 2 when there is one.",

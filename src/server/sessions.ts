@@ -78,9 +78,12 @@ export class ApiSessions extends Context.Tag("grove/server/ApiSessions")<ApiSess
  * @since 0.2.0
  * @category constructors
  */
-export const make = (options: { readonly dbFile: string }): Effect.Effect<ApiSessions["Type"], never, Store | Scope.Scope> =>
+export const make = (
+  options: { readonly dbFile: string }
+): Effect.Effect<ApiSessions["Type"], never, Store | Git.Git | Harness.Harness | Scope.Scope> =>
   Effect.gen(function*() {
-    const store = yield* Store
+    // the server's Git, Harness and store: each session runs on them
+    const services = yield* Effect.context<Store | Git.Git | Harness.Harness>()
     const scope = yield* Effect.scope
     // the sessions' fibers live in a scope of their own, closed after the finalizer below
     // has stopped them and waited for them (a finalizer added later runs first)
@@ -101,7 +104,7 @@ export const make = (options: { readonly dbFile: string }): Effect.Effect<ApiSes
         const ready = yield* Deferred.make<Orchestrator.Orchestrator["Type"], GitError | InvalidInput>()
         // a re-run names the session it came from in its SessionStarted event
         const session = Orchestrator.layerSession({ repo: work.repo.root, baseRef: "HEAD", rerunOf: work.rerunOf }).pipe(
-          Layer.provide(Layer.mergeAll(Config.layer(work.config), Git.layer, Harness.layerShell, Layer.succeed(Store, store)))
+          Layer.provide(Layer.merge(Config.layer(work.config), Layer.succeedContext(services)))
         )
         // known once the session is recorded; forgotten once its scope has closed (its end recorded)
         let id: string | undefined
@@ -143,5 +146,5 @@ export const make = (options: { readonly dbFile: string }): Effect.Effect<ApiSes
  * @since 0.2.0
  * @category layers
  */
-export const layer = (options: { readonly dbFile: string }): Layer.Layer<ApiSessions, never, Store> =>
+export const layer = (options: { readonly dbFile: string }): Layer.Layer<ApiSessions, never, Store | Git.Git | Harness.Harness> =>
   Layer.scoped(ApiSessions, make(options))
