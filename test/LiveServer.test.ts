@@ -121,7 +121,7 @@ describe("SessionState.Snapshot", () => {
 const meta = { repoRoot: "/repo", pid: 1, config: "{}" }
 
 const tagOf = (frame: Live.Frame) =>
-  frame._tag === "Event" ? `${frame.logged.seq}:${frame.logged.event._tag}` : frame._tag === "Snapshot" ? `snapshot@${frame.state.seq}` : "ping"
+  frame._tag === "Event" ? `${frame.seq}:${frame.event}` : frame._tag === "Snapshot" ? `snapshot@${frame.state.seq}` : "ping"
 
 /** runs the frames into a list the test reads while they come; returns the list and the fiber */
 const collect = (frames: Stream.Stream<Live.Frame, unknown>) =>
@@ -135,14 +135,14 @@ const collect = (frames: Stream.Stream<Live.Frame, unknown>) =>
 const settle = Effect.repeatN(Effect.yieldNow(), 50)
 
 describe("Live frames", () => {
-  it.scoped("snapshot, then the events as they are written, a ping every 15 s and none before, the end after SessionFinished", () =>
+  it.scoped("snapshot, then the events as they are written, a ping every 15 s to a waiting client and none before, the end after SessionFinished", () =>
     Effect.gen(function*() {
       const store = yield* Store.makeMemory
       yield* store.record(sessionId, events[0]!, { meta })
       yield* store.record(sessionId, events[1]!)
       const live = yield* Live.make({ heartbeat: "15 seconds" }).pipe(Effect.provideService(Store.Store, store))
       const frames = Option.getOrThrow(yield* live.frames(sessionId, { _tag: "Snapshot" }))
-      const { fiber, seen } = yield* collect(Live.withHeartbeat(frames, live.heartbeat))
+      const { fiber, seen } = yield* collect(frames)
       yield* settle
       assert.deepStrictEqual(yield* seen, ["snapshot@2"])
 
