@@ -17,7 +17,7 @@ import { answer, args, median, round, sh, spawn } from "./common.js"
 
 const a = args()
 const quick = a.has("quick")
-const only = new Set((a.get("only") ?? "b1,b2,b3,b4").split(",").map((s) => s.trim()))
+const only = new Set((a.get("only") ?? "b1,b2,b3,b4,b5").split(",").map((s) => s.trim()))
 const here = import.meta.dirname
 const root = Path.resolve(here, "../../..")
 const out = Path.resolve(root, a.get("out") ?? "BENCHMARKS.md")
@@ -309,6 +309,63 @@ const b4 = async () => {
 }
 
 // -----------------------------------------------------------------------------
+// B5
+// -----------------------------------------------------------------------------
+
+interface B5 {
+  readonly tests: number
+  readonly workers: number
+  readonly events: number
+  readonly sessionMs: number
+  readonly exactlyOnce: boolean
+  readonly problems: ReadonlyArray<string>
+  readonly lateSnapshots: ReadonlyArray<number>
+  readonly latencyMs: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
+  readonly peakRssMiB: number
+  readonly serveCpuMs: number
+  readonly sigint: { readonly exitCode: number; readonly exitMs: number; readonly clients: number }
+}
+
+const b5 = async () => {
+  const c = node("b5.js", quick ? ["--tests", "60", "--pause-ms", "3000"] : ["--tests", "200", "--workers", "4"])
+  const r = await c.run<B5>()
+  const rows: Array<Row> = [
+    {
+      bench: "B5",
+      measure: `${r.tests} tests on ${r.workers} workers, 66 SSE clients: every event once, in order (late: snapshot + the rest)`,
+      result: r.exactlyOnce ? `yes (${r.events} events)` : `no: ${r.problems.join(", ")}`,
+      target: "exactly once",
+      met: r.exactlyOnce
+    },
+    {
+      bench: "B5",
+      measure: "delivery latency, event written → frame received (p50 / p99 / max)",
+      result: `${fmt(r.latencyMs.p50, 0)} / ${fmt(r.latencyMs.p99, 0)} / ${fmt(r.latencyMs.max, 0)} ms`,
+      target: "p99 < 250 ms",
+      met: r.latencyMs.p99 < 250
+    },
+    { bench: "B5", measure: "grove serve's peak RSS", result: `${fmt(r.peakRssMiB, 0)} MiB`, target: "–", met: undefined },
+    {
+      bench: "B5",
+      measure: `SIGINT → exit of grove serve with ${r.sigint.clients} SSE clients connected`,
+      result: `${fmt(r.sigint.exitMs, 0)} ms (exit ${r.sigint.exitCode})`,
+      target: "< 3 s",
+      met: r.sigint.exitMs < 3000 && r.sigint.exitCode === 130
+    }
+  ]
+  const detail = [
+    "`grove serve` follows a session that `grove run --each` (another process, same SQLite store) runs: ids ending in 7 " +
+    "fail every attempt (2 retries), in 3 pass on their second; 50 SSE clients from the start (`?after=0`), 10 that drop " +
+    "after 2–56 % of the events and come back with `Last-Event-ID`, 5 that join late (snapshot first), 1 that stops " +
+    "reading for 10 s. Latency: receive time − the time stamped in AttemptStarted / AttemptFinished / SessionFinished " +
+    `(taken just before the store write), ${fmt(r.latencyMs.samples, 0)} samples of the live clients. The benchmark's ` +
+    `clients run on the same machine. Session ${fmt(r.sessionMs / 1000)} s; grove serve used ${fmt(r.serveCpuMs / 1000)} s ` +
+    `of CPU; late snapshots at seq ${r.lateSnapshots.join(", ")}.`
+  ]
+  return { rows, detail, commands: [c.command], raw: r }
+}
+
+// -----------------------------------------------------------------------------
 // notes: what profiling found, where a target is missed (measured while writing the
 // benchmarks, on the machine below; `node --cpu-prof`, heap snapshots, A/B runs)
 // -----------------------------------------------------------------------------
@@ -385,13 +442,14 @@ const notes: Record<string, ReadonlyArray<string>> = {
     "step's shell (≈ 15 ms to spawn, ≈ 15 ms of bash start-up), the `/proc` sweep (≈ 3 ms), four SQLite writes. The " +
     "session also pays the pool's four `git worktree add` (≈ 0.2 s) before the longest test can start."
   ],
-  b4: []
+  b4: [],
+  b5: []
 }
 
 const main = async () => {
   const startedAt = new Date()
   const loadBefore = Os.loadavg()
-  const benches = { b1, b2, b3, b4 } as const
+  const benches = { b1, b2, b3, b4, b5 } as const
   const results: Array<{ name: string; rows: Array<Row>; detail: Array<string>; commands: Array<string>; raw: unknown }> = []
   for (const [name, run] of Object.entries(benches)) {
     if (!only.has(name)) continue

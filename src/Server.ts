@@ -9,7 +9,7 @@
  *    bound `--host`, the loopback names `127.0.0.1`, `localhost`, `[::1]`, and each
  *    `--allowed-host`, with the port — else 421. A page on `evil.example` whose name
  *    the attacker re-points at 127.0.0.1 sends `Host: evil.example:PORT`.
- * 2. **Origin** (CSRF): a request that is not GET/HEAD and carries an `Origin` that is
+ * 2. **Origin** (CSRF): a request that is not GET/HEAD, or is a WebSocket upgrade, and carries an `Origin` that is
  *    not one of those names is refused with 403. No CORS header is ever sent, so
  *    another origin can neither read a response nor make a preflighted request.
  * 3. **Token**: every request but `GET /api/v1/health` and `GET /login` carries the
@@ -19,11 +19,19 @@
  *    The API's own `Authorization` middleware checks again for the endpoints that
  *    declare it (and documents the scheme in the OpenAPI document).
  *
+ * Live events (`…/events`, `…/ws`): the frames come from `server/Live.ts` (read from
+ * the store, shared by the clients of a session), their HTTP and WebSocket side from
+ * `server/LiveHttp.ts`. A WebSocket upgrade is a GET: its `Origin` is checked in
+ * point 2 as well.
+ *
  * Logs: an attempt's log is read only when the path stored for that attempt
  * resolves (symlinks followed) inside that session's log folder,
  * `<git-common-dir>/grove/sessions/<id>/logs` of the repository the session ran in.
  *
- * Shutdown: Node's `server.close` waits for every open connection. When the layer's
+ * Shutdown: the live streams end first (a layer built after the server completes
+ * `Live.close`, which wakes every waiting follower and waits up to a second for the
+ * senders, so a WebSocket gets its 1001). Node's `server.close` waits for every open
+ * connection. When the layer's
  * scope closes, idle keep-alive connections are closed at once and the others get
  * `drain` (default 1 s) to finish before they are cut, so a client that hangs (or a
  * stream that never ends) cannot hold the process.

@@ -121,7 +121,7 @@ describe("SessionState.Snapshot", () => {
 const meta = { repoRoot: "/repo", pid: 1, config: "{}" }
 
 const tagOf = (frame: Live.Frame) =>
-  frame._tag === "Event" ? `${frame.logged.seq}:${frame.logged.event._tag}` : frame._tag === "Snapshot" ? `snapshot@${frame.state.seq}` : "ping"
+  frame._tag === "Event" ? `${frame.seq}:${frame.event}` : frame._tag === "Snapshot" ? `snapshot@${frame.state.seq}` : "ping"
 
 /** runs the frames into a list the test reads while they come; returns the list and the fiber */
 const collect = (frames: Stream.Stream<Live.Frame, unknown>) =>
@@ -135,14 +135,14 @@ const collect = (frames: Stream.Stream<Live.Frame, unknown>) =>
 const settle = Effect.repeatN(Effect.yieldNow(), 50)
 
 describe("Live frames", () => {
-  it.scoped("snapshot, then the events as they are written, a ping every 15 s and none before, the end after SessionFinished", () =>
+  it.scoped("snapshot, then the events as they are written, a ping every 15 s to a waiting client and none before, the end after SessionFinished", () =>
     Effect.gen(function*() {
       const store = yield* Store.makeMemory
       yield* store.record(sessionId, events[0]!, { meta })
       yield* store.record(sessionId, events[1]!)
       const live = yield* Live.make({ heartbeat: "15 seconds" }).pipe(Effect.provideService(Store.Store, store))
       const frames = Option.getOrThrow(yield* live.frames(sessionId, { _tag: "Snapshot" }))
-      const { fiber, seen } = yield* collect(Live.withHeartbeat(frames, live.heartbeat))
+      const { fiber, seen } = yield* collect(frames)
       yield* settle
       assert.deepStrictEqual(yield* seen, ["snapshot@2"])
 
@@ -160,20 +160,29 @@ describe("Live frames", () => {
       yield* settle
       assert.deepStrictEqual(yield* seen, ["snapshot@2", "ping", "3:TestQueued", "4:TestQueued"])
 
+      // while events flow the poller looks every 50 ms: the next one is there 50 ms later, not before
+      yield* store.record(sessionId, events[4]!)
+      yield* TestClock.adjust("40 millis")
+      yield* settle
+      assert.strictEqual((yield* seen).length, 4)
+      yield* TestClock.adjust("10 millis")
+      yield* settle
+      assert.deepStrictEqual((yield* seen).slice(4), ["5:TestQueued"])
+
       yield* store.record(sessionId, Events.SessionFinished({ status: "NO_TESTS", completedAt: T0 + 5, counts: new Counts({ total: 0, passed: 0, flaky: 0, failed: 0, timedOut: 0, error: 0, cancelled: 0 }) }))
       yield* TestClock.adjust("250 millis")
       yield* settle
       const exit = yield* Fiber.await(fiber)
       assert.strictEqual(exit._tag, "Success", "the stream ended after SessionFinished")
-      assert.deepStrictEqual(yield* seen, ["snapshot@2", "ping", "3:TestQueued", "4:TestQueued", "5:SessionFinished"])
+      assert.deepStrictEqual(yield* seen, ["snapshot@2", "ping", "3:TestQueued", "4:TestQueued", "5:TestQueued", "6:SessionFinished"])
 
       // a finished session: snapshot, then the end; resumed after its last event: nothing, then the end
       const late = yield* Stream.runCollect(Option.getOrThrow(yield* live.frames(sessionId, { _tag: "Snapshot" })))
-      assert.deepStrictEqual(Chunk.toArray(late).map(tagOf), ["snapshot@5"])
+      assert.deepStrictEqual(Chunk.toArray(late).map(tagOf), ["snapshot@6"])
       const after3 = yield* Stream.runCollect(Option.getOrThrow(yield* live.frames(sessionId, { _tag: "After", seq: 3 })))
-      assert.deepStrictEqual(Chunk.toArray(after3).map(tagOf), ["4:TestQueued", "5:SessionFinished"])
-      const after5 = yield* Stream.runCollect(Option.getOrThrow(yield* live.frames(sessionId, { _tag: "After", seq: 5 })))
-      assert.deepStrictEqual(Chunk.toArray(after5), [])
+      assert.deepStrictEqual(Chunk.toArray(after3).map(tagOf), ["4:TestQueued", "5:TestQueued", "6:SessionFinished"])
+      const after6 = yield* Stream.runCollect(Option.getOrThrow(yield* live.frames(sessionId, { _tag: "After", seq: 6 })))
+      assert.deepStrictEqual(Chunk.toArray(after6), [])
       assert.isTrue(Option.isNone(yield* live.frames("20261201-1000-none", { _tag: "Snapshot" })))
       assert.isTrue(Option.isNone(yield* live.frames("20261201-1000-none", { _tag: "After", seq: 0 })))
     }))

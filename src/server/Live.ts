@@ -12,19 +12,23 @@
  * 2. Then the events after N, **pulled** from the store a page (`page`, default 50)
  *    at a time, each page only when the connection has taken the one before: a slow
  *    client lags behind, the server holds at most a page for it, never a queue.
- * 3. When a client has read all there is, it waits for the session's **notifier**:
- *    one per followed session (an `RcMap` entry, shared by every client of that
- *    session, released a second after the last one leaves), a `SubscriptionRef` of
- *    the highest sequence number known to be stored. Clients push it forward with
- *    what they read; its poller asks the store for one event past it every
- *    `pollFast` (50 ms) while events flow, every `pollIdle` (250 ms) once the session
- *    has been quiet for a second.
+ * 3. Every followed session has one **entry** (an `RcMap` entry, shared by all its
+ *    clients, released a second after the last one leaves): the highest sequence
+ *    number known to be stored, the clients waiting beyond it, and a **window** of its
+ *    recent frames, each event read and encoded once for all (a contiguous run, at
+ *    most 4 MiB of text; a client behind it reads the store itself). While someone
+ *    waits, the entry's poller reads the page after the last known event into the
+ *    window every `pollFast` (50 ms) while events flow, every `pollIdle` (250 ms)
+ *    once the session has been quiet for a second, and wakes the waiters.
  * 4. The stream ends after `SessionFinished` when nothing follows it (a session
  *    resumed with `grove run --resume` goes on: its log continues after it), and at
  *    once for a session that had finished before the client came (snapshot, then
- *    the end). A heartbeat frame (`: ping` in SSE) goes every `heartbeat` (15 s).
- * 5. When the server closes, `closing` completes and every stream ends
- *    (`Stream.interruptWhen`), so no client holds the shutdown.
+ *    the end). The entry wakes its waiting clients with a heartbeat frame (`: ping`
+ *    in SSE) every `heartbeat` (15 s).
+ * 5. When the server closes, `closing` completes and every stream ends at its next
+ *    step: waiting clients are woken at once. (Not `Stream.interruptWhen`: it races
+ *    every element, ≈ 70 µs each here, times every client.) A client whose write
+ *    blocks is cut by the server's drain.
  *
  * Payloads are the store's, whose secret values were masked before they were
  * written (SPEC §4): a frame cannot hold one the store never had.
@@ -70,8 +74,21 @@ export interface Options {
  */
 export type Frame =
   | { readonly _tag: "Snapshot"; readonly state: SessionState.SessionState }
-  | { readonly _tag: "Event"; readonly logged: Logged }
+  | {
+    readonly _tag: "Event"
+    readonly seq: number
+    /** the event's `_tag` */
+    readonly event: SessionEvent["_tag"]
+    /** the event encoded with the `SessionEvent` Schema, as JSON text */
+    readonly data: string
+  }
   | { readonly _tag: "Ping" }
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type EventFrame = Extract<Frame, { readonly _tag: "Event" }>
 
 /**
  * Where a client starts: from a snapshot, or after the event it saw last.
@@ -87,8 +104,8 @@ export type From = { readonly _tag: "Snapshot" } | { readonly _tag: "After"; rea
  */
 export class Live extends Context.Tag("grove/server/Live")<Live, {
   /**
-   * the frames of a stored session from `from` (no heartbeats: `withHeartbeat` adds
-   * them); none when the store does not hold the session
+   * the frames of a stored session from `from`, a heartbeat after every `heartbeat`
+   * without a frame; none when the store does not hold the session
    */
   readonly frames: (sessionId: string, from: From) => Effect.Effect<Option.Option<Stream.Stream<Frame, StoreError>>, StoreError>
   /** the heartbeat interval */
@@ -123,7 +140,7 @@ export const sseText = (frame: Frame): string => {
         JSON.stringify({ seq: frame.state.seq, state: SessionState.encodeSnapshot(frame.state) })
       }\n\n`
     case "Event":
-      return `id: ${frame.logged.seq}\nevent: ${frame.logged.event._tag}\ndata: ${JSON.stringify(encodeEvent(frame.logged.event))}\n\n`
+      return `id: ${frame.seq}\nevent: ${frame.event}\ndata: ${frame.data}\n\n`
   }
 }
 
@@ -145,22 +162,46 @@ export const wsText = (frame: Frame): string | undefined => {
         data: { seq: frame.state.seq, state: SessionState.encodeSnapshot(frame.state) }
       })
     case "Event":
-      return JSON.stringify({ id: frame.logged.seq, event: frame.logged.event._tag, data: encodeEvent(frame.logged.event) })
+      return `{"id":${frame.seq},"event":${JSON.stringify(frame.event)},"data":${frame.data}}`
   }
 }
 
 /**
- * The frames with a heartbeat every `interval`, ending with them.
+ * An event as a frame: encoded once, whoever reads it.
  *
  * @since 0.2.0
- * @category utils
+ * @category constructors
  */
-export const withHeartbeat = <E, R>(frames: Stream.Stream<Frame, E, R>, interval: Duration.DurationInput) =>
-  Stream.merge(
-    frames,
-    Stream.repeatEffect(Effect.as(Effect.sleep(interval), { _tag: "Ping" } as Frame)),
-    { haltStrategy: "left" }
-  )
+export const eventFrame = (logged: Logged): EventFrame => ({
+  _tag: "Event",
+  seq: logged.seq,
+  event: logged.event._tag,
+  data: JSON.stringify(encodeEvent(logged.event))
+})
+
+const ping: Frame = { _tag: "Ping" }
+
+/** why a waiting follower wakes: an event beyond it is known, its heartbeat is due, the server closes */
+type Wake = "new" | "ping" | "closed"
+
+/**
+ * A followed session: `latest`, the highest sequence number known to be stored (what
+ * its clients read, and what its poller finds); the followers waiting beyond it; the
+ * window of its recent frames.
+ */
+interface Entry {
+  latest: number
+  readonly waiting: () => number
+  /** wakes every waiting follower */
+  readonly wake: (why: Wake) => void
+  readonly advance: (seq: number) => void
+  /** until an event after `cursor` is known to be stored (`new`), a heartbeat is due, or the server closes */
+  readonly beyond: (cursor: number) => Effect.Effect<Wake>
+  readonly window: (cursor: number) => Effect.Effect<ReadonlyArray<EventFrame>, StoreError>
+}
+
+/** text kept in a session's window of recent frames, at most (the frames of a page may go over) */
+const windowBytes = 4 * 1024 * 1024
 
 /** how many quiet polls at `pollFast` before the poller slows to `pollIdle` (about a second) */
 const quietPollsBeforeIdle = 20
@@ -178,60 +219,185 @@ export const make = (options: Options = {}) =>
     const fast = Duration.decode(options.pollFast ?? "50 millis")
     const idle = Duration.decode(options.pollIdle ?? "250 millis")
     const closing = yield* Deferred.make<void>()
-    yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
+    // the followed sessions, to wake their waiters when the server closes
+    const entries = new Set<Entry>()
+    let isClosed = false
+    const shut = Effect.zipRight(
+      Deferred.succeed(closing, undefined),
+      Effect.sync(() => {
+        isClosed = true
+        entries.forEach((e) => e.wake("closed"))
+      })
+    )
+    yield* Effect.addFinalizer(() => shut)
     // streams and senders that have not finished yet
     const active = yield* SubscriptionRef.make(0)
     const track = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.acquireUseRelease(SubscriptionRef.update(active, (n) => n + 1), () => effect, () => SubscriptionRef.update(active, (n) => n - 1))
-    const close = Deferred.succeed(closing, undefined).pipe(
+    const close = shut.pipe(
       Effect.zipRight(active.changes.pipe(Stream.filter((n) => n <= 0), Stream.take(1), Stream.runDrain)),
       Effect.timeout("1 second"),
       Effect.ignore
     )
 
-    // one notifier per followed session: the highest sequence number known to be stored
-    const notifiers = yield* RcMap.make({
+    /**
+     * The recent frames of a session, shared by its followers: the clients that are
+     * caught up all ask for the page after the same event; one reads it from the store
+     * (and encodes it), the others take it from here. A contiguous run of sequence
+     * numbers, trimmed from the front to `windowBytes` of text; a client behind it
+     * reads the store itself.
+     */
+    const makeWindow = (sessionId: string) => {
+      let frames: Array<EventFrame> = []
+      let bytes = 0
+      const lock = Effect.unsafeMakeSemaphore(1)
+      const slice = (cursor: number): Array<EventFrame> | undefined => {
+        const first = frames[0]
+        if (first === undefined || cursor + 1 < first.seq || cursor >= frames[frames.length - 1]!.seq) return undefined
+        // contiguous: the frame after `cursor` is at index cursor + 1 - first.seq
+        return frames.slice(cursor + 1 - first.seq, cursor + 1 - first.seq + page)
+      }
+      const keep = (read: ReadonlyArray<EventFrame>, cursor: number) => {
+        if (!read.every((f, i) => f.seq === cursor + 1 + i)) return
+        const last = frames[frames.length - 1]
+        if (last === undefined || last.seq !== cursor) {
+          frames = []
+          bytes = 0
+        }
+        for (const f of read) {
+          frames.push(f)
+          bytes += f.data.length
+        }
+        let drop = 0
+        while (bytes > windowBytes && drop < frames.length - read.length) bytes -= frames[drop++]!.data.length
+        if (drop > 0) frames = frames.slice(drop)
+      }
+      const fromStore = (cursor: number) =>
+        Effect.map(store.events(sessionId, { after: cursor, limit: page }), (read) => read.map(eventFrame))
+      /** up to `page` frames after `cursor` */
+      return (cursor: number): Effect.Effect<ReadonlyArray<EventFrame>, StoreError> =>
+        Effect.suspend(() => {
+          const cached = slice(cursor)
+          if (cached !== undefined) return Effect.succeed(cached)
+          const first = frames[0]
+          // behind the window: the store, alone
+          if (first !== undefined && cursor + 1 < first.seq) return fromStore(cursor)
+          return lock.withPermits(1)(Effect.suspend(() => {
+            const meanwhile = slice(cursor)
+            if (meanwhile !== undefined) return Effect.succeed(meanwhile)
+            return Effect.tap(fromStore(cursor), (read) => keep(read, cursor))
+          }))
+        })
+    }
+
+    const heartbeat = Duration.decode(options.heartbeat ?? "15 seconds")
+
+    // one entry per followed session, shared by its followers
+    const sessions = yield* RcMap.make({
       idleTimeToLive: "1 second",
       lookup: (sessionId: string) =>
         Effect.gen(function*() {
-          const known = yield* SubscriptionRef.make(0)
-          const poll = (quiet: number): Effect.Effect<never> =>
-            Effect.gen(function*() {
-              const after = yield* SubscriptionRef.get(known)
-              const next = yield* store.events(sessionId, { after, limit: 1 }).pipe(
-                Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove serve: reading events of ${sessionId}: ${e.message}`), []))
-              )
-              const found = next[0]
-              if (found !== undefined) yield* SubscriptionRef.update(known, (s) => Math.max(s, found.seq))
-              const quietNow = found === undefined ? quiet + 1 : 0
-              yield* Effect.sleep(quietNow >= quietPollsBeforeIdle ? idle : fast)
-              return yield* poll(quietNow)
-            })
-          yield* Effect.forkScoped(poll(0))
-          return known
+          const entry = makeEntry(sessionId)
+          yield* Effect.acquireRelease(Effect.sync(() => entries.add(entry)), () => Effect.sync(() => entries.delete(entry)))
+          yield* Effect.forkScoped(poller(entry))
+          yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(heartbeat), Effect.sync(() => entry.wake("ping")))))
+          return entry
         })
     })
 
     /** the events after `after`, a page at a time, as the client takes them */
     const follow = (sessionId: string, after: number, finished: boolean): Stream.Stream<Frame, StoreError> =>
-      Stream.unwrapScoped(Effect.map(RcMap.get(notifiers, sessionId), (known) =>
-        Stream.paginateChunkEffect({ cursor: after, finished }, (at) =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const entry = yield* RcMap.get(sessions, sessionId)
+        // a client that resumes after event N tells the entry that N exists, once the store says so
+        if (after > entry.latest) {
+          const at = yield* store.events(sessionId, { after: after - 1, limit: 1 })
+          if (at[0]?.seq === after) entry.advance(after)
+        }
+        // `looked`: the last read ended short of a page; then it reads again only when something new is known
+        return Stream.paginateChunkEffect({ cursor: after, finished, looked: false }, (at) =>
           Effect.gen(function*() {
-            const read = yield* store.events(sessionId, { after: at.cursor, limit: page })
-            const last = read[read.length - 1]
-            if (last !== undefined) {
-              yield* SubscriptionRef.update(known, (s) => Math.max(s, last.seq))
-              return [
-                read.map((logged): Frame => ({ _tag: "Event", logged })),
-                Option.some({ cursor: last.seq, finished: last.event._tag === "SessionFinished" })
-              ] as const
+            if (isClosed) return [[], Option.none()] as const
+            if (!at.looked || entry.latest > at.cursor) {
+              const read = yield* entry.window(at.cursor)
+              const last = read[read.length - 1]
+              if (last !== undefined) {
+                entry.advance(last.seq)
+                // a full page: there may be more already
+                return [
+                  read,
+                  Option.some({ cursor: last.seq, finished: last.event === "SessionFinished", looked: read.length < page })
+                ] as const
+              }
             }
             // nothing after the end of a finished session: done
             if (at.finished) return [[], Option.none()] as const
-            yield* known.changes.pipe(Stream.filter((s) => s > at.cursor), Stream.take(1), Stream.runDrain)
-            return [[], Option.some(at)] as const
+            const woken = yield* entry.beyond(at.cursor)
+            if (woken === "closed") return [[], Option.none()] as const
+            return [woken === "ping" ? [ping] : [], Option.some({ ...at, looked: true })] as const
           }).pipe(Effect.map(([frames, next]) => [Chunk.unsafeFromArray(frames as Array<Frame>), next] as const))
-        )))
+        )
+      }))
+
+    /**
+     * A followed session: `latest`, the highest sequence number known to be stored
+     * (what clients read, and what the poller finds), with a signal for those who
+     * wait beyond it; and the window of its recent frames.
+     */
+    const makeEntry = (sessionId: string): Entry => {
+      const waiters = new Set<(why: Wake) => void>()
+      const entry: Entry = {
+        latest: 0,
+        waiting: () => waiters.size,
+        wake: (why) => {
+          const woken = [...waiters]
+          waiters.clear()
+          woken.forEach((w) => w(why))
+        },
+        advance: (seq) => {
+          if (seq <= entry.latest) return
+          entry.latest = seq
+          entry.wake("new")
+        },
+        beyond: (cursor) =>
+          !isClosed
+            ? entry.latest > cursor
+              ? Effect.succeed("new")
+              : Effect.async<Wake>((resume) => {
+                const waiter = (why: Wake) => resume(Effect.succeed(why))
+                waiters.add(waiter)
+                return Effect.sync(() => void waiters.delete(waiter))
+              })
+            : Effect.succeed("closed"),
+        window: makeWindow(sessionId)
+      }
+      return entry
+    }
+
+    /**
+     * Finds new events while clients wait for them: reads the page after `latest`
+     * into the window (so the woken clients take it from there) every `pollFast`
+     * while events flow, every `pollIdle` once the session has been quiet for a
+     * second; at once again after a full page. Nobody waiting: no read.
+     */
+    const poller = (entry: Entry) => {
+      const loop = (quiet: number): Effect.Effect<never> =>
+        Effect.gen(function*() {
+          if (entry.waiting() === 0) {
+            yield* Effect.sleep(fast)
+            return yield* loop(quiet)
+          }
+          const read = yield* entry.window(entry.latest).pipe(
+            Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove serve: reading events: ${e.message}`), []))
+          )
+          const last = read[read.length - 1]
+          if (last !== undefined) entry.advance(last.seq)
+          const quietNow = last === undefined ? quiet + 1 : 0
+          if (read.length < page) yield* Effect.sleep(quietNow >= quietPollsBeforeIdle ? idle : fast)
+          return yield* loop(quietNow)
+        })
+      return loop(0)
+    }
 
     const frames = (sessionId: string, from: From) =>
       Effect.gen(function*() {
@@ -254,12 +420,12 @@ export const make = (options: Options = {}) =>
         Effect.map(Option.map((stream) =>
           Stream.unwrapScoped(Effect.as(
             Effect.acquireRelease(SubscriptionRef.update(active, (n) => n + 1), () => SubscriptionRef.update(active, (n) => n - 1)),
-            Stream.interruptWhen(stream, Deferred.await(closing))
+            stream
           ))
         ))
       )
 
-    return Live.of({ frames, heartbeat: Duration.decode(options.heartbeat ?? "15 seconds"), closing: Deferred.await(closing),
+    return Live.of({ frames, heartbeat, closing: Deferred.await(closing),
       stopping: Deferred.isDone(closing),
       close,
       track

@@ -17,12 +17,13 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Api from "../Api.js"
 import type { StoreError } from "../GroveError.js"
-import { type From, Live, sseText, withHeartbeat, wsText } from "./Live.js"
+import { type From, Live, sseText, wsText } from "./Live.js"
 
 /** bytes queued on a WebSocket's connection above which its sender waits */
 const wsHighWater = 1024 * 1024
@@ -48,10 +49,10 @@ const framesOf = (id: string, from: From) =>
  */
 export const events = (id: string, lastEventId: number | undefined, after: number | undefined) =>
   Effect.gen(function*() {
-    const live = yield* Live
     const frames = yield* framesOf(id, fromOf(lastEventId ?? after))
     return HttpServerResponse.stream(
-      withHeartbeat(frames, live.heartbeat).pipe(Stream.map(sseText), Stream.encodeText),
+      // a page of frames is one write
+      frames.pipe(Stream.mapChunks((page) => Chunk.of(Chunk.join(Chunk.map(page, sseText), ""))), Stream.encodeText),
       {
         contentType: "text/event-stream; charset=utf-8",
         // no proxy may buffer the stream
