@@ -310,9 +310,11 @@ export const make: Effect.Effect<
   // the pool and the runners start with the first accepted submission: bad input creates nothing
   const start = yield* Effect.cached(
     Effect.gen(function*() {
-      // the pool's finalizers belong to the work scope (the captured context also holds the
-      // layer's Scope, so the work scope must be the innermost one provided)
-      const pool = yield* WorktreePool.make.pipe(Scope.extend(workScope), Effect.provide(context))
+      // the pool's finalizers belong to the work scope
+      const pool = Context.get(
+        yield* Layer.buildWithScope(WorktreePool.layer.pipe(Layer.provide(Layer.succeedContext(context))), workScope),
+        WorktreePool.WorktreePool
+      )
       const ctx = { ...runnerContext, pool }
       for (let slot = 1; slot <= config.workers; slot++) {
         yield* FiberSet.run(background, Runner.run(ctx, slot))
