@@ -514,6 +514,18 @@ describe("WorktreePool (memory git)", () => {
         assert.strictEqual((yield* control.calls).worktreeAdd, 2)
       })).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
 
+  it.effect("an idle pool does not shrink: a day later the same worktrees are borrowed, none made again", () =>
+    run({ workers: 2 }, recordingHarness().service, (pool, control) =>
+      Effect.gen(function*() {
+        const both = Effect.scoped(Effect.all([pool.borrow("sha2"), pool.borrow("sha2")], { concurrency: 2 }))
+        const before = yield* both
+        yield* TestClock.adjust("1 day")
+        const after = yield* both
+        assert.deepStrictEqual(after.map((wt) => wt.path).sort(), before.map((wt) => wt.path).sort())
+        assert.strictEqual((yield* control.calls).worktreeAdd, 2)
+        assert.strictEqual((yield* control.calls).worktreeRemove, 0)
+      })).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
+
   it.effect("a worktree that cannot be made mid-session fails only the borrow that needed it; the next borrow makes one", () =>
     run({ workers: 2 }, recordingHarness().service, (pool, control) =>
       Effect.scoped(Effect.gen(function*() {
