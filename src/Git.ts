@@ -640,6 +640,8 @@ export interface MemoryRepo {
   readonly head?: string
   /** per commit SHA, its files (path → content); a known commit not listed has none */
   readonly files?: Readonly<Record<string, Readonly<Record<string, string>>>>
+  /** per commit SHA, its first parent, for `<ref>~<n>` and `<ref>^`; a commit not listed has none */
+  readonly parents?: Readonly<Record<string, string>>
 }
 
 /**
@@ -669,6 +671,7 @@ export interface MemoryWorktree {
   /** root of the repository it belongs to */
   readonly repo: string
   readonly head: string
+  /** a tracked file changed or gone, an untracked file, or `control.dirty` (no `keep` patterns applied) */
   readonly dirty: boolean
   readonly locked: string | undefined
   /** broken with `breakWorktree`: state and checkoutClean fail there, as after its `.git` file was deleted */
@@ -684,8 +687,16 @@ export interface MemoryWorktree {
 export interface MemoryControl {
   /** the next call of `operation` (on `path` when given: the worktree, or the repository root) fails with `error`, default CommandFailed; calls stack */
   readonly failNext: (operation: Operation, path?: string, error?: GitError) => Effect.Effect<void>
-  /** a test wrote, changed or deleted files in the worktree */
+  /** a test wrote, changed or deleted files in the worktree (without saying which: dirty until the next checkoutClean) */
   readonly dirty: (path: string) => Effect.Effect<void>
+  /** a test wrote `file` (relative to the worktree) in the worktree at `path` */
+  readonly writeFile: (path: string, file: string, content: string) => Effect.Effect<void>
+  /** a test deleted `file` in the worktree at `path` */
+  readonly removeFile: (path: string, file: string) => Effect.Effect<void>
+  /** the content of `file` in the worktree at `path`, undefined when there is none (or no such worktree) */
+  readonly readFile: (path: string, file: string) => Effect.Effect<string | undefined>
+  /** adds a repository, as a test creating one on disk would */
+  readonly addRepo: (repo: MemoryRepo) => Effect.Effect<void>
   /** as if the worktree's `.git` file were deleted: state and checkoutClean fail there; remove still works */
   readonly breakWorktree: (path: string) => Effect.Effect<void>
   /** points a ref at a commit (the commit becomes known), e.g. a branch moving mid-run; `HEAD` detaches HEAD there */
@@ -711,13 +722,17 @@ interface MemRepoState {
   /** the main worktree's HEAD: on a branch (a key of refs), or detached at a commit */
   head: { readonly branch: string } | { readonly detached: string } | undefined
   readonly files: Map<string, Readonly<Record<string, string>>>
+  readonly parents: Map<string, string>
 }
 
 interface MemWorktreeState {
   readonly path: string
   readonly repo: string
   head: string
+  /** `control.dirty`: changed in a way not modelled file by file */
   dirty: boolean
+  /** what is on disk there: path (relative) → content */
+  files: Map<string, string>
   locked: string | undefined
   broken: boolean
 }
@@ -747,9 +762,13 @@ const normalizeRelative = (p: string): string =>
 
 /**
  * Builds an in-memory Git and its control handle. Worktree paths, refs, per-commit
- * files, dirty flags and lock reasons behave like the real ones; errors have the
- * same types and reasons. It has no submodules: the `submodules` options change
- * nothing (a change inside a submodule is `dirty` like any other).
+ * files, the files in each worktree, lock reasons and the safety checks behave like
+ * the real ones (test/GitSuite.ts holds both to the same contract); errors have the
+ * same types and reasons. A worktree is clean when its tracked files are those of its
+ * commit and every other file matches a `keep` pattern (untracked and ignored files
+ * are alike to grove: `checkoutClean` removes both). It has no submodules: the
+ * `submodules` options change nothing (a change inside a submodule is `dirty` like
+ * any other).
  *
  * @since 0.1.0
  * @category constructors
@@ -757,7 +776,7 @@ const normalizeRelative = (p: string): string =>
 export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git: Git["Type"]; readonly control: MemoryControl }> =>
   Effect.sync(() => {
     const repos = new Map<string, MemRepoState>()
-    for (const r of options.repos) {
+    const addRepo = (r: MemoryRepo) => {
       const root = normalizePath(r.root)
       const refs = new Map(Object.entries(r.refs))
       const detached = refs.get("HEAD")
@@ -768,9 +787,11 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
         info: { root, commonDir: normalizePath(r.commonDir ?? `${root}/.git`), name: NodePath.posix.basename(root) },
         refs,
         head: branch !== undefined ? { branch } : detached !== undefined ? { detached } : undefined,
-        files: new Map(Object.entries(r.files ?? {}))
+        files: new Map(Object.entries(r.files ?? {})),
+        parents: new Map(Object.entries(r.parents ?? {}))
       })
     }
+    options.repos.forEach(addRepo)
     const worktrees = new Map<string, MemWorktreeState>()
     const failures: Array<{ readonly operation: Operation; readonly path: string | undefined; readonly error: GitError | undefined }> = []
     const calls = Object.fromEntries(operations.map((o) => [o, 0])) as Record<Operation, number>
@@ -801,7 +822,19 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
       r.files.has(sha) || [...r.refs.values()].includes(sha) || headSha(r) === sha
     const filesAt = (r: MemRepoState, sha: string) => r.files.get(sha) ?? {}
 
+    /** `<ref>~<n>`, `<ref>^` … as git reads them: first parents */
     const lookup = (r: MemRepoState, ref: string): string | undefined => {
+      const ancestry = /^(.+?)((?:~\d*|\^1?)+)$/.exec(ref)
+      if (ancestry === null) return lookupName(r, ref)
+      let sha = lookupName(r, ancestry[1]!)
+      for (const step of ancestry[2]!.match(/~\d*|\^1?/g) ?? []) {
+        const n = step.startsWith("~") && step.length > 1 ? Number(step.slice(1)) : 1
+        for (let i = 0; i < n && sha !== undefined; i++) sha = r.parents.get(sha)
+      }
+      return sha
+    }
+
+    const lookupName = (r: MemRepoState, ref: string): string | undefined => {
       if (ref === "" || looksLikeOption(ref)) return undefined
       if (ref === "HEAD") return headSha(r)
       const direct = r.refs.get(ref) ?? r.refs.get(ref.replace(/^refs\/(heads|tags)\//, ""))
@@ -816,10 +849,33 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
       return undefined
     }
 
-    const commitOrFail = (r: MemRepoState, sha: string, command: string) =>
-      isCommit(r, sha)
-        ? Effect.succeed(sha)
+    /** what git makes of a commit argument: one that looks like an option is refused first, as the real layer does */
+    const commitOrFail = (r: MemRepoState, sha: string, command: string): Effect.Effect<string, GitError> => {
+      if (looksLikeOption(sha)) return Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
+      const resolved = lookup(r, sha)
+      return resolved !== undefined
+        ? Effect.succeed(resolved)
         : Effect.fail(new GitError({ reason: "CommandFailed", subject: command, exitCode: 128, stderr: `fatal: invalid reference: ${sha}` }))
+    }
+
+    /** a worktree's files as `checkoutClean` leaves them: the commit's, plus the untracked files `keep` protects */
+    const checkedOut = (r: MemRepoState, sha: string, before: ReadonlyMap<string, string>, kept: ((path: string) => boolean) | undefined) => {
+      const tracked = filesAt(r, sha)
+      const files = new Map(Object.entries(tracked))
+      if (kept !== undefined) {
+        for (const [file, content] of before) if (!(file in tracked) && kept(file)) files.set(file, content)
+      }
+      return files
+    }
+
+    /** what `state` reads: a tracked file changed or gone, or another file that no `keep` pattern matches */
+    const isClean = (r: MemRepoState, wt: MemWorktreeState, kept: ((path: string) => boolean) | undefined) => {
+      if (wt.dirty) return false
+      const tracked = filesAt(r, wt.head)
+      for (const [file, content] of Object.entries(tracked)) if (wt.files.get(file) !== content) return false
+      for (const file of wt.files.keys()) if (!(file in tracked) && (kept === undefined || !kept(file))) return false
+      return true
+    }
 
     /** the real safety check: a linked worktree's top level, never the main checkout or a folder git climbs out of */
     const linked = (path: string): Effect.Effect<MemWorktreeState, GitError> => {
@@ -863,20 +919,20 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
         Effect.gen(function*() {
           yield* enter("pathExistsAt", repo.root)
           const r = yield* findRepo(repo)
-          if (!isCommit(r, sha)) return false
+          if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
+          const commit = lookup(r, sha)
+          if (commit === undefined) return false
           const rel = normalizeRelative(path)
           if (rel === "" || rel === ".") return true
-          return Object.keys(filesAt(r, sha)).some((f) => f === rel || f.startsWith(rel + "/"))
+          return Object.keys(filesAt(r, commit)).some((f) => f === rel || f.startsWith(rel + "/"))
         }),
       changedBetween: (repo, from, to, paths) =>
         Effect.gen(function*() {
           yield* enter("changedBetween", repo.root)
           const r = yield* findRepo(repo)
-          yield* commitOrFail(r, from, `git diff ${from} ${to}`)
-          yield* commitOrFail(r, to, `git diff ${from} ${to}`)
           if (paths.length === 0 || from === to) return false
-          const a = filesAt(r, from)
-          const b = filesAt(r, to)
+          const a = filesAt(r, yield* commitOrFail(r, from, `git diff ${from} ${to}`))
+          const b = filesAt(r, yield* commitOrFail(r, to, `git diff ${from} ${to}`))
           const under = (f: string) => paths.some((p) => {
             const rel = normalizeRelative(p)
             return rel === "" || rel === "." || f === rel || f.startsWith(rel + "/")
@@ -890,13 +946,21 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
           const r = yield* findRepo(repo)
           const p = normalizePath(path)
           const command = `git worktree add --detach --lock --reason ${opts.lockReason} ${p} ${sha}`
-          yield* commitOrFail(r, sha, command)
+          const commit = yield* commitOrFail(r, sha, command)
           if (worktrees.has(p) || within(r.info.root, p)) {
             return yield* Effect.fail(
               new GitError({ reason: "CommandFailed", subject: command, exitCode: 128, stderr: `fatal: '${p}' already exists` })
             )
           }
-          worktrees.set(p, { path: p, repo: r.info.root, head: sha, dirty: false, locked: opts.lockReason, broken: false })
+          worktrees.set(p, {
+            path: p,
+            repo: r.info.root,
+            head: commit,
+            dirty: false,
+            files: new Map(Object.entries(filesAt(r, commit))),
+            locked: opts.lockReason,
+            broken: false
+          })
         }),
       worktreeLock: (repo, path, reason) =>
         Effect.gen(function*() {
@@ -914,6 +978,9 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
         Effect.gen(function*() {
           yield* enter("worktreeRemove", path)
           const r = yield* findRepo(repo)
+          if (!NodePath.isAbsolute(path)) {
+            return yield* Effect.fail(new GitError({ reason: "UnsafeWorktree", subject: path, stderr: "none: the path is not absolute" }))
+          }
           const p = normalizePath(path)
           const wt = worktrees.get(p)
           if (wt !== undefined && wt.repo === r.info.root) {
@@ -950,20 +1017,24 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
             if (w.repo === r.info.root && w.broken && w.locked === undefined) worktrees.delete(w.path)
           }
         }),
-      state: (worktree, _keep) =>
+      state: (worktree, keep) =>
         Effect.gen(function*() {
           yield* enter("state", worktree)
           const wt = yield* linked(worktree)
-          return { head: wt.head, clean: !wt.dirty }
+          const r = repos.get(wt.repo)
+          if (r === undefined) return yield* Effect.fail(new GitError({ reason: "NotARepository", subject: worktree }))
+          return { head: wt.head, clean: isClean(r, wt, keptBy(keep)) }
         }),
-      checkoutClean: (worktree, sha, _keep) =>
+      checkoutClean: (worktree, sha, keep) =>
         Effect.gen(function*() {
           yield* enter("checkoutClean", worktree)
+          if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
           const wt = yield* linked(worktree)
           const r = repos.get(wt.repo)
           if (r === undefined) return yield* Effect.fail(new GitError({ reason: "NotARepository", subject: worktree }))
-          yield* commitOrFail(r, sha, `git checkout --force --detach ${sha}`)
-          wt.head = sha
+          const commit = yield* commitOrFail(r, sha, `git checkout --force --detach ${sha}`)
+          wt.files = checkedOut(r, commit, wt.files, keptBy(keep))
+          wt.head = commit
           wt.dirty = false
         })
     }
@@ -978,6 +1049,10 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
     const control: MemoryControl = {
       failNext: (operation, path, error) => Effect.sync(() => void failures.push({ operation, path, error })),
       dirty: (path) => mark(path, (w) => (w.dirty = true)),
+      writeFile: (path, file, content) => mark(path, (w) => void w.files.set(normalizeRelative(file), content)),
+      removeFile: (path, file) => mark(path, (w) => void w.files.delete(normalizeRelative(file))),
+      readFile: (path, file) => Effect.sync(() => worktrees.get(normalizePath(path))?.files.get(normalizeRelative(file))),
+      addRepo: (repo) => Effect.sync(() => addRepo(repo)),
       breakWorktree: (path) => mark(path, (w) => (w.broken = true)),
       setRef: (root, ref, sha, files) =>
         Effect.sync(() => {
@@ -987,7 +1062,12 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
           else r.refs.set(ref, sha)
           if (files !== undefined) r.files.set(sha, files)
         }),
-      worktrees: Effect.sync(() => [...worktrees.values()].map((w) => ({ ...w }))),
+      worktrees: Effect.sync(() =>
+        [...worktrees.values()].map(({ files: _, ...w }): MemoryWorktree => {
+          const r = repos.get(w.repo)
+          return { ...w, dirty: r === undefined ? w.dirty : !isClean(r, { ...w, files: _ }, undefined) }
+        })
+      ),
       calls: Effect.sync(() => ({ ...calls }))
     }
     return { git, control }

@@ -1,6 +1,6 @@
 /**
- * A scoped pool of locked worktrees, one per worker, reused across tests and
- * cleaned between them (SPEC §4).
+ * A scoped pool of locked worktrees, at most one per worker, made as borrowers need
+ * them, reused across tests and cleaned between them (SPEC §4), on Effect's `Pool`.
  *
  * @since 0.1.0
  */
@@ -8,8 +8,11 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Queue from "effect/Queue"
+import * as Pool from "effect/Pool"
+import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -33,19 +36,6 @@ export class WorktreePool extends Context.Tag("grove/WorktreePool")<WorktreePool
   readonly keep: (worktree: Worktree) => Effect.Effect<void>
 }>() {}
 
-/** what the pool knows of one of its worktrees */
-interface Entry {
-  readonly worktree: Worktree
-  /** the commit setup last succeeded at; undefined: setup has to run before the next test */
-  setupSha: string | undefined
-  /** setup runs so far (names the setup logs) */
-  setupRuns: number
-  /** remove it when it comes back, whatever `cleanup` says */
-  discarded: boolean
-  /** leave it on disk */
-  kept: boolean
-}
-
 /** `rmdir`: removes a folder only when it is empty; anything else is left alone */
 const removeIfEmpty = (dir: string): Effect.Effect<void> =>
   Effect.try(() => NodeFs.rmdirSync(dir)).pipe(
@@ -59,30 +49,62 @@ const removeIfEmpty = (dir: string): Effect.Effect<void> =>
 
 const isWithin = (child: string, parent: string) => child === parent || child.startsWith(parent + NodePath.sep)
 
+/** what the pool knows of one of its worktrees, kept in a `Ref` on the item */
+interface ItemState {
+  /** the commit setup last succeeded at; undefined: setup has to run before the next test */
+  readonly setupSha: string | undefined
+  /** setup runs so far (names the setup logs) */
+  readonly setupRuns: number
+  /** invalidated: removed when it comes back, whatever `cleanup` says */
+  readonly discarded: boolean
+  /** left on disk (--keep-failed) */
+  readonly kept: boolean
+}
+
+/** the Pool's item: one worktree and its state */
+interface Item {
+  readonly worktree: Worktree
+  readonly state: Ref.Ref<ItemState>
+}
+
+/** which names are free: slot n is `w<n>`, its replacements `w<n>-1`, `w<n>-2` … */
+interface Slots {
+  readonly free: ReadonlyArray<number>
+  readonly generations: ReadonlyMap<number, number>
+}
+
 const lastLines = (text: string, n: number) => text.trimEnd().split("\n").slice(-n).join("\n")
 
 /**
- * The pool of a session: `config.workers` locked worktrees at
- * `<session.worktreeDir>/w<slot>` (a replacement of a slot is `w<slot>-<n>`), made
- * eagerly and concurrently; `make` waits until they all exist and fails with a
- * `WorktreeError` (Create) when one cannot be made.
+ * The pool of a session, on `Pool.makeWithTTL` with `min: 0` and `max: config.workers`:
+ * no worktree exists before the first borrow, and one is added (`git worktree add
+ * --detach --lock`, at `<session.worktreeDir>/w<slot>`; a replacement of a slot is
+ * `w<slot>-<n>`) when a borrower finds none free. The time to live is infinite: a
+ * session's pool never shrinks.
  *
- * `borrow(sha)` prepares a worktree for `sha` (skipping the reset when it is already
- * clean there), runs `config.setup` in it when it is new or when `config.setupInputs`
- * changed since its last setup, and discards it when any of that fails.
+ * `borrow(sha)` takes a worktree from the pool and prepares it for `sha` (skipping the
+ * reset when it is already clean there), runs `config.setup` in it when it is new or
+ * when `config.setupInputs` changed since its last setup. When any of that fails, the
+ * worktree is invalidated and given back at once, before the borrow fails: the Pool
+ * removes it and makes a replacement, so a borrower that tries again does not wait
+ * for the worktree it still holds. A worktree that cannot be made fails the borrow
+ * with a `WorktreeError` (Create); the next borrow tries again.
  *
- * When the scope closes, however it closes, every worktree is removed and pruned,
- * except kept ones and, with `cleanup: false`, all of them; then the session's folder
- * and the worktree root go when they are empty.
+ * When the scope closes, however it closes, the Pool waits for borrowed worktrees to
+ * come back; then every worktree is removed and pruned, concurrently, except kept ones
+ * and, with `cleanup: false`, all of them; then the session's folder and the worktree
+ * root go when they are empty.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make: Effect.Effect<
   WorktreePool["Type"],
-  GitError | WorktreeError,
+  GitError,
   Scope.Scope | Git | Harness.Harness | Session | GroveConfigTag
-> = Effect.gen(function*() {
+> = Effect.map(Effect.suspend(() => build), ({ service }) => service)
+
+const build = Effect.gen(function*() {
   const git = yield* Git
   const harness = yield* Harness.Harness
   const session = yield* Session
@@ -94,14 +116,60 @@ export const make: Effect.Effect<
     return yield* Effect.fail(new GitError({ reason: "WorktreeDirInsideRepository", subject: dir }))
   }
 
+  // the pool's own scope, sequential whatever the enclosing one is: its finalizers run
+  // in the reverse order of the lines below
+  const scope = yield* Effect.flatMap(Effect.scope, (outer) => Scope.fork(outer, ExecutionStrategy.sequential))
   const lockReason = `grove ${session.id} ${process.pid}`
-  const entries = new Map<string, Entry>()
-  const freeSlots = new Set<number>(Array.from({ length: config.workers }, (_, i) => i + 1))
-  const generations = new Map<number, number>()
+  /** every worktree that exists, by path (for `invalidate` and `keep`, which get the Worktree) */
+  const items = new Map<string, Item>()
+  const slots = yield* Ref.make<Slots>({
+    free: Array.from({ length: config.workers }, (_, i) => i + 1),
+    generations: new Map()
+  })
+  /** set when the pool starts to shut down: releases are then collected and run together */
+  const closing = yield* Ref.make(false)
+  const pending = yield* Ref.make<ReadonlyArray<Item>>([])
 
-  // Added first, so it runs last: after every worktree is released.
-  yield* Effect.addFinalizer(() =>
+  const takeSlot = Ref.modify(slots, (s): [Worktree, Slots] => {
+    const slot = s.free.length > 0 ? Math.min(...s.free) : Math.max(config.workers, ...s.generations.keys()) + 1
+    const generation = s.generations.get(slot) ?? 0
+    const path = NodePath.join(dir, generation === 0 ? `w${slot}` : `w${slot}-${generation}`)
+    return [{ path, slot, generation }, {
+      free: s.free.filter((n) => n !== slot),
+      generations: new Map(s.generations).set(slot, generation + 1)
+    }]
+  })
+  const freeSlot = (slot: number) => Ref.update(slots, (s) => ({ ...s, free: [...s.free, slot] }))
+
+  /** removes it (or, kept or without cleanup, marks it kept); its slot is free again */
+  const remove = (item: Item) =>
     Effect.gen(function*() {
+      const state = yield* Ref.get(item.state)
+      const path = item.worktree.path
+      yield* !state.kept && (config.cleanup || state.discarded)
+        ? git.worktreeRemove(repo, path).pipe(
+          Effect.catchAll((e) => Effect.logWarning(`grove: could not remove worktree ${path}: ${e.message}`))
+        )
+        // left on purpose (--keep-failed, --no-cleanup): a lock no later run reclaims
+        : git.worktreeLock(repo, path, `grove ${session.id} kept`).pipe(
+          Effect.catchAll((e) => Effect.logWarning(`grove: could not mark worktree ${path} as kept: ${e.message}`))
+        )
+    }).pipe(
+      Effect.ensuring(Effect.suspend(() => {
+        items.delete(item.worktree.path)
+        return freeSlot(item.worktree.slot)
+      }))
+    )
+
+  /** the Pool's release: at once during the session, collected at its end (the Pool releases one by one) */
+  const release = (item: Item) =>
+    Effect.flatMap(Ref.get(closing), (late) => late ? Ref.update(pending, (all) => [...all, item]) : remove(item))
+
+  // Added first, so it runs last: after the Pool has released every worktree.
+  yield* Scope.addFinalizer(
+    scope,
+    Effect.gen(function*() {
+      yield* Effect.forEach(yield* Ref.get(pending), remove, { concurrency: "unbounded", discard: true })
       if (config.cleanup) {
         yield* git.prune(repo).pipe(
           Effect.catchAll((e) => Effect.logWarning(`grove: git worktree prune failed: ${e.message}`))
@@ -112,81 +180,43 @@ export const make: Effect.Effect<
     })
   )
 
-  const takeSlot = Effect.sync(() => {
-    const slot = freeSlots.size > 0 ? Math.min(...freeSlots) : config.workers + entries.size + 1
-    freeSlots.delete(slot)
-    const generation = generations.get(slot) ?? 0
-    generations.set(slot, generation + 1)
-    const path = NodePath.join(dir, generation === 0 ? `w${slot}` : `w${slot}-${generation}`)
-    return { path, slot, generation } satisfies Worktree
-  })
-
-  /** removes it (or, kept or without cleanup, marks it kept); its slot is free again */
-  const release = (entry: Entry) =>
-    Effect.suspend(() => {
-      const remove = !entry.kept && (config.cleanup || entry.discarded)
-      const path = entry.worktree.path
-      return (remove
-        ? git.worktreeRemove(repo, path).pipe(
-          Effect.catchAll((e) => Effect.logWarning(`grove: could not remove worktree ${path}: ${e.message}`))
-        )
-        // left on purpose (--keep-failed, --no-cleanup): a lock no later run reclaims
-        : git.worktreeLock(repo, path, `grove ${session.id} kept`).pipe(
-          Effect.catchAll((e) => Effect.logWarning(`grove: could not mark worktree ${path} as kept: ${e.message}`))
-        )).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            entries.delete(path)
-            freeSlots.add(entry.worktree.slot)
-          }))
-        )
-    })
-
-  // Every worktree that exists is in `entries` until it is released: at the end, each one
-  // left is released (removed, or kept). Added after the prune above, so it runs before it.
-  yield* Effect.addFinalizer(() => Effect.forEach([...entries.values()], release, { concurrency: config.workers, discard: true }))
-
-  /** a new worktree; uninterruptible, so one that exists is always in `entries` */
-  const create: Effect.Effect<Entry, WorktreeError> = Effect.uninterruptible(Effect.gen(function*() {
-    const worktree = yield* takeSlot
-    yield* git.worktreeAdd(repo, worktree.path, session.baseSha, { lockReason, submodules: config.submodules }).pipe(
-      Effect.mapError((cause) => new WorktreeError({ reason: "Create", worktree: worktree.path, detail: cause.message, cause })),
-      Effect.tapError(() => Effect.sync(() => freeSlots.add(worktree.slot)))
-    )
-    const entry: Entry = { worktree, setupSha: undefined, setupRuns: 0, discarded: false, kept: false }
-    entries.set(worktree.path, entry)
-    return entry
-  }))
-
-  /**
-   * The free worktrees, one item per slot; `undefined` is a slot whose worktree was
-   * discarded or kept, made again by the next borrow that takes it. (Effect's Pool did
-   * this with a scope, a fork and a finalizer per borrow: most of a borrow's cost when
-   * tests are short, issue 6 B1.)
-   */
-  const free = yield* Queue.unbounded<Entry | undefined>()
-  yield* Effect.forEach(Array.from({ length: config.workers }), () => Effect.flatMap(create, (e) => Queue.offer(free, e)), {
-    concurrency: "unbounded",
-    discard: true
-  })
-
-  /** back to the pool: discarded and kept ones are released and their slot made again later */
-  const giveBack = (entry: Entry): Effect.Effect<void> =>
-    entry.discarded || entry.kept
-      ? Effect.zipRight(release(entry), Queue.offer(free, undefined))
-      : Queue.offer(free, entry)
-
-  const prepareError = (entry: Entry, cause: GitError, what: string) =>
-    new WorktreeError({ reason: "Prepare", worktree: entry.worktree.path, detail: `${what}: ${cause.message}`, cause })
-
-  const setup = (entry: Entry, sha: string) =>
+  /** a new worktree (acquireRelease: uninterruptible, so one that exists is always released) */
+  const acquire: Effect.Effect<Item, WorktreeError, Scope.Scope> = Effect.acquireRelease(
     Effect.gen(function*() {
-      const path = entry.worktree.path
+      const worktree = yield* takeSlot
+      yield* git.worktreeAdd(repo, worktree.path, session.baseSha, { lockReason, submodules: config.submodules }).pipe(
+        Effect.mapError((cause) => new WorktreeError({ reason: "Create", worktree: worktree.path, detail: cause.message, cause })),
+        Effect.tapError(() => freeSlot(worktree.slot))
+      )
+      const state = yield* Ref.make<ItemState>({ setupSha: undefined, setupRuns: 0, discarded: false, kept: false })
+      const item: Item = { worktree, state }
+      items.set(worktree.path, item)
+      return item
+    }),
+    release
+  )
+
+  const pool = yield* Pool.makeWithTTL({
+    acquire,
+    min: 0,
+    max: config.workers,
+    timeToLive: Duration.infinity
+  }).pipe(Scope.extend(scope))
+
+  // Added after the Pool, so it runs before the Pool shuts down.
+  yield* Scope.addFinalizer(scope, Ref.set(closing, true))
+
+  const prepareError = (item: Item, cause: GitError, what: string) =>
+    new WorktreeError({ reason: "Prepare", worktree: item.worktree.path, detail: `${what}: ${cause.message}`, cause })
+
+  const setup = (item: Item, sha: string) =>
+    Effect.gen(function*() {
+      const path = item.worktree.path
       const name = NodePath.basename(path)
-      const n = ++entry.setupRuns
+      const n = yield* Ref.modify(item.state, (s) => [s.setupRuns + 1, { ...s, setupRuns: s.setupRuns + 1, setupSha: undefined }])
       const logPath = NodePath.join(session.dataDir, "logs", `setup-${name}.${n}.log`)
       const setupError = (detail: string, cause?: unknown) =>
         new WorktreeError({ reason: "Setup", worktree: path, detail, ...(cause === undefined ? {} : { cause }) })
-      entry.setupSha = undefined
       const outcome = yield* Harness.runWithin(harness, {
         testId: `setup-${name}`,
         attempt: n,
@@ -211,76 +241,80 @@ export const make: Effect.Effect<
           setupError(`setup ${step === undefined ? "" : `command \`${step}\` `}${how} (log: ${logPath})${tail === "" ? "" : `\n${tail}`}`)
         )
       }
-      entry.setupSha = sha
+      yield* Ref.update(item.state, (s) => ({ ...s, setupSha: sha }))
     })
 
-  const prepare = (entry: Entry, sha: string) =>
+  const prepare = (item: Item, sha: string) =>
     Effect.gen(function*() {
-      const path = entry.worktree.path
+      const path = item.worktree.path
       const submodules = { submodules: config.submodules }
       const state = yield* git.state(path, config.keep, submodules).pipe(
-        Effect.mapError((e) => prepareError(entry, e, "cannot read its state"))
+        Effect.mapError((e) => prepareError(item, e, "cannot read its state"))
       )
       if (!(state.clean && state.head === sha)) {
         yield* git.checkoutClean(path, sha, config.keep, submodules).pipe(
-          Effect.mapError((e) => prepareError(entry, e, `cannot move it to ${sha} and clean it`))
+          Effect.mapError((e) => prepareError(item, e, `cannot move it to ${sha} and clean it`))
         )
       }
       if (config.setup.length === 0) return
-      const needed = entry.setupSha === undefined
+      const { setupSha } = yield* Ref.get(item.state)
+      const needed = setupSha === undefined
         ? true
-        : entry.setupSha !== sha && config.setupInputs.length > 0
-        ? yield* git.changedBetween(repo, entry.setupSha, sha, config.setupInputs).pipe(
-          Effect.mapError((e) => prepareError(entry, e, "cannot compare its setup inputs"))
+        : setupSha !== sha && config.setupInputs.length > 0
+        ? yield* git.changedBetween(repo, setupSha, sha, config.setupInputs).pipe(
+          Effect.mapError((e) => prepareError(item, e, "cannot compare its setup inputs"))
         )
         : false
-      if (needed) yield* setup(entry, sha)
+      if (needed) yield* setup(item, sha)
     })
+
+  /** marks it discarded and tells the Pool, which removes it when it comes back and makes another */
+  const discard = (item: Item) =>
+    Effect.zipRight(Ref.update(item.state, (s) => ({ ...s, discarded: true })), pool.invalidate(item))
 
   const borrow = (sha: string): Effect.Effect<Worktree, WorktreeError, Scope.Scope> =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
-        const taken = yield* restore(Queue.take(free))
-        const entry = taken ?? (yield* create.pipe(Effect.tapError(() => Queue.offer(free, undefined))))
-        // it goes back when the borrower's scope closes, or as soon as its preparation fails:
-        // a borrower that retries must not hold the slot its replacement needs
-        let out = false
-        const back = Effect.suspend(() => {
-          if (out) return Effect.void
-          out = true
-          return giveBack(entry)
-        })
-        yield* Effect.addFinalizer(() => back)
+        // the worktree is held in a scope of its own, closed with the borrower's, or as soon
+        // as its preparation fails: a borrower that retries must not hold the worktree (and
+        // the Pool's permit) that its replacement needs
+        const held = yield* Effect.flatMap(Effect.scope, (outer) => Scope.fork(outer, ExecutionStrategy.sequential))
+        const item = yield* restore(Scope.extend(pool.get, held)).pipe(
+          Effect.onError((cause) => Scope.close(held, Exit.failCause(cause)))
+        )
         // a failure discards it; an interruption does not (the next borrow checks its state anyway)
-        yield* restore(prepare(entry, sha)).pipe(
-          Effect.tapErrorCause((cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(Effect.sync(() => {
-              entry.discarded = true
-            }), back)
+        yield* restore(prepare(item, sha)).pipe(
+          Effect.onError((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(discard(item), Scope.close(held, Exit.failCause(cause)))
           )
         )
-        return entry.worktree
+        return item.worktree
       })
     )
 
+  const find = (worktree: Worktree) => Effect.sync(() => items.get(worktree.path))
+
   const invalidate = (worktree: Worktree): Effect.Effect<void> =>
-    Effect.sync(() => {
-      const entry = entries.get(worktree.path)
-      if (entry !== undefined) entry.discarded = true
-    })
+    Effect.flatMap(find(worktree), (item) => item === undefined ? Effect.void : discard(item))
 
   const keep = (worktree: Worktree): Effect.Effect<void> =>
-    Effect.sync(() => {
-      const entry = entries.get(worktree.path)
-      if (entry !== undefined) entry.kept = true
-    })
+    Effect.flatMap(find(worktree), (item) =>
+      item === undefined
+        ? Effect.void
+        : Effect.zipRight(Ref.update(item.state, (s) => ({ ...s, kept: true })), pool.invalidate(item)))
 
-  return { borrow, invalidate, keep }
+  const service: WorktreePool["Type"] = { borrow, invalidate, keep }
+  return { service, first: Effect.scoped(Effect.asVoid(pool.get)) }
 })
 
 /**
+ * The session's pool (what the Orchestrator builds when the first test is accepted):
+ * `make`, then the first worktree, made at once, so that a worktree that cannot be
+ * created fails the session with one `WorktreeError` (Create) instead of an ERROR per
+ * test. The others are made as borrowers need them.
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layer: Layer.Layer<WorktreePool, GitError | WorktreeError, Git | Harness.Harness | Session | GroveConfigTag> =
-  Layer.scoped(WorktreePool, make)
+  Layer.scoped(WorktreePool, Effect.flatMap(build, ({ first, service }) => Effect.as(first, service)))

@@ -311,6 +311,22 @@ describe("Orchestrator (in memory, TestClock)", () => {
           : Effect.succeed({ exitCode: 0, durationMs: 60_000, failedStep: 1, output: "compiling\nwaiting for the server\n" })
     }))))
 
+  it.scoped("setup runs under setupTimeout, not the tests' timeout: a setup that never ends stops at it", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([req("t", { retries: 0 })]))
+      yield* TestClock.adjust("7 seconds")
+      const report = yield* Fiber.join(fiber)
+      const t = report.tests[0]!
+      assert.strictEqual(t.status, "ERROR")
+      assert.include(t.attempts[0]!.message ?? "", "setup timed out after 7s (setupTimeout")
+      const setups = (yield* runs).filter((r) => r.spec.testId.startsWith("setup-"))
+      assert.isTrue(setups.length > 0 && setups.every((r) => r.stopped), "each setup was stopped at its deadline")
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 1, setup: ["npm ci"], setupTimeout: Duration.seconds(7), timeout: Duration.seconds(1) },
+      script: (spec) => spec.testId.startsWith("setup-") ? Effect.never : Effect.succeed({ exitCode: 0 })
+    }))))
+
   it.scoped("the retry Schedule alone decides: recurs(0) with retries: 2 gives no retry", () =>
     Effect.gen(function*() {
       const orch = yield* Orchestrator

@@ -1,19 +1,23 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as HashSet from "effect/HashSet"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
+import * as TestClock from "effect/TestClock"
 import * as NodePath from "node:path"
 import * as Config from "../src/Config.js"
-import type { Worktree } from "../src/Domain.js"
+import { Step, TestId, TestRequest, type Worktree } from "../src/Domain.js"
 import * as Git from "../src/Git.js"
 import { type GitError, WorktreeError } from "../src/GroveError.js"
-import { type AttemptSpec, Harness } from "../src/Harness.js"
+import { type AttemptSpec, Harness, HarnessMemory } from "../src/Harness.js"
+import * as Orchestrator from "../src/Orchestrator.js"
 import { Session, type SessionInfo } from "../src/Session.js"
+import * as Testing from "../src/Testing.js"
 import * as WorktreePool from "../src/WorktreePool.js"
 import { git, makeRepo, makeSuperRepo, type TestRepo } from "./support/repo.js"
 
@@ -290,12 +294,13 @@ describe("WorktreePool (real git)", () => {
 
       yield* env.withPool({ workers: 3, setup: ["true"] }, (pool) =>
         Effect.gen(function*() {
-          const listed = yield* env.git.worktreeList(env.info)
-          assert.strictEqual(listed.length, 4)
-          for (const e of listed.slice(1)) assert.strictEqual(e.locked, `grove ${sessionId} ${process.pid}`)
           yield* Effect.forEach([env.repo.first, env.repo.second, env.repo.feature, env.repo.first], (sha, i) =>
             Effect.scoped(Effect.flatMap(pool.borrow(sha), (wt) => fs.writeFileString(NodePath.join(wt.path, `out-${i}.txt`), "x"))),
             { concurrency: "unbounded", discard: true })
+          // four borrowers at once on three workers: three worktrees, each locked as this session's
+          const listed = yield* env.git.worktreeList(env.info)
+          assert.strictEqual(listed.length, 4)
+          for (const e of listed.slice(1)) assert.strictEqual(e.locked, `grove ${sessionId} ${process.pid}`)
         }))
 
       assert.deepStrictEqual(yield* worktreePaths(root), [root])
@@ -351,7 +356,9 @@ describe("WorktreePool (real git)", () => {
     Effect.gen(function*() {
       const env = yield* realEnv
       const fs = yield* FileSystem.FileSystem
-      yield* env.withPool({ workers: 2, cleanup: false }, (pool) => Effect.scoped(pool.borrow(env.repo.first)))
+      // two borrowers at once: two worktrees
+      yield* env.withPool({ workers: 2, cleanup: false }, (pool) =>
+        Effect.all([Effect.scoped(pool.borrow(env.repo.first)), Effect.scoped(pool.borrow(env.repo.first))], { concurrency: 2 }))
       const entries = yield* env.git.worktreeList(env.info)
       assert.deepStrictEqual(entries.map((e) => e.path), [
         env.repo.root,
@@ -367,29 +374,32 @@ describe("WorktreePool (real git)", () => {
     Effect.gen(function*() {
       const env = yield* realEnv
       const fs = yield* FileSystem.FileSystem
-      const started = yield* Deferred.make<void>()
+      const session = yield* Deferred.make<Fiber.RuntimeFiber<unknown, unknown>>()
       let adds = 0
-      // the third add creates its worktree, then holds its acquisition open until its fiber is interrupted
-      const untilInterrupted: Effect.Effect<void> = Effect.suspend(() =>
-        Effect.flatMap(Effect.descriptor, (d) =>
-          HashSet.size(d.interruptors) > 0 ? Effect.void : Effect.zipRight(Effect.sleep("5 millis"), untilInterrupted)))
+      let seen = 0
+      // the third add creates its worktree, then interrupts the session before it returns
       const slowGit: Git.Git["Type"] = {
         ...env.git,
         worktreeAdd: (...args) =>
           Effect.suspend(() =>
             ++adds === 3
               ? env.git.worktreeAdd(...args).pipe(
-                Effect.zipLeft(Deferred.succeed(started, undefined)),
-                Effect.zipLeft(untilInterrupted)
+                Effect.zipLeft(Effect.flatMap(env.git.worktreeList(env.info), (listed) => Effect.sync(() => void (seen = listed.length)))),
+                Effect.zipLeft(Effect.flatMap(Deferred.await(session), (f) => Effect.sync(() => f.unsafeInterruptAsFork(FiberId.none)))),
+                Effect.orDie
               )
               : env.git.worktreeAdd(...args))
       }
-      const fiber = yield* Effect.fork(env.withPool({ workers: 3 }, () => Effect.never, slowGit))
-      yield* Deferred.await(started)
-      assert.strictEqual((yield* worktreePaths(env.repo.root)).length, 4)
-      const exit = yield* Fiber.interrupt(fiber)
+      // three borrowers that hold on: three adds, the third one still running when the session is interrupted
+      const fiber = yield* Effect.fork(env.withPool({ workers: 3 }, (pool) =>
+        Effect.forEach([1, 2, 3], () => Effect.scoped(Effect.zipRight(pool.borrow(env.repo.second), Effect.never)), {
+          concurrency: "unbounded"
+        }), slowGit))
+      yield* Deferred.succeed(session, fiber)
+      const exit = yield* Fiber.await(fiber)
       assert.isTrue(Exit.isInterrupted(exit))
       assert.strictEqual(adds, 3)
+      assert.strictEqual(seen, 4, "the three worktrees existed when the session was interrupted")
       assert.deepStrictEqual(yield* worktreePaths(env.repo.root), [env.repo.root])
       assert.isFalse(yield* fs.exists(env.session.worktreeRoot))
     }).pipe(Effect.provide(RealGit)))
@@ -475,19 +485,143 @@ describe("WorktreePool (memory git)", () => {
       }))
   })
 
-  it.effect("make fails with Create when a worktree cannot be made, and leaves none behind", () =>
+  it.effect("a borrower that retries in the same scope after a failed preparation gets the replacement (no deadlock on one worker)", () =>
+    run({ workers: 1 }, recordingHarness().service, (pool, control) =>
+      Effect.gen(function*() {
+        yield* Effect.scoped(pool.borrow("sha2"))
+        yield* control.failNext("state", w("w1"))
+        // what the Runner does: the retry runs while the first borrow's scope is still open
+        const retrying = Effect.scoped(pool.borrow("sha2").pipe(
+          Effect.catchTag("WorktreeError", (e) => Effect.zipRight(Effect.sync(() => assert.strictEqual(e.reason, "Prepare")), pool.borrow("sha2")))
+        ))
+        const fiber = yield* Effect.fork(retrying.pipe(Effect.timeoutFail({ duration: "1 hour", onTimeout: () => "deadlock" as const })))
+        yield* TestClock.adjust("1 hour")
+        const exit = yield* Fiber.await(fiber)
+        assert.deepStrictEqual(exit, Exit.succeed({ path: w("w1-1"), slot: 1, generation: 1 }))
+        assert.deepStrictEqual((yield* control.worktrees).map((x) => x.path), [w("w1-1")])
+      })).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
+
+  it.effect("make creates no worktree before the first borrow, then only as many as borrowers hold at once", () =>
+    run({ workers: 3 }, recordingHarness().service, (pool, control) =>
+      Effect.gen(function*() {
+        assert.deepStrictEqual(yield* control.worktrees, [])
+        assert.strictEqual((yield* control.calls).worktreeAdd, 0)
+        yield* Effect.scoped(pool.borrow("sha2"))
+        yield* Effect.scoped(pool.borrow("sha1"))
+        assert.deepStrictEqual((yield* control.worktrees).map((x) => x.path), [w("w1")])
+        yield* Effect.scoped(Effect.all([pool.borrow("sha2"), pool.borrow("sha2")], { concurrency: 2 }))
+        assert.deepStrictEqual((yield* control.worktrees).map((x) => x.path), [w("w1"), w("w2")])
+        assert.strictEqual((yield* control.calls).worktreeAdd, 2)
+      })).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
+
+  it.effect("an idle pool does not shrink: a day later the same worktrees are borrowed, none made again", () =>
+    run({ workers: 2 }, recordingHarness().service, (pool, control) =>
+      Effect.gen(function*() {
+        const both = Effect.scoped(Effect.all([pool.borrow("sha2"), pool.borrow("sha2")], { concurrency: 2 }))
+        const before = yield* both
+        yield* TestClock.adjust("1 day")
+        const after = yield* both
+        assert.deepStrictEqual(after.map((wt) => wt.path).sort(), before.map((wt) => wt.path).sort())
+        assert.strictEqual((yield* control.calls).worktreeAdd, 2)
+        assert.strictEqual((yield* control.calls).worktreeRemove, 0)
+      })).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
+
+  it.effect("a worktree that cannot be made mid-session fails only the borrow that needed it; the next borrow makes one", () =>
+    run({ workers: 2 }, recordingHarness().service, (pool, control) =>
+      Effect.scoped(Effect.gen(function*() {
+        const first = yield* pool.borrow("sha2")
+        assert.strictEqual(first.path, w("w1"))
+        yield* control.failNext("worktreeAdd", w("w2"))
+        const failed = wError(yield* Effect.exit(Effect.scoped(pool.borrow("sha2"))))
+        assert.strictEqual(failed.reason, "Create")
+        assert.strictEqual(failed.worktree, w("w2"))
+        // a path a failed `worktree add` may have left something at is not used again
+        const second = yield* pool.borrow("sha2")
+        assert.strictEqual(second.path, w("w2-1"))
+      }))).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
+
+  it.effect("at the end, the worktrees are removed concurrently", () =>
     Effect.gen(function*() {
-      const control = yield* Git.GitMemory
-      yield* control.failNext("worktreeAdd", w("w2"))
-      const exit = yield* Effect.exit(Effect.scoped(WorktreePool.make))
-      const error = wError(exit)
-      assert.strictEqual(error.reason, "Create")
-      assert.strictEqual(error.worktree, w("w2"))
+      const { control, git } = yield* Git.makeMemory({ repos: [memoryRepo] })
+      const workers = 3
+      const allStarted = yield* Deferred.make<void>()
+      let started = 0
+      // each removal waits until all of them have started: one at a time, the first would wait for ever
+      const gated: Git.Git["Type"] = {
+        ...git,
+        worktreeRemove: (...args) =>
+          Effect.suspend(() => {
+            if (++started === workers) Deferred.unsafeDone(allStarted, Exit.void)
+            return Effect.zipRight(Deferred.await(allStarted), git.worktreeRemove(...args))
+          })
+      }
+      const session_ = Effect.scoped(Effect.flatMap(WorktreePool.make, (pool) =>
+        Effect.scoped(Effect.all(Array.from({ length: workers }, () => pool.borrow("sha2")), { concurrency: workers })))).pipe(
+          Effect.provideService(Git.Git, gated),
+          Effect.provideService(Harness, recordingHarness().service),
+          Effect.provideService(Session, session),
+          Effect.provideService(Config.GroveConfigTag, { ...Config.defaults, workers })
+        )
+      // disconnected: removals run in finalizers, which a timeout cannot interrupt
+      const fiber = yield* Effect.fork(session_.pipe(
+        Effect.disconnect,
+        Effect.timeoutFail({ duration: "1 hour", onTimeout: () => "one at a time" as const })
+      ))
+      yield* TestClock.adjust("1 hour")
+      const exit = yield* Fiber.await(fiber)
+      assert.isTrue(Exit.isSuccess(exit), String(exit))
+      assert.strictEqual(started, workers)
       assert.deepStrictEqual(yield* control.worktrees, [])
-    }).pipe(
+    }))
+
+  const layerEnv = <A, E, R>(body: (control: Git.MemoryControl) => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(Git.GitMemory, body).pipe(
       Effect.provideService(Harness, recordingHarness().service),
       Effect.provideService(Session, session),
       Effect.provideService(Config.GroveConfigTag, { ...Config.defaults, workers: 3 }),
       Effect.provide(Git.layerMemory({ repos: [memoryRepo] }))
-    ))
+    )
+
+  it.effect("WorktreePool.layer makes the first worktree when it is built; a failing first worktree add fails it with one Create error and leaves none", () =>
+    layerEnv((control) =>
+      Effect.gen(function*() {
+        yield* Effect.scoped(Effect.flatMap(Layer.build(WorktreePool.layer), () =>
+          Effect.gen(function*() {
+            assert.deepStrictEqual((yield* control.worktrees).map((x) => x.path), [w("w1")])
+          })))
+        assert.deepStrictEqual(yield* control.worktrees, [])
+
+        yield* control.failNext("worktreeAdd", w("w1"))
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(WorktreePool.layer)))
+        assert.isTrue(Exit.isFailure(exit) && Cause.failures(exit.cause).length === 1, "one failure")
+        const error = wError(exit)
+        assert.strictEqual(error.reason, "Create")
+        assert.strictEqual(error.worktree, w("w1"))
+        assert.include(error.message, `could not create worktree ${w("w1")}`)
+        assert.include(error.message, "failure injected by GitMemory.failNext")
+        assert.deepStrictEqual(yield* control.worktrees, [])
+      })))
+})
+
+describe("WorktreePool in a session (Testing.layer)", () => {
+  it.scoped("a worktree that cannot be created at the start fails the submission with one clear error; no attempt, no ERROR per test", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator.Orchestrator
+      const git = yield* Git.GitMemory
+      const harness = yield* HarnessMemory
+      const tests = ["a", "b", "c"].map((id) =>
+        new TestRequest({ id: TestId.make(id), name: id, source: "test", steps: [new Step({ shell: "sh", script: "true" })] }))
+      // validation happens before the pool: nothing is made for bad input
+      assert.strictEqual((yield* git.calls).worktreeAdd, 0)
+      yield* git.failNext("worktreeAdd", NodePath.join(orch.session.worktreeDir, "w1"))
+      const exit = yield* Effect.exit(orch.submitBatch(tests))
+      assert.isTrue(Exit.isFailure(exit) && Cause.failures(exit.cause).length === 1, "one failure")
+      const error = wError(exit)
+      assert.strictEqual(error.reason, "Create")
+      assert.include(error.message, "could not create worktree")
+      assert.deepStrictEqual(yield* harness.runs, [])
+      assert.deepStrictEqual(yield* git.worktrees, [])
+      const state = yield* orch.state
+      assert.strictEqual(state.counts.error, 0)
+    }).pipe(Effect.provide(Testing.layer({ config: { workers: 2 } }))))
 })
