@@ -442,8 +442,6 @@ export const make: Effect.Effect<
             ? Duration.millis(Math.max(1, Math.ceil(expectedMs * config.timeoutPercent / 100)))
             : config.timeout)
         submitted.add(request.id)
-        const retries = Math.max(0, (request.retries ?? config.retries) - (priorAttempts ?? 0))
-        const retryPolicy = (config.retryPolicy ?? Runner.defaultRetryPolicy)({ request, retries, config })
         return {
           seq: jobSeq++,
           priority: request.priority,
@@ -455,9 +453,7 @@ export const make: Effect.Effect<
           refName,
           timeout,
           attempts: [],
-          priorAttempts: priorAttempts ?? 0,
-          retryPolicy,
-          retryState: retryPolicy.initial
+          priorAttempts: priorAttempts ?? 0
         }
       })
     })

@@ -141,6 +141,13 @@ export const resultOf = (
     ...(keptWorktree === undefined ? {} : { keptWorktree })
   }, trusted)
 
+/** the test's retry Schedule in its initial state: what the test and the Config allow, less an earlier run's attempts */
+const start = (config: GroveConfig, job: Job) => {
+  const retries = Math.max(0, (job.request.retries ?? config.retries) - job.priorAttempts)
+  const schedule = (config.retryPolicy ?? defaultRetryPolicy)({ request: job.request, retries, config })
+  return { schedule, state: schedule.initial }
+}
+
 /**
  * Steps the job's retry Schedule with the attempt that did not pass: the delay before
  * the next attempt, or none when the Schedule is done. With a seed, the jitter depends
@@ -149,10 +156,11 @@ export const resultOf = (
 const nextRetry = (config: GroveConfig, job: Job, attempt: Attempt) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
-    const [state, , decision] = yield* job.retryPolicy.step(now, attempt, job.retryState)
+    const { schedule, state: before } = job.retrySchedule ?? start(config, job)
+    const [state, , decision] = yield* schedule.step(now, attempt, before)
     if (ScheduleDecision.isDone(decision)) return Option.none()
     const delay = Duration.millis(Math.max(0, Math.round(ScheduleIntervals.start(decision.intervals) - now)))
-    return Option.some({ delay, state })
+    return Option.some({ delay, retrySchedule: { schedule, state } })
   }).pipe((step) =>
     config.seed === undefined
       ? step
@@ -365,11 +373,11 @@ const settle = (deps: Deps, held: Held, job: Job, attempt: Attempt, worktree: Wo
       ? yield* nextRetry(config, job, attempt)
       : Option.none()
     if (Option.isSome(retry)) {
-      const { delay, state } = retry.value
+      const { delay, retrySchedule } = retry.value
       yield* coordinator.publish(
         Event.RetryScheduled({ testId: job.request.id, nextAttempt: attempt.n + 1, delayMs: Duration.toMillis(delay) })
       )
-      yield* coordinator.retryLater({ ...job, attempts, retry: true, retryState: state }, delay)
+      yield* coordinator.retryLater({ ...job, attempts, retry: true, retrySchedule }, delay)
       held.job = undefined // handed over: the retry is the Coordinator's now
       return
     }

@@ -38,10 +38,11 @@ export interface Job extends Scheduler.Entry {
   readonly attempts: ReadonlyArray<Attempt>
   /** attempts made before this session resumed it; numbering continues after them */
   readonly priorAttempts: number
-  /** the test's retry policy (`Runner.RetryPolicy`), stepped with each attempt that did not pass */
-  readonly retryPolicy: Schedule.Schedule<unknown, Attempt>
-  /** the policy's state after the attempts so far */
-  readonly retryState: unknown
+  /**
+   * the test's retry Schedule (the Config's `retryPolicy`) and its state after the
+   * attempts so far; made at the first attempt that did not pass (most tests never need one)
+   */
+  readonly retrySchedule?: { readonly schedule: Schedule.Schedule<unknown, Attempt>; readonly state: unknown } | undefined
 }
 
 /**

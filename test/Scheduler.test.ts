@@ -1,6 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
-import * as Schedule from "effect/Schedule"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
@@ -25,9 +24,7 @@ const job = (seq: number, fields: Partial<Scheduler.Entry> = {}): TestQueue.Job 
   refName: "HEAD",
   timeout: Duration.seconds(1),
   attempts: [],
-  priorAttempts: 0,
-  retryPolicy: Schedule.stop,
-  retryState: undefined
+  priorAttempts: 0
 })
 
 const policy = Scheduler.make(Scheduler.longestFirstOrder)
