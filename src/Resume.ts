@@ -409,7 +409,8 @@ const rereadOf = (stored: TestRequest, plans: ReadonlyArray<Plan.LoadedPlan>): T
  */
 export const unmask = (
   repoRoot: string,
-  pending: ReadonlyArray<PendingTest>
+  pending: ReadonlyArray<PendingTest>,
+  flag: "--resume" | "--last-failed" = "--resume"
 ): Effect.Effect<ReadonlyArray<PendingTest>, InvalidInput, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     const issues: Array<Issue> = []
@@ -425,7 +426,7 @@ export const unmask = (
       const refuse = (why: string, todo: string) =>
         issues.push(
           new Issue({
-            where: `--resume: test ${id}`,
+            where: `${flag}: test ${id}`,
             message: `its stored script had the value of secret ${names} masked as *** (the store never keeps a ` +
               `secret) and ${why}: grove will not run *** in its place; ${todo}`
           })
@@ -443,7 +444,7 @@ export const unmask = (
       if (Either.isLeft(loaded)) {
         refuse(
           `its plan file ${source} cannot be read again (${loaded.left.issues.map((i) => i.message).join("; ")})`,
-          `restore ${source} and resume again, or run the test afresh from its plan (grove run ${source})`
+          `restore ${source} and ${flag === "--resume" ? "resume" : "run --last-failed"} again, or run the test afresh from its plan (grove run ${source})`
         )
         continue
       }

@@ -240,3 +240,41 @@ describe("secrets and --resume", () => {
       }
     }).pipe(Effect.provide(NodeContext.layer)), 120_000)
 })
+
+describe("secrets and --last-failed", () => {
+  it.scopedLive("a failed test whose stored script had a secret masked runs again from its plan read again, never with ***", () =>
+    Effect.gen(function*() {
+      if (!NodeFs.existsSync(bin)) return yield* Effect.die(new Error(`${bin} is missing: run \`npm run build\` first`))
+      const fs = yield* FileSystem.FileSystem
+      const repo = yield* makeRepo
+      const ok = NodePath.join(repo.dir, "ok")
+      // fails until the file `ok` exists; passes then only with the token's value in its script, not ***
+      const script = `[ -f ${ok} ] && [ "$API_TOKEN" = "${TOKEN}" ]`
+      yield* fs.makeDirectory(NodePath.join(repo.root, "plans"))
+      yield* fs.writeFileString(
+        NodePath.join(repo.root, "plans", "deploy.md"),
+        ["---", "id: deploy", "retries: 0", "secretEnv: [API_TOKEN]", "---", "# checks the token", "", "```bash", script, "```", ""].join("\n")
+      )
+      const env = groveEnv({ API_TOKEN: TOKEN })
+      const first = yield* exec(process.execPath, [bin, "run", "plans/deploy.md"], { cwd: repo.root, env })
+      assert.strictEqual(first.code, 1, first.stdout + first.stderr)
+      yield* fs.writeFileString(ok, "")
+      const report = NodePath.join(repo.dir, "again.json")
+      const again = yield* exec(process.execPath, [bin, "run", "--last-failed", "--report", `json:${report}`], { cwd: repo.root, env })
+      assert.strictEqual(again.code, 0, again.stdout + again.stderr)
+      const json = JSON.parse(yield* fs.readFileString(report))
+      assert.deepStrictEqual(json.tests.map((t: { id: string; status: string }) => [t.id, t.status]), [["deploy", "PASSED"]])
+      assert.deepStrictEqual(leaks(again.stdout + again.stderr), [])
+
+      // the plan is gone: refused with the reason, nothing runs
+      yield* fs.remove(ok)
+      const failed = yield* exec(process.execPath, [bin, "run", "plans/deploy.md"], { cwd: repo.root, env })
+      assert.strictEqual(failed.code, 1, failed.stdout + failed.stderr)
+      yield* fs.remove(NodePath.join(repo.root, "plans", "deploy.md"))
+      const refused = yield* exec(process.execPath, [bin, "run", "--last-failed"], { cwd: repo.root, env })
+      assert.strictEqual(refused.code, 2, refused.stdout + refused.stderr)
+      assert.include(refused.stderr, "--last-failed: test deploy: its stored script had the value of secret API_TOKEN masked as ***")
+      assert.include(refused.stderr, "restore plans/deploy.md and run --last-failed again")
+      assert.deepStrictEqual(leaks(refused.stdout + refused.stderr), [])
+    }).pipe(Effect.provide(NodeContext.layer)), 120_000)
+})

@@ -622,7 +622,9 @@ const workOf = (o: RunOptions, p: Prepared): Effect.Effect<Work, InvalidInput | 
           `the store ${storeName(p.dbFile)} holds no finished session of ${p.repo.root}: run grove without --last-failed first`
         ))
       }
-      const selected = Plan.select(last.value.tests.map((t) => t.request), {
+      // a test whose stored script had a secret masked runs from its plan read again, never with ***
+      const unmasked = yield* Resume.unmask(p.repo.root, last.value.tests, "--last-failed")
+      const selected = Plan.select(unmasked.map((t) => t.request), {
         tags: o.tag,
         filter: Option.getOrUndefined(o.filter)
       })
