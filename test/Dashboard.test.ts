@@ -11,7 +11,8 @@
  * the filters narrow the table; Cancel on a session another grove runs shows the
  * API's 409 message; "Re-run failed" starts a session and the page follows it.
  * Throughout: every request goes to 127.0.0.1, no console error, the CSP header is
- * there. Saves `test-artifacts/dashboard.png`.
+ * there. Saves `test-artifacts/dashboard-live.png` (while it runs) and
+ * `test-artifacts/dashboard.png` (the end, a flaky test open).
  *
  * Run `npm run build` first (`npm test` does).
  */
@@ -178,6 +179,10 @@ describe("grove serve's dashboard in Chromium", () => {
       assert.isAtLeast(first, 0)
       yield* until(page, "the slow test's bar to grow", ([sel, w]) => (document.querySelector(sel)?.getBoundingClientRect().width ?? -1) > w + 2, [slowBar, first] as const)
       assert.isAtLeast(Number(yield* pw("lanes", () => page.locator("#lanes [data-lane]").count())), 2)
+      yield* pw("screenshot while it runs", async () => {
+        Fs.mkdirSync(artifacts, { recursive: true })
+        await page.screenshot({ path: NodePath.join(artifacts, "dashboard-live.png") })
+      })
       const eta = yield* text(page, '[data-fact="eta"] dd')
       assert.notStrictEqual(eta, "")
 
@@ -257,6 +262,16 @@ describe("grove serve's dashboard in Chromium", () => {
       yield* until(page, "the re-run's end", () => document.querySelector("#rerun")?.hasAttribute("hidden") === false && document.querySelector('[data-count="done"]')?.textContent === "2 / 2", null)
       assert.include(yield* text(page, ".meta a"), sessionId)
 
+      // the sessions list: newest first, filtered by status
+      yield* pw("the list", () => page.goto(`${origin}/#/`))
+      yield* present(page, "both sessions", `[data-session="${sessionId}"]`)
+      const listed = yield* pw("listed", () => page.locator("[data-session]").evaluateAll((els) => els.map((e) => e.getAttribute("data-session"))))
+      assert.deepStrictEqual(listed, [rerunId, sessionId])
+      yield* pw("status COMPLETE", () => page.selectOption("#status-filter", "COMPLETE"))
+      yield* until(page, "no COMPLETE session", () => document.querySelectorAll("[data-session]").length === 0, null)
+      yield* pw("status PARTIAL_SUCCESS", () => page.selectOption("#status-filter", "PARTIAL_SUCCESS"))
+      yield* present(page, "the PARTIAL_SUCCESS session", `[data-session="${sessionId}"]`)
+
       // throughout: only 127.0.0.1, no error in the console or the page, the CSP on the assets
       const elsewhere = requests.map((r) => r.url()).filter((u) => !u.startsWith(`${origin}/`))
       assert.deepStrictEqual(elsewhere, [])
@@ -268,5 +283,7 @@ describe("grove serve's dashboard in Chromium", () => {
       assert.strictEqual(js.status, 200)
       assert.strictEqual(js.headers.get("content-security-policy"), Dashboard.contentSecurityPolicy)
       assert.match(js.headers.get("content-type") ?? "", /^text\/javascript/)
+      // the executable carries the same bundle the library reads from dist/src/dashboard
+      assert.strictEqual(js.body, Fs.readFileSync(NodePath.join(Cli.projectRoot, "dist", "src", "dashboard", "app.js"), "utf8"))
     }).pipe(Effect.provide(NodeContext.layer)), { timeout: 90_000 })
 })
