@@ -9,7 +9,8 @@
  * session detail); the full log comes in byte ranges (the last 64 KB, then "load
  * earlier"); a flaky test's attempts are side by side with its duration history;
  * the filters narrow the table; Cancel on a session another grove runs shows the
- * API's 409 message; "Re-run failed" starts a session and the page follows it.
+ * API's 409 message; when grove serve restarts the page reconnects with `?after=`;
+ * "Re-run failed" starts a session and the page follows it.
  * Throughout: every request goes to 127.0.0.1, no console error, the CSP header is
  * there. Saves `test-artifacts/dashboard-live.png` (while it runs) and
  * `test-artifacts/dashboard.png` (the end, a flaky test open).
@@ -113,7 +114,7 @@ describe("grove serve's dashboard in Chromium", () => {
       const plans = NodePath.join(repo.root, "plans")
       Fs.mkdirSync(plans)
       for (let i = 1; i <= 4; i++) Fs.writeFileSync(NodePath.join(plans, `pass${i}.md`), plan(`pass${i}`, "tags: [fast]\n", `sleep 0.${i + 2}; echo pass ${i}`))
-      Fs.writeFileSync(NodePath.join(plans, "slow.md"), plan("slow", "tags: [slow]\n", "sleep 4; echo slow done"))
+      Fs.writeFileSync(NodePath.join(plans, "slow.md"), plan("slow", "tags: [slow]\n", "sleep 6; echo slow done"))
       Fs.writeFileSync(NodePath.join(plans, "fails.md"), plan("fails", "retries: 0\n", "sleep 0.5; echo 'boom: expected 2, got 3'; exit 3"))
       Fs.writeFileSync(NodePath.join(plans, "flaky.md"), plan("flaky", "retries: 1\n", "echo \"attempt $GROVE_ATTEMPT\"; [ \"$GROVE_ATTEMPT\" = 2 ]"))
       // a log of about 200 KB whose last line says where it ends
@@ -123,14 +124,18 @@ describe("grove serve's dashboard in Chromium", () => {
       )
 
       // grove serve, the built binary
-      const serve = yield* Cli.spawn(["serve", "--port", "0"], { cwd: repo.root, env: { GROVE_TOKEN: token } })
-      yield* Cli.waitFor("grove serve's first line", Effect.sync(() => serve.stdout().includes("\n")), {
-        within: "30 seconds",
-        context: () => `stdout:\n${serve.stdout()}\nstderr:\n${serve.stderr()}`
-      })
-      const match = /^grove serve http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.stdout())
-      assert.isNotNull(match, serve.stdout())
-      const port = Number(match![1])
+      const startServe = (port: number) =>
+        Effect.gen(function*() {
+          const serve = yield* Cli.spawn(["serve", "--port", String(port)], { cwd: repo.root, env: { GROVE_TOKEN: token } })
+          yield* Cli.waitFor("grove serve's first line", Effect.sync(() => serve.stdout().includes("\n")), {
+            within: "30 seconds",
+            context: () => `stdout:\n${serve.stdout()}\nstderr:\n${serve.stderr()}`
+          })
+          const match = /^grove serve http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.stdout())
+          assert.isNotNull(match, serve.stdout())
+          return { serve, port: Number(match![1]) }
+        })
+      const { port, serve } = yield* startServe(0)
       const origin = `http://127.0.0.1:${port}`
 
       // without the token: a page that says what to do, 401; the assets answer the API's JSON
@@ -191,6 +196,17 @@ describe("grove serve's dashboard in Chromium", () => {
       yield* until(page, "the API's refusal", () => document.querySelector("#message")?.hasAttribute("hidden") === false, null)
       const refusal = yield* text(page, "#message")
       assert.include(refusal, `grove process ${run.pid}`)
+
+      // grove serve restarts (same port, same token): the page reconnects after the last event it folded
+      yield* serve.kill("SIGTERM")
+      const stopped = yield* serve.exit
+      assert.strictEqual(stopped.code, 143, stopped.stderr)
+      const restartedAt = requests.length
+      yield* startServe(port)
+      yield* until(page, "the page to reconnect", () => ["live", "ended"].includes(document.querySelector("#live")?.textContent ?? ""), null)
+      const resumed = requests.slice(restartedAt).map((r) => r.url()).filter((u) => u.includes(`/sessions/${sessionId}/events`))
+      assert.isNotEmpty(resumed, `${yield* text(page, "#live")} ${requests.map((r) => r.url()).join(" ")}`)
+      assert.match(resumed[resumed.length - 1]!, /\/events\?after=\d+$/)
 
       // the failure appears with its tail
       yield* until(page, "the failure of 'fails' with its tail", (sel) => (document.querySelector(sel)?.textContent ?? "").includes("boom: expected 2, got 3"), '[data-failure="fails"] pre.tail')
@@ -276,8 +292,12 @@ describe("grove serve's dashboard in Chromium", () => {
       const elsewhere = requests.map((r) => r.url()).filter((u) => !u.startsWith(`${origin}/`))
       assert.deepStrictEqual(elsewhere, [])
       assert.deepStrictEqual(pageErrors, [])
-      // the one error the console may hold is the refusal of Cancel the test asked for
-      const unexpected = consoleErrors.filter((m) => !(m.text().includes("409") && m.location().url.endsWith(`/sessions/${sessionId}/cancel`)))
+      // the errors the console may hold are those the test caused: the refusal of Cancel, and
+      // the event stream's reconnections while grove serve was down
+      const unexpected = consoleErrors.filter((m) =>
+        !(m.text().includes("409") && m.location().url.endsWith(`/sessions/${sessionId}/cancel`)) &&
+        !(m.text().includes("ERR_CONNECTION_REFUSED") && m.location().url.includes(`/sessions/${sessionId}/events?after=`))
+      )
       assert.deepStrictEqual(unexpected.map((m) => `${m.type()}: ${m.text()} (${m.location().url})`), [])
       const js = yield* apiGet(port, "/dashboard/app.js")
       assert.strictEqual(js.status, 200)
