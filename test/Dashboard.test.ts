@@ -10,10 +10,12 @@
  * earlier"); a flaky test's attempts are side by side with its duration history;
  * the filters narrow the table; Cancel on a session another grove runs shows the
  * API's 409 message; when grove serve restarts the page reconnects with `?after=`;
- * "Re-run failed" starts a session and the page follows it.
- * Throughout: every request goes to 127.0.0.1, no console error, the CSP header is
- * there. Saves `test-artifacts/dashboard-live.png` (while it runs) and
- * `test-artifacts/dashboard.png` (the end, a flaky test open).
+ * "Re-run failed" starts a session and the page follows it; the sessions list is
+ * newest first and filters by status; an unknown session shows the API's 404
+ * message. Throughout: every request goes to 127.0.0.1, no console error but those
+ * the test provokes, the CSP header is there. Saves
+ * `test-artifacts/dashboard-live.png` (while it runs) and `test-artifacts/dashboard.png`
+ * (the end, a flaky test open).
  *
  * Run `npm run build` first (`npm test` does).
  */
@@ -288,6 +290,12 @@ describe("grove serve's dashboard in Chromium", () => {
       yield* pw("status PARTIAL_SUCCESS", () => page.selectOption("#status-filter", "PARTIAL_SUCCESS"))
       yield* present(page, "the PARTIAL_SUCCESS session", `[data-session="${sessionId}"]`)
 
+      // a session the store does not hold: the API's message, and no waiting for it
+      const unknown = "20990101-0000-none"
+      yield* pw("unknown session", () => page.goto(`${origin}/#/sessions/${unknown}`))
+      yield* until(page, "the unknown session's message", () => document.querySelector("#live")?.textContent === "no such session", null)
+      assert.include(yield* text(page, "#message"), `there is no session "${unknown}"`)
+
       // throughout: only 127.0.0.1, no error in the console or the page, the CSP on the assets
       const elsewhere = requests.map((r) => r.url()).filter((u) => !u.startsWith(`${origin}/`))
       assert.deepStrictEqual(elsewhere, [])
@@ -296,7 +304,8 @@ describe("grove serve's dashboard in Chromium", () => {
       // the event stream's reconnections while grove serve was down
       const unexpected = consoleErrors.filter((m) =>
         !(m.text().includes("409") && m.location().url.endsWith(`/sessions/${sessionId}/cancel`)) &&
-        !(m.text().includes("ERR_CONNECTION_REFUSED") && m.location().url.includes(`/sessions/${sessionId}/events?after=`))
+        !(m.text().includes("ERR_CONNECTION_REFUSED") && m.location().url.includes(`/sessions/${sessionId}/events?after=`)) &&
+        !(m.text().includes("404") && m.location().url.includes(`/sessions/${unknown}`))
       )
       assert.deepStrictEqual(unexpected.map((m) => `${m.type()}: ${m.text()} (${m.location().url})`), [])
       const js = yield* apiGet(port, "/dashboard/app.js")

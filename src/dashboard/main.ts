@@ -506,12 +506,31 @@ class SessionView {
         this.el.live.className = "live"
         return
       }
-      // the stream broke (or grove serve restarted): again, from the last event folded
-      this.el.live.textContent = "reconnecting…"
-      this.el.live.className = "live off"
-      this.retryTimer = setTimeout(() => this.connect(), this.retryMs)
-      this.retryMs = Math.min(this.retryMs * 2, 10_000)
+      if (this.state === undefined) {
+        // never connected: a session the store does not hold is not waited for
+        getJson(`/sessions/${enc(this.id)}`).then(
+          () => this.retry(),
+          (e) => {
+            if (e instanceof ApiError && e.status === 404) {
+              showError(this.el.message, e)
+              this.el.live.textContent = "no such session"
+              this.el.live.className = "live off"
+            } else this.retry()
+          }
+        )
+        return
+      }
+      this.retry()
     })
+  }
+
+  /** the stream broke (or grove serve restarted): again, from the last event folded */
+  private retry() {
+    if (this.closed) return
+    this.el.live.textContent = "reconnecting…"
+    this.el.live.className = "live off"
+    this.retryTimer = setTimeout(() => this.connect(), this.retryMs)
+    this.retryMs = Math.min(this.retryMs * 2, 10_000)
   }
 
   private fold(logged: Logged) {
