@@ -200,15 +200,16 @@ describe("grove serve's dashboard in Chromium", () => {
       assert.include(refusal, `grove process ${run.pid}`)
 
       // grove serve restarts (same port, same token): the page reconnects after the last event it folded
+      const restartedAt = requests.length
       yield* serve.kill("SIGTERM")
       const stopped = yield* serve.exit
       assert.strictEqual(stopped.code, 143, stopped.stderr)
-      const restartedAt = requests.length
       yield* startServe(port)
-      yield* until(page, "the page to reconnect", () => ["live", "ended"].includes(document.querySelector("#live")?.textContent ?? ""), null)
-      const resumed = requests.slice(restartedAt).map((r) => r.url()).filter((u) => u.includes(`/sessions/${sessionId}/events`))
-      assert.isNotEmpty(resumed, `${yield* text(page, "#live")} ${requests.map((r) => r.url()).join(" ")}`)
-      assert.match(resumed[resumed.length - 1]!, /\/events\?after=\d+$/)
+      /** what the page says and asked for since the restart, when a wait below fails */
+      const sinceRestart = Effect.tapError(() =>
+        Effect.flatMap(text(page, "#live"), (live) =>
+          Effect.logError(`the page says ${JSON.stringify(live)}; its requests since the restart: ${requests.slice(restartedAt).map((r) => r.url()).join(" ")}`))
+      )
 
       // the failure appears with its tail
       yield* until(page, "the failure of 'fails' with its tail", (sel) => (document.querySelector(sel)?.textContent ?? "").includes("boom: expected 2, got 3"), '[data-failure="fails"] pre.tail')
@@ -216,11 +217,16 @@ describe("grove serve's dashboard in Chromium", () => {
       // the session ends; the counts are the store's
       const outcome = yield* run.exit
       assert.strictEqual(outcome.code, 1, `grove run: ${outcome.stdout}\n${outcome.stderr}`)
-      yield* until(page, "the end of the session", () => document.querySelector("#rerun")?.hasAttribute("hidden") === false, null)
+      yield* until(page, "the end of the session", () => document.querySelector("#rerun")?.hasAttribute("hidden") === false, null).pipe(sinceRestart)
       const detail = yield* apiGet(port, `/api/v1/sessions/${sessionId}`)
       const totals = JSON.parse(detail.body).totals as Totals
       assert.deepInclude(totals, { total: 8, passed: 5, flaky: 1, failed: 2 })
-      yield* until(page, "the last TestFinished folded", (want) => document.querySelector('[data-count="done"]')?.textContent === want, `${totals.total} / ${totals.total}`)
+      // the slow test ended while grove serve was restarting or after: only the reconnected stream brings it
+      yield* until(page, "the last TestFinished folded", (want) => document.querySelector('[data-count="done"]')?.textContent === want, `${totals.total} / ${totals.total}`).pipe(sinceRestart)
+      const resumed = requests.slice(restartedAt).map((r) => r.url()).filter((u) => u.includes(`/sessions/${sessionId}/events`))
+      assert.isNotEmpty(resumed)
+      assert.match(resumed[resumed.length - 1]!, /\/events\?after=\d+$/)
+
       for (const key of ["passed", "flaky", "failed", "timedOut", "error", "cancelled"] as const) {
         assert.strictEqual(yield* text(page, `[data-count="${key}"] b`), String(totals[key]), key)
       }

@@ -928,13 +928,13 @@ class SessionView {
   }
 
   /** the log of one attempt, its last 64 KB first, earlier ranges on demand */
-  private showLog(testId: string, n: number) {
+  private showLog(testId: string, n: number, tries = 0) {
     const holder = document.getElementById("log")
     const box = h("section", { class: "log-view", "data-log-of": `${testId}#${n}` })
     if (this.openId !== testId || holder === null) {
-      location.hash = testHref(this.id, testId)
-      // the detail renders asynchronously: show the log once it has
-      setTimeout(() => this.showLog(testId, n), 100)
+      if (this.openId !== testId) location.hash = testHref(this.id, testId)
+      // the detail renders asynchronously: show the log once it has (for 5 s at most)
+      if (tries < 50) setTimeout(() => this.showLog(testId, n, tries + 1), 100)
       return
     }
     holder.replaceChildren(box)
