@@ -68,6 +68,7 @@ import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
 import * as ReportModule from "./Report.js"
 import * as Actions from "./server/actions.js"
+import * as Dashboard from "./server/dashboard.js"
 import * as Live from "./server/Live.js"
 import * as LiveHttp from "./server/LiveHttp.js"
 import * as Session from "./Session.js"
@@ -208,17 +209,9 @@ const hardened = (response: HttpServerResponse.HttpServerResponse, path: string)
   return HttpServerResponse.setHeaders(response, headers)
 }
 
-/** `/`: the dashboard's place (it comes with the live events) */
-const home = HttpServerResponse.html(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>grove serve</title></head>
-<body><h1>grove serve</h1>
-<p>The dashboard is not built yet. The API is under <a href="/api/v1/sessions">/api/v1</a>;
-its explorer is at <a href="/docs">/docs</a>, its OpenAPI document at <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
-</body></html>`)
-
 /**
- * The middleware in front of every request (module notes, points 1–3), `/login` and
- * `/`, and 404 JSON for unknown routes.
+ * The middleware in front of every request (module notes, points 1–3), `/login`, the
+ * dashboard (`server/dashboard.ts`), and 404 JSON for unknown routes.
  */
 const gate = (options: Options) => {
   // the port is known once the server is bound: the names are made on the first request
@@ -268,9 +261,9 @@ const gateWith = (
     }
     if (path === "/login" && request.method === "GET") return yield* login(request, options.token, port)
     if (path !== "/api/v1/health" && !authorized(request, options.token, port)) {
-      return errorResponse(unauthorized(request), 401)
+      return Dashboard.wantsLoginPage(request, path) ? Dashboard.loginPage : errorResponse(unauthorized(request), 401)
     }
-    if (path === "/" && request.method === "GET") return home
+    if (request.method === "GET" && Dashboard.serves(path)) return yield* Dashboard.respond(path)
     // browsers ask for it on every page: nothing, rather than a 404 in their console
     if (path === "/favicon.ico") return HttpServerResponse.empty({ status: 204 })
     return yield* app
