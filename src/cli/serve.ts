@@ -199,7 +199,7 @@ export const serve = Command.make("serve", serveOptions, (o) =>
     Help.command(serveOptions, {
       summary: "Serve the store over HTTP: browse, follow live, start, cancel.",
       description: "Binds 127.0.0.1 unless --host names another address; every request but /api/v1/health needs the token. " +
-        "A session's events, also of one a grove run in another process is running, stream live from " +
+        "The dashboard is at / (open the login URL grove prints). A session's events, also of one a grove run in another process is running, stream live from " +
         "/api/v1/sessions/ID/events (Server-Sent Events) and /api/v1/sessions/ID/ws (WebSocket). " +
         "Sessions started through the API (POST /api/v1/sessions) run in this process: Ctrl-C stops them as it stops grove run.",
       examples: ["grove serve --port 0"]
