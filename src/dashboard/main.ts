@@ -530,7 +530,8 @@ class SessionView {
     this.el.live.textContent = "reconnecting…"
     this.el.live.className = "live off"
     this.retryTimer = setTimeout(() => this.connect(), this.retryMs)
-    this.retryMs = Math.min(this.retryMs * 2, 10_000)
+    // capped low: after a restart of grove serve the page should be live again within seconds
+    this.retryMs = Math.min(this.retryMs * 2, 2_000)
   }
 
   private fold(logged: Logged) {
