@@ -479,7 +479,14 @@ class SessionView {
     const after = this.state === undefined ? "" : `?after=${this.state.seq}`
     const source = new EventSource(`${api}/sessions/${enc(this.id)}/events${after}`)
     this.source = source
+    // grove serve opens a stream at once (a comment first): one that stays closed is dropped and retried
+    const watchdog = setTimeout(() => {
+      if (source.readyState === EventSource.OPEN || this.closed || this.source !== source) return
+      source.close()
+      this.retry()
+    }, 5_000)
     source.addEventListener("open", () => {
+      clearTimeout(watchdog)
       this.retryMs = 500
       this.el.live.textContent = "live"
       this.el.live.className = "live on"
@@ -499,6 +506,7 @@ class SessionView {
       })
     }
     source.addEventListener("error", () => {
+      clearTimeout(watchdog)
       source.close()
       if (this.closed) return
       if (this.state !== undefined && this.state.status !== "RUNNING") {

@@ -51,8 +51,13 @@ export const events = (id: string, lastEventId: number | undefined, after: numbe
   Effect.gen(function*() {
     const frames = yield* framesOf(id, fromOf(lastEventId ?? after))
     return HttpServerResponse.stream(
-      // a page of frames is one write
-      frames.pipe(Stream.mapChunks((page) => Chunk.of(Chunk.join(Chunk.map(page, sseText), ""))), Stream.encodeText),
+      // a comment first: Node sends the headers with the first write, and a client resuming a
+      // quiet session (?after=, no event yet) must see the stream open now, not at the next event
+      Stream.concat(
+        Stream.succeed(": grove\n\n"),
+        // a page of frames is one write
+        frames.pipe(Stream.mapChunks((page) => Chunk.of(Chunk.join(Chunk.map(page, sseText), ""))))
+      ).pipe(Stream.encodeText),
       {
         contentType: "text/event-stream; charset=utf-8",
         // no proxy may buffer the stream
