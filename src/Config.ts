@@ -384,14 +384,6 @@ const envKeys: ReadonlyArray<readonly [variable: string, key: keyof typeof Input
 ]
 
 /**
- * The variables grove reads its config from, with the key each sets.
- *
- * @since 0.1.0
- * @category config
- */
-export const environmentVariables: ReadonlyArray<string> = envKeys.map(([v]) => v)
-
-/**
  * Reads the `GROVE_*` variables of an environment through `Input`; errors name the variable.
  *
  * @since 0.1.0

@@ -19,19 +19,19 @@
  *
  * Run `npm run build` first (`npm test` does).
  */
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
-import { type Browser, chromium, type ConsoleMessage, type Page, type Request } from "playwright-core"
+import type { ConsoleMessage, Page, Request } from "playwright-core"
 import * as Dashboard from "../src/server/dashboard.js"
+import { pw } from "./support/browser.js"
+import * as Browser from "./support/browser.js"
 import * as Cli from "./support/cli.js"
 import { makeEmptyRepo } from "./support/repo.js"
 
-const chromiumPath = "/usr/bin/chromium"
 const artifacts = NodePath.resolve(NodePath.dirname(fileURLToPath(import.meta.url)), "..", "test-artifacts")
 const token = "dashboard-test-token-0123456789"
 
@@ -47,38 +47,9 @@ declare const document: {
 }
 declare const location: { readonly hash: string }
 
-const pw = <A>(what: string, f: () => Promise<A>): Effect.Effect<A, Error> =>
-  Effect.tryPromise({ try: f, catch: (cause) => new Error(`${what}: ${String(cause)}`) })
-
 const plan = (name: string, front: string, script: string) => `---\nid: ${name}\n${front}---\n# ${name}\n\n\`\`\`sh\n${script}\n\`\`\`\n`
 
-const launch = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  if (!(yield* fs.exists(chromiumPath))) {
-    return yield* Effect.fail(
-      new Error(`Chromium is missing at ${chromiumPath}; the dashboard's browser test needs it: install Debian's chromium: apt-get install chromium`)
-    )
-  }
-  return yield* Effect.acquireRelease(
-    pw(`launching Chromium at ${chromiumPath}`, () =>
-      chromium.launch({
-        executablePath: chromiumPath,
-        headless: true,
-        timeout: 15_000,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync"
-        ]
-      })),
-    (browser: Browser) => Effect.promise(() => browser.close())
-  )
-})
+const launch = Browser.launch("the dashboard's browser test")
 
 /**
  * Waits in the page for `fn(arg)` to hold, with what it waited for in the error. A

@@ -13,15 +13,14 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { chromium, type ConsoleMessage, type Dialog, type Page, type Request } from "playwright-core"
+import type { ConsoleMessage, Dialog, Page, Request } from "playwright-core"
 import * as Html from "../src/report/Html.js"
 import * as Realistic from "./golden/htmlFixture.js"
+import * as Browser from "./support/browser.js"
+import { pw } from "./support/browser.js"
 
-const chromiumPath = "/usr/bin/chromium"
 const artifacts = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "test-artifacts")
 
-const pw = <A>(what: string, f: () => Promise<A>): Effect.Effect<A, Error> =>
-  Effect.tryPromise({ try: f, catch: (cause) => new Error(`${what}: ${String(cause)}`) })
 
 /**
  * One Chromium, one page for the whole file: each test loads the report afresh
@@ -34,35 +33,8 @@ class Tab extends Context.Tag("test/HtmlBrowser/Tab")<Tab, Exit.Exit<Page, Error
 const TabLive = Layer.scoped(
   Tab,
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    if (!(yield* fs.exists(chromiumPath))) {
-      return Exit.fail(
-        new Error(
-          `Chromium is missing at ${chromiumPath}; the HTML report's browser test needs it: ` +
-            `install Debian's chromium: apt-get install chromium`
-        )
-      )
-    }
     return yield* Effect.exit(Effect.gen(function*() {
-      const browser = yield* Effect.acquireRelease(
-        pw(`launching Chromium at ${chromiumPath}`, () =>
-          chromium.launch({
-            executablePath: chromiumPath,
-            headless: true,
-            timeout: 15_000,
-            args: [
-              "--headless",
-              "--no-sandbox",
-              "--disable-gpu",
-              "--disable-quic",
-              "--no-first-run",
-              "--disable-background-networking",
-              "--disable-component-update",
-              "--disable-sync"
-            ]
-          })),
-        (browser) => Effect.promise(() => browser.close())
-      )
+      const browser = yield* Browser.launch("the HTML report's browser test")
       const context = yield* pw("new context", () => browser.newContext({ viewport: { width: 1280, height: 900 } }))
       return yield* pw("new page", () => context.newPage())
     }))

@@ -224,22 +224,9 @@ const waitUntil = (what: string, check: () => boolean, within: `${number} second
 // the fixture: grove serve, then a grove run in another process, clients from the start
 // -----------------------------------------------------------------------------
 
-interface Served {
-  readonly process: Cli.Running
-  readonly port: number
-}
+type Served = Cli.Served
 
-const startServe = (repo: EmptyRepo) =>
-  Effect.gen(function*() {
-    const proc = yield* Cli.spawn(["serve", "--port", "0"], { cwd: repo.root, env: { GROVE_TOKEN: token } })
-    yield* Cli.waitFor("grove serve's first line", Effect.sync(() => proc.stdout().includes("\n")), {
-      within: "30 seconds",
-      context: () => `stdout:\n${proc.stdout()}\nstderr:\n${proc.stderr()}`
-    })
-    const match = /^grove serve http:\/\/127\.0\.0\.1:(\d+)\//.exec(proc.stdout())
-    assert.isNotNull(match, proc.stdout())
-    return { process: proc, port: Number(match![1]) } satisfies Served
-  })
+const startServe = (repo: EmptyRepo) => Cli.startServe(repo.root, [], { GROVE_TOKEN: token })
 
 const plan = (name: string, front: string, script: string) => `---\nid: ${name}\n${front}---\n# ${name}\n\n\`\`\`sh\n${script}\n\`\`\`\n`
 

@@ -28,7 +28,7 @@ import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as NodePath from "node:path"
-import { chromium } from "playwright-core"
+import * as Browser from "./support/browser.js"
 import * as Cli from "./support/cli.js"
 import { type EmptyRepo, makeEmptyRepo } from "./support/repo.js"
 
@@ -82,31 +82,11 @@ const show = (reply: Reply) => `${reply.status} ${JSON.stringify(reply.headers)}
 // the fixture: a repository, two stored sessions, a running `grove serve`
 // -----------------------------------------------------------------------------
 
-interface Served {
-  readonly process: Cli.Running
-  readonly port: number
-  readonly base: string
-  readonly token: string
-}
+type Served = Cli.Served
 
 /** starts `grove serve --port 0 …` and reads its port (and token) from its first line */
 const startServe = (repo: EmptyRepo, args: ReadonlyArray<string> = [], env: Record<string, string> = {}) =>
-  Effect.gen(function*() {
-    const proc = yield* Cli.spawn(["serve", "--port", "0", ...args], { cwd: repo.root, env })
-    yield* Cli.waitFor("grove serve's first line", Effect.sync(() => proc.stdout().includes("\n")), {
-      within: "30 seconds",
-      context: () => `stdout:\n${proc.stdout()}\nstderr:\n${proc.stderr()}`
-    })
-    const first = proc.stdout().split("\n")[0]!
-    const match = /^grove serve (http:\/\/127\.0\.0\.1:(\d+))\/(?:login\?token=(\S+))?/.exec(first)
-    assert.isNotNull(match, `first line: ${first}`)
-    return {
-      process: proc,
-      port: Number(match![2]),
-      base: match![1]!,
-      token: match![3] === undefined ? "" : decodeURIComponent(match![3])
-    } satisfies Served
-  })
+  Cli.startServe(repo.root, args, env)
 
 class Fixture extends Context.Tag("test/Server/Fixture")<Fixture, {
   readonly repo: EmptyRepo
@@ -607,17 +587,7 @@ layer(FixtureLive, { timeout: "120 seconds", excludeTestServices: true })("grove
   it.effect("/docs in Chromium: renders, and makes no request but to grove serve", () =>
     withFixture((fx) =>
       Effect.gen(function*() {
-        const browser = yield* Effect.acquireRelease(
-          Effect.tryPromise(() =>
-            chromium.launch({
-              executablePath: "/usr/bin/chromium",
-              headless: true,
-              timeout: 20_000,
-              args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-            })
-          ),
-          (b) => Effect.promise(() => b.close())
-        )
+        const browser = yield* Browser.launch("the /docs browser test").pipe(Effect.provide(NodeContext.layer))
         const page = yield* Effect.tryPromise(() => browser.newPage())
         const requests: Array<string> = []
         const errors: Array<string> = []

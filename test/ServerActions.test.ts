@@ -114,25 +114,12 @@ const plans = (dir: string): Record<string, string> => ({
 /** whether the slow test of a session was given its grace period (see `plans`) */
 const graced = (repo: EmptyRepo, id: string) => Effect.sync(() => Fs.existsSync(NodePath.join(repo.dir, "marks", id)))
 
-interface Served {
-  readonly process: Cli.Running
-  readonly port: number
-  readonly token: string
-}
+type Served = Cli.Served
 
 const token = "a-token-for-the-actions-tests"
 
 const startServe = (repo: EmptyRepo) =>
-  Effect.gen(function*() {
-    const proc = yield* Cli.spawn(["serve", "--port", "0"], { cwd: repo.root, env: { GROVE_TOKEN: token } })
-    yield* Cli.waitFor("grove serve's first line", Effect.sync(() => proc.stdout().includes("\n")), {
-      within: "30 seconds",
-      context: () => `stdout:\n${proc.stdout()}\nstderr:\n${proc.stderr()}`
-    })
-    const match = /^grove serve http:\/\/127\.0\.0\.1:(\d+)\//.exec(proc.stdout())
-    assert.isNotNull(match, proc.stdout())
-    return { process: proc, port: Number(match![1]), token } satisfies Served
-  })
+  Effect.map(Cli.startServe(repo.root, [], { GROVE_TOKEN: token }), (served): Served => ({ ...served, token }))
 
 const makePlanRepo = (prefix: string) =>
   Effect.gen(function*() {

@@ -272,3 +272,33 @@ export const exec = (cmd: string, args: ReadonlyArray<string>, options: { readon
     const [stdout, stderr, code] = yield* Effect.all([text(proc.stdout), text(proc.stderr), proc.exitCode], { concurrency: "unbounded" })
     return { stdout, stderr, code: code as number }
   }))
+
+/**
+ * A `grove serve` started by `startServe`: its process, the port it chose, its base URL and
+ * the token of its login URL ("" when the token came from GROVE_TOKEN or --token).
+ */
+export interface Served {
+  readonly process: Running
+  readonly port: number
+  readonly base: string
+  readonly token: string
+}
+
+/** starts `grove serve --port 0 …` in `cwd` and reads its port (and token) from its first line */
+export const startServe = (cwd: string, args: ReadonlyArray<string> = [], env: Record<string, string> = {}) =>
+  Effect.gen(function*() {
+    const proc = yield* spawn(["serve", "--port", "0", ...args], { cwd, env })
+    yield* waitFor("grove serve's first line", Effect.sync(() => proc.stdout().includes("\n")), {
+      within: "30 seconds",
+      context: () => `stdout:\n${proc.stdout()}\nstderr:\n${proc.stderr()}`
+    })
+    const first = proc.stdout().split("\n")[0]!
+    const match = /^grove serve (http:\/\/127\.0\.0\.1:(\d+))\/(?:login\?token=(\S+))?/.exec(first)
+    if (match === null) return yield* Effect.die(new Error(`grove serve's first line: ${first}`))
+    return {
+      process: proc,
+      port: Number(match[2]),
+      base: match[1]!,
+      token: match[3] === undefined ? "" : decodeURIComponent(match[3])
+    } satisfies Served
+  })
