@@ -377,18 +377,24 @@ describe("WorktreePool (real git)", () => {
       const session = yield* Deferred.make<Fiber.RuntimeFiber<unknown, unknown>>()
       let adds = 0
       let seen = 0
-      // the third add creates its worktree, then interrupts the session before it returns
+      // the first two adds are done (they may run at the same time as the third)
+      const othersAdded = yield* Deferred.make<void>()
+      let others = 0
+      // the third add creates its worktree, waits for the other two, then interrupts the session before it returns
       const slowGit: Git.Git["Type"] = {
         ...env.git,
         worktreeAdd: (...args) =>
           Effect.suspend(() =>
             ++adds === 3
               ? env.git.worktreeAdd(...args).pipe(
+                Effect.zipLeft(Deferred.await(othersAdded)),
                 Effect.zipLeft(Effect.flatMap(env.git.worktreeList(env.info), (listed) => Effect.sync(() => void (seen = listed.length)))),
                 Effect.zipLeft(Effect.flatMap(Deferred.await(session), (f) => Effect.sync(() => f.unsafeInterruptAsFork(FiberId.none)))),
                 Effect.orDie
               )
-              : env.git.worktreeAdd(...args))
+              : env.git.worktreeAdd(...args).pipe(
+                Effect.tap(() => ++others === 2 ? Deferred.succeed(othersAdded, undefined) : Effect.void)
+              ))
       }
       // three borrowers that hold on: three adds, the third one still running when the session is interrupted
       const fiber = yield* Effect.fork(env.withPool({ workers: 3 }, (pool) =>
