@@ -344,8 +344,13 @@ export const make: Effect.Effect<
    * The workers' layer: the Runner service over this session's queue, its coordinator
    * and the worktree pool (which makes no worktree before a test is taken).
    */
+  const remote = Context.get(context, Runner.RemoteExecutor)
   const work = Runner.layer.pipe(
-    Layer.provide(WorktreePool.layer),
+    Layer.provide(
+      Option.isSome(remote)
+        ? remote.value
+        : Runner.layerLocal.pipe(Layer.provide(WorktreePool.layer))
+    ),
     Layer.provide(Layer.succeedContext(
       Context.make(Runner.Coordinator, coordinator).pipe(Context.add(TestQueue.TestQueue, queue))
     ))

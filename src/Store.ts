@@ -698,6 +698,7 @@ export const testIdOf = (event: SessionEvent): string | undefined => {
       return event.test.id
     case "AttemptStarted":
     case "AttemptSpawned":
+    case "Relocated":
     case "AttemptFinished":
     case "RetryScheduled":
       return event.testId
@@ -946,6 +947,12 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
           if (attempts !== undefined && old !== undefined) {
             attempts.set(event.n, { ...old, pgid: event.pgid, processStartTime: event.processStartTime })
           }
+        })
+      case "Relocated":
+        return Effect.map(require(sessionId), ([, tests]) => {
+          const attempts = tests.get(event.testId)?.attempts
+          const old = attempts?.get(event.n)
+          if (attempts !== undefined && old !== undefined) attempts.set(event.n, { ...old, worktree: event.to })
         })
       case "AttemptFinished":
         return Effect.map(requireTest(sessionId, event.testId), (entry) => {

@@ -566,6 +566,15 @@ export const makeWith = (
               WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND status IN ('QUEUED', 'RUNNING')`
           })
         })
+      case "Relocated":
+        return Effect.succeed({
+          what: `record that attempt ${event.n} of test ${event.testId} of session ${sessionId} moved to ${event.to}`,
+          statements: Effect.zipRight(
+            requireSession(sessionId),
+            sql`UPDATE attempts SET worktree = ${event.to}
+              WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND n = ${event.n}`
+          )
+        })
       case "AttemptSpawned":
         return Effect.succeed({
           what: `record the process group of attempt ${event.n} of test ${event.testId} of session ${sessionId}`,

@@ -120,6 +120,7 @@ const runOptionsOf = (
   dryRun: false,
   report: [],
   db: Option.some(dbFile),
+  cluster: Option.none(),
   resume: Option.none(),
   lastFailed: false,
   shard: Option.none(),
