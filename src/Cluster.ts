@@ -53,6 +53,7 @@ import { TestRequest } from "./Domain.js"
 import { Git, type RepoInfo } from "./Git.js"
 import { HarnessError } from "./GroveError.js"
 import * as Harness from "./Harness.js"
+import * as ProcessTree from "./internal/processTree.js"
 import * as Runner from "./Runner.js"
 import { Session } from "./Session.js"
 import * as SessionModule from "./Session.js"
@@ -280,7 +281,11 @@ const handlers = (options: RunnerOptions) =>
           attemptKey: `${p.session}.${slot}.${Crypto.randomUUID()}`,
           steps: request.steps,
           cwd: Path.join(wt, request.cwd ?? ""),
-          env: Runner.attemptEnv(config, p.session, { testId: request.id, n: p.n, slot, env: { ...request.env, ...own } }, wt),
+          env: {
+            ...Runner.attemptEnv(config, p.session, { testId: request.id, n: p.n, slot, env: { ...request.env, ...own } }, wt),
+            // what a successor at this address reaps, should this runner die (`reapPredecessor`)
+            GROVE_RUNNER: name
+          },
           secrets: secretValues(request, process.env),
           logPath,
           logCap: p.logCap,
@@ -354,6 +359,27 @@ export const layerRunner = (
     Layer.catchAllCause((cause) => Layer.fail(Cause.squash(cause))),
     Layer.retry(joinRetries)
   )
+
+/**
+ * Ends what a runner that had this address on this machine left running when it
+ * died: every process whose environment carries its `GROVE_RUNNER` (an attempt's
+ * process tree, also what escaped its group). The number of processes found.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const reapPredecessor = (name: string, grace: Duration.DurationInput): Effect.Effect<number> =>
+  Effect.gen(function*() {
+    const entry = `GROVE_RUNNER=${name}`
+    let found = 0
+    while (true) {
+      const first = ProcessTree.findByEnv(entry)[0]
+      if (first === undefined) return found
+      const done = yield* ProcessTree.terminate({ pgid: first.pid, startTime: first.startTime, envEntry: entry }, grace)
+      if (done.found === 0) return found
+      found += done.found
+    }
+  })
 
 // -----------------------------------------------------------------------------
 // coordinator

@@ -17,6 +17,7 @@ import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Net from "node:net"
 import * as Config from "../Config.js"
 import { Git } from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
@@ -136,6 +137,14 @@ const messageOf = (e: unknown): string => {
   return cause instanceof Error ? cause.message : e instanceof Error ? e.message : String(e)
 }
 
+/** whether nothing listens at `host:port` here */
+const portFree = (host: string, port: number): Effect.Effect<boolean> =>
+  Effect.async<boolean>((resume) => {
+    const server = Net.createServer()
+    server.once("error", () => resume(Effect.succeed(false)))
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resume(Effect.succeed(true))))
+  })
+
 /** `HOST:PORT` */
 const parseListen = (text: string): { readonly host: string; readonly port: number } | undefined => {
   const match = /^(.+):(\d+)$/.exec(text)
@@ -180,6 +189,14 @@ export const runner = Command.make("runner", runnerOptions, (o) =>
       yield* err(`grove: removed ${reclaimed.removed.length} worktree(s) a stopped grove left in ${repoInfo.root}`)
     }
     const Cluster = yield* Effect.promise(() => import("../Cluster.js"))
+    // a runner that still lives at this address keeps its port: then this one cannot join, and reaps nothing
+    if (!(yield* portFree(listen.host, listen.port))) {
+      return yield* Effect.fail(InvalidInput.one("--listen", `${o.listen} is in use (another runner?): pick another port`))
+    }
+    const reaped = yield* Cluster.reapPredecessor(`${listen.host}:${listen.port}`, config.killGrace)
+    if (reaped > 0) {
+      yield* err(`grove: ended ${reaped} process(es) a stopped runner at ${listen.host}:${listen.port} left running`)
+    }
     const signals = yield* Signals.listen
     const joined = Cluster.layerRunner({ repo: repoInfo, host: listen.host, port: listen.port, config }).pipe(
       Layer.provide(sqlLayer(url)),

@@ -718,7 +718,7 @@ const runTests = (o: RunOptions) =>
     if (remote !== undefined) {
       yield* err(
         `grove: cluster of ${remote.runners.length} runner${remote.runners.length === 1 ? "" : "s"} ` +
-          `(${remote.runners.map((r) => `${r.name} ×${r.workers}`).join(", ")}): ${workers} workers`
+          `(${remote.runners.map((r) => `${r.name} ×${r.workers}`).join(", ")}): ${workers} worker${workers === 1 ? "" : "s"}`
       )
     }
     const p: Prepared = { ...p0, config: { ...work.config, workers } }
