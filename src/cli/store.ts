@@ -142,9 +142,19 @@ export interface SessionJson {
   readonly resumable: boolean
 }
 
+/**
+ * Whether the grove that runs a RUNNING session lives: its pid on this host, its
+ * heartbeat on another (`Resume.sessionOwner`); a session gone meanwhile has no owner.
+ */
+const ownerLives = (s: SessionSummary) =>
+  Resume.sessionOwner(s.id).pipe(
+    Effect.map((owner) => owner.alive),
+    Effect.catchIf((e) => e.reason === "UnknownSession", () => Effect.succeed(false))
+  )
+
 const sessionJson = (s: SessionSummary) =>
   Effect.map(
-    s.status === "RUNNING" ? Effect.map(Resume.ownerAlive(s.pid), (alive) => !alive) : Effect.succeed(false),
+    s.status === "RUNNING" ? Effect.map(ownerLives(s), (alive) => !alive) : Effect.succeed(false),
     (resumable): SessionJson => ({
       id: s.id,
       status: s.status,
@@ -189,12 +199,13 @@ export const sessions = Command.make("sessions", sessionsOptions, (o) =>
   command(Effect.gen(function*() {
     if (o.limit < 0) return yield* Effect.fail(InvalidInput.one("--limit", `must be 0 or more, got ${o.limit}`))
     const where = yield* locate(o)
-    const list = yield* withStore(
+    // whose grove died is read with the store open (on another host: its heartbeat)
+    const [list, rows] = yield* withStore(
       where,
-      Effect.flatMap(Store, (store) => store.sessions(o.limit)),
-      Effect.succeed([] as ReadonlyArray<SessionSummary>)
+      Effect.flatMap(Store, (store) =>
+        Effect.flatMap(store.sessions(o.limit), (list) => Effect.map(Effect.forEach(list, sessionJson), (rows) => [list, rows] as const))),
+      Effect.succeed([[] as ReadonlyArray<SessionSummary>, [] as ReadonlyArray<SessionJson>] as const)
     )
-    const rows = yield* Effect.forEach(list, sessionJson)
     if (o.json) {
       yield* json(rows)
       return 0
@@ -501,7 +512,7 @@ export const gc = Command.make("gc", gcOptions, (o) =>
         const running: Array<string> = []
         const logs: Array<string> = []
         for (const s of all.slice(o.keep)) {
-          if (s.status === "RUNNING" && (yield* Resume.ownerAlive(s.pid))) {
+          if (s.status === "RUNNING" && (yield* ownerLives(s))) {
             running.push(s.id)
             continue
           }
