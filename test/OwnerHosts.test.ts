@@ -87,6 +87,10 @@ const scenarios = (name: string, store: (dir: string) => Effect.Effect<Shared, n
       assert.include(refused.stderr, `session ${id} is still running in grove process ${a.pid} on host-a (last heartbeat `)
       assert.include(refused.stderr, "on that host")
 
+      // grove sessions on host-b: host-a's, not resumable
+      const listed = (yield* onHost("host-b", ["sessions", "--json"]))
+      assert.deepInclude(JSON.parse(listed.stdout)[0], { id, status: "RUNNING", host: "host-a", pid: a.pid, resumable: false })
+
       // gc from host-b keeps it
       const gc = yield* onHost("host-b", ["gc", "--keep", "0", "--json"])
       assert.strictEqual(gc.code, 0, show(gc))
@@ -124,6 +128,8 @@ const scenarios = (name: string, store: (dir: string) => Effect.Effect<Shared, n
 
       // a minute later its heartbeat is stale: host-b resumes and finishes it
       yield* sql`UPDATE sessions SET heartbeat_at = heartbeat_at - 60000 WHERE id = ${id}`
+      const stale = (yield* onHost("host-b", ["sessions", "--json"]))
+      assert.deepInclude(JSON.parse(stale.stdout)[0], { id, status: "RUNNING", host: "host-a", resumable: true })
       const resumed = yield* onHost("host-b", ["run", "--resume", id], { GROVE_TEST_GO: "1" })
       assert.strictEqual(resumed.code, 0, show(resumed))
       assert.include(resumed.stderr + resumed.stdout, `resuming session ${id}`)

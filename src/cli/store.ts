@@ -138,24 +138,29 @@ export interface SessionJson {
   readonly notPassed: number
   readonly repoRoot: string
   readonly pid: number
-  /** RUNNING, but its grove is gone: `grove run --resume` finishes it */
+  /** the host its grove ran on; null when the store does not know (recorded before store schema 4) */
+  readonly host: string | null
+  /** RUNNING, but its grove is gone (its pid on this host, its heartbeat on another): `grove run --resume` finishes it */
   readonly resumable: boolean
 }
 
 /**
- * Whether the grove that runs a RUNNING session lives: its pid on this host, its
- * heartbeat on another (`Resume.sessionOwner`); a session gone meanwhile has no owner.
+ * The owner of a session (`Resume.sessionOwner`: its pid on this host, its heartbeat
+ * on another); none for a session gone meanwhile.
  */
-const ownerLives = (s: SessionSummary) =>
+const ownerOf = (s: SessionSummary) =>
   Resume.sessionOwner(s.id).pipe(
-    Effect.map((owner) => owner.alive),
-    Effect.catchIf((e) => e.reason === "UnknownSession", () => Effect.succeed(false))
+    Effect.map(Option.some),
+    Effect.catchIf((e) => e.reason === "UnknownSession", () => Effect.succeed(Option.none<Resume.OwnerState>()))
   )
+
+/** whether the grove that runs a RUNNING session lives */
+const ownerLives = (s: SessionSummary) => Effect.map(ownerOf(s), Option.exists((owner) => owner.alive))
 
 const sessionJson = (s: SessionSummary) =>
   Effect.map(
-    s.status === "RUNNING" ? Effect.map(ownerLives(s), (alive) => !alive) : Effect.succeed(false),
-    (resumable): SessionJson => ({
+    ownerOf(s),
+    (owner): SessionJson => ({
       id: s.id,
       status: s.status,
       startedAt: iso(s.startedAt),
@@ -166,7 +171,8 @@ const sessionJson = (s: SessionSummary) =>
       notPassed: s.notPassed,
       repoRoot: s.repoRoot,
       pid: s.pid,
-      resumable
+      host: Option.getOrUndefined(Option.flatMapNullable(owner, (o) => o.host)) ?? null,
+      resumable: s.status === "RUNNING" && Option.isSome(owner) && !owner.value.alive
     })
   )
 
