@@ -89,7 +89,8 @@ export const isFresh = (heartbeatAt: number | undefined, now: number, stale: Dur
 /**
  * The heartbeat of session `sessionId` owned by this process: one beat now, then one
  * every `interval`, forever (fork it in the session's scope: it stops with it). A beat
- * the store cannot write is warned about and the next one tries again; once the store
+ * the store cannot write is warned about (once, until one is written again) and the
+ * next one tries again; once the store
  * says the session is no longer this process's (ended, deleted, taken over), it stops.
  *
  * @since 0.3.0
@@ -103,10 +104,28 @@ export const run = (
     const store = yield* Store
     const host = options.host ?? (yield* localHost)
     const pid = options.pid ?? process.pid
+    // a store that is down is said once, not every interval, and its return once too
+    let failing = false
     const beat = Effect.flatMap(Clock.currentTimeMillis, (at) => store.heartbeat(sessionId, { host, pid, at } satisfies Beat)).pipe(
-      Effect.catchAll((e) =>
-        Effect.as(Effect.logWarning(`grove: could not write the heartbeat of session ${sessionId}: ${e.message}`), true)
-      )
+      Effect.tap(() => {
+        if (!failing) return Effect.void
+        failing = false
+        return Effect.logWarning(`grove: the heartbeat of session ${sessionId} is written again`)
+      }),
+      Effect.catchAll((e) => {
+        const first = !failing
+        failing = true
+        return Effect.as(
+          first
+            ? Effect.logWarning(
+              `grove: could not write the heartbeat of session ${sessionId} (${e.message}); trying again every ` +
+                `${Duration.format(options.interval ?? interval)}: other hosts take this session's grove as dead ` +
+                `once its heartbeat is ${Duration.format(staleAfter)} old`
+            )
+            : Effect.void,
+          true
+        )
+      })
     )
     // beats while the store says the session is still this process's
     yield* Effect.repeat(beat, Schedule.spaced(options.interval ?? interval).pipe(Schedule.whileInput((owned: boolean) => owned)))

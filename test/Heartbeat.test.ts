@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
@@ -73,10 +74,10 @@ describe("Heartbeat (TestClock)", () => {
       assert.strictEqual(yield* heartbeatAt(store), 16_000, "no beat after its scope closed")
     }))
 
-  it.scoped("a beat the store refuses is warned about and the next one goes on; once another grove owns the session the fiber ends", () =>
+  it.scoped("a store that refuses beats is warned about once, its return once; once another grove owns the session the fiber ends", () =>
     Effect.gen(function*() {
       const memory = yield* Store.makeMemory
-      let failures = 1
+      let failures = 3
       const store = Store.Store.of({
         ...memory,
         heartbeat: (id, beat) =>
@@ -84,15 +85,26 @@ describe("Heartbeat (TestClock)", () => {
             ? Effect.fail(new StoreError({ reason: "Query", detail: "the server went away" }))
             : memory.heartbeat(id, beat)
       })
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ message }) => void warnings.push(Array.isArray(message) ? message.join(" ") : String(message)))
       yield* owned(store, "ci-1", 4242, 0)
-      const fiber = yield* Effect.fork(Heartbeat.run(sid, { host: "ci-1", pid: 4242 }).pipe(Effect.provideService(Store.Store, store)))
+      const fiber = yield* Effect.fork(
+        Heartbeat.run(sid, { host: "ci-1", pid: 4242 }).pipe(Effect.provideService(Store.Store, store), Effect.provide(Logger.add(logger)))
+      )
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual(yield* heartbeatAt(store), 0, "three beats refused")
       yield* TestClock.adjust("5 seconds")
-      assert.strictEqual(yield* heartbeatAt(store), 5000, "the beat after the failed one was written")
+      assert.strictEqual(yield* heartbeatAt(store), 15_000, "the fiber went on: the next beat was written")
+      assert.strictEqual(warnings.length, 2, warnings.join("\n"))
+      assert.include(warnings[0], "could not write the heartbeat of session 20261201-1200-beat (the server went away)")
+      assert.include(warnings[0], "once its heartbeat is 15s old")
+      assert.include(warnings[1], "is written again")
       // another grove resumes the session (another host, another pid)
-      yield* owned(store, "ci-2", 77, 7000)
+      yield* owned(store, "ci-2", 77, 17_000)
       yield* TestClock.adjust("5 seconds")
       assert.isTrue(Option.isSome(yield* Fiber.poll(fiber)), "the heartbeat of a lost session ends")
-      assert.deepStrictEqual(yield* store.owner(sid), { sessionId: sid, status: "RUNNING", host: "ci-2", pid: 77, heartbeatAt: 7000 })
+      assert.include(warnings[2], "is now run by grove process 77 on ci-2")
+      assert.deepStrictEqual(yield* store.owner(sid), { sessionId: sid, status: "RUNNING", host: "ci-2", pid: 77, heartbeatAt: 17_000 })
     }))
 
   it.scoped("the Orchestrator's session: owner recorded at its start, a heartbeat while it runs, none once it has ended", () =>
