@@ -13,7 +13,8 @@
  *    session another took over (`--resume`) says so once and stops.
  * 3. A heartbeat is fresh while it is younger than `staleAfter` (3 intervals): a
  *    write that waits for a lock, or a slow machine, is not taken for a death.
- *    Clocks of machines sharing a store must agree to within a few seconds (NTP).
+ *    Clocks of machines sharing a store must agree to within a few seconds (NTP), and
+ *    their names must differ: containers that share a hostname set `GROVE_HOST`.
  * 4. Whose owner lives (`Resume.sessionOwner`): on this host (or a host the store
  *    does not know, i.e. a session recorded before store schema 4), the pid, as the
  *    OS tells; on another host, the heartbeat alone.
