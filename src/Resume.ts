@@ -440,9 +440,11 @@ export interface Prepared {
 /**
  * Everything `grove run --resume SESSION` does before the session runs again:
  * checks that the store holds the session (`StoreError` UnknownSession otherwise),
- * that it belongs to `repo` and that its grove is dead (`InvalidInput` otherwise;
- * nothing is touched then); reaps its process groups, then its worktrees; closes its
- * open attempts; and returns the tests without a terminal status.
+ * that it belongs to `repo` and that its grove is dead (`sessionOwner`: its pid on
+ * this host, its heartbeat on another; `InvalidInput` naming host, pid and heartbeat
+ * age otherwise, and nothing is touched then); reaps its process groups (only when it
+ * ran on this host), then its worktrees; closes its open attempts; and returns the
+ * tests without a terminal status.
  *
  * @since 0.1.0
  * @category constructors
