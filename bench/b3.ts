@@ -19,7 +19,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Scheduler } from "../src/index.js"
-import { args, emit, numberArg, sh, spawn } from "./common.js"
+import { args, durations, emit, numberArg, sh, spawn } from "./common.js"
 import { generate } from "./repo.js"
 
 const a = args()
@@ -28,24 +28,6 @@ const workers = numberArg(a, "workers", 4)
 const scale = numberArg(a, "scale", 1)
 const rounds = numberArg(a, "rounds", 2)
 const bin = Path.resolve(import.meta.dirname, "../../bin/grove.js")
-
-/**
- * Pareto(α = 1.2, xₘ = 0.4 s × scale) at the quantiles (i + ½)/n, in seconds with
- * millisecond steps, all distinct (they are the test ids); the longest is set to a third
- * of the sum of the others, so list order is as bad as it gets for a longest-last list.
- * Ascending: the list order, longest last.
- */
-export const durations = (n: number, s: number): Array<number> => {
-  const d = Array.from({ length: n }, (_, i) => (0.4 * s) / Math.pow((i + 0.5) / n, 1 / 1.2)).sort((x, y) => x - y)
-  d[n - 1] = d.slice(0, -1).reduce((x, y) => x + y, 0) / 3
-  const out: Array<number> = []
-  for (const x of d) {
-    let v = Math.round(x * 1000) / 1000
-    while (out.includes(v)) v = Math.round((v + 0.001) * 1000) / 1000
-    out.push(v)
-  }
-  return out
-}
 
 /** greedy list scheduling: each test to the first free worker, in the given order */
 const simulate = (order: ReadonlyArray<number>, w: number): number => {

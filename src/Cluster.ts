@@ -335,10 +335,22 @@ const handlers = (options: RunnerOptions) =>
 const joinRetries = Schedule.exponential(Duration.millis(250)).pipe(Schedule.intersect(Schedule.recurs(5)))
 
 /**
+ * `GroveAttempt` served by a runner of this machine, over any Sharding (a cluster
+ * member's, or the cluster's in-memory `TestRunner` in tests).
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerEntity = (
+  options: RunnerOptions
+): Layer.Layer<never, never, Sharding.Sharding | Git | Harness.Harness> =>
+  Layer.unwrapScoped(Effect.map(handlers(options), (served) => GroveAttempt.toLayer(served, { concurrency: "unbounded" })))
+
+/**
  * A runner: joins the cluster at `host:port` with a weight of its worker count (so a
  * runner with twice the workers owns about twice the shards) and serves
- * `GroveAttempt`. Before it joins, it removes what a dead predecessor on this clone
- * left: worktrees whose grove process is gone.
+ * `GroveAttempt`. (What a dead predecessor at this address left is the CLI's to reap
+ * first: `reapPredecessor`.)
  *
  * @since 0.3.0
  * @category layers
@@ -346,7 +358,7 @@ const joinRetries = Schedule.exponential(Duration.millis(250)).pipe(Schedule.int
 export const layerRunner = (
   options: RunnerOptions
 ): Layer.Layer<never, unknown, SqlClient.SqlClient | Git | Harness.Harness> =>
-  Layer.unwrapScoped(Effect.map(handlers(options), (served) => GroveAttempt.toLayer(served, { concurrency: "unbounded" }))).pipe(
+  layerEntity(options).pipe(
     Layer.provide(NodeClusterSocket.layer({
       storage: "sql",
       shardingConfig: {

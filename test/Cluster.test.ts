@@ -185,6 +185,39 @@ Pg.describePg("grove on a cluster", (url) => {
       assert.deepStrictEqual(left, [])
     }).pipe(Effect.provide(NodeContext.layer)), { timeout: 180_000 })
 
+  it.scopedLive("the coordinator SIGKILLed: --resume --cluster finishes the session, and no finished attempt runs again", () =>
+    Effect.gen(function*() {
+      const repo = yield* makeRepo
+      const db = yield* Pg.freshDatabase(url)
+      // each test counts its runs in a file outside the worktrees
+      const runs = NodePath.join(repo.dir, "runs")
+      Fs.mkdirSync(runs)
+      yield* Cli.writeFiles(repo.root, {
+        "plans/fast.md": Cli.plan({ title: "fast", steps: [`echo x >> ${runs}/fast`] }),
+        "plans/slow.md": Cli.plan({ title: "slow", steps: [`echo x >> ${runs}/slow; sleep 4`] })
+      })
+      yield* git(repo.root, "add", "--all")
+      yield* git(repo.root, "commit", "--quiet", "-m", "plans")
+      yield* startRunner(repo, db, { workers: 2 })
+      const first = yield* Cli.spawn(["run", "plans/fast.md", "plans/slow.md", "--cluster", db], { cwd: repo.root })
+      yield* Cli.waitFor("fast to finish and slow to run", Effect.sync(() =>
+        first.stdout().includes("PASSED    plans/fast") && Fs.existsSync(NodePath.join(runs, "slow"))), {
+        within: Duration.seconds(60),
+        context: () => first.stdout() + first.stderr()
+      })
+      yield* first.kill("SIGKILL")
+      yield* first.exit
+      const session = Cli.sessionId(first.stdout())!
+      const out = NodePath.join(repo.dir, "report.json")
+      const o = yield* Cli.run(["run", "--resume", session, "--cluster", db, "--report", `json:${out}`], { cwd: repo.root })
+      assert.strictEqual(o.code, 0, show(o))
+      const report = readReport(out)
+      assert.deepStrictEqual(report.tests.map((t) => [t.id, t.status]).sort(), [["plans/fast", "PASSED"], ["plans/slow", "PASSED"]])
+      assert.strictEqual(Fs.readFileSync(NodePath.join(runs, "fast"), "utf8"), "x\n", "fast ran once")
+      const events = yield* storedEvents(db, session)
+      assert.strictEqual(events.filter((e) => e._tag === "TestFinished").length, 2)
+    }).pipe(Effect.provide(NodeContext.layer)), { timeout: 180_000 })
+
   it.scopedLive("a runner whose clone lacks the session's commit: the attempt ends ERROR saying so, and the session goes on", () =>
     Effect.gen(function*() {
       const repo = yield* makeRepo
