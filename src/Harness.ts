@@ -225,8 +225,11 @@ const makeOutput = (options: {
  * bash: the wrapper is plain POSIX, and on Debian's dash it starts in a third of the
  * time; the steps still get bash or sh as their plan says.)
  * Before step i starts it writes `i` on fd 3 (a pipe only the wrapper holds: steps
- * get fd 3 closed), so grove knows which step failed or was running at a timeout.
- * `exec 2>&1` merges stderr into stdout: one ordered byte stream, as a terminal shows it.
+ * get fd 3 closed), so grove knows which step failed or was running at a timeout; an
+ * attempt of one step has no fd 3 (that step is the one). `exec 2>&1`, its first
+ * line, merges stderr into stdout: one ordered byte stream, as a terminal shows it, and
+ * the only pipe grove reads (the wrapper's own stderr is not one: a pipe and a socket
+ * fewer per attempt).
  * Arguments: pairs of (shell, source), the source being a script file or `-`.
  *
  * How a step gets its script: not in argv — one argument past 128 KiB fails to start
@@ -258,7 +261,7 @@ while [ "$i" -lt "$n" ]; do
 done
 i=0
 while [ "$#" -gt 1 ]; do
-  printf '%s\\n' "$i" >&3
+  if [ "$n" -gt 1 ]; then printf '%s\\n' "$i" >&3; fi
   if [ "$2" = - ]; then
     eval "grove_script=\\\$grove_script_$i"
     if [ "$1" = bash ]; then
@@ -434,7 +437,8 @@ const spawnLeader = (spec: AttemptSpec, sources: ReadonlyArray<string>, output: 
         cwd: spec.cwd,
         env: childEnv(spec, sources),
         detached: true, // setsid: the wrapper leads a new session and process group
-        stdio: ["ignore", "pipe", "pipe", "pipe"] // stdin is /dev/null
+        // stdin is /dev/null; stderr goes to stdout (the wrapper's first line); fd 3: step numbers
+        stdio: spec.steps.length > 1 ? ["ignore", "pipe", "ignore", "pipe"] : ["ignore", "pipe", "ignore"]
       })
     } catch (cause) {
       return Effect.fail(spawnError(`sh in ${spec.cwd}: ${(cause as Error).message}`, cause))
@@ -508,6 +512,7 @@ const spawnLeader = (spec: AttemptSpec, sources: ReadonlyArray<string>, output: 
       }),
       exitNow: () => exitInfo,
       lastStarted: () => {
+        if (spec.steps.length === 1) return 0
         const lines = markers.split("\n").filter((l) => /^\d+$/.test(l))
         return lines.length === 0 ? undefined : Number(lines[lines.length - 1])
       },

@@ -96,6 +96,9 @@ describe("Harness.layerShell", () => {
       assert.deepStrictEqual([pipefail.exitCode, pipefail.failedStep], [7, 0])
       const sh = yield* run(makeSpec(dir, [new Step({ shell: "sh", script: "false; echo after" })]))
       assert.deepStrictEqual([sh.exitCode, sh.failedStep, sh.tail], [1, 0, ""])
+      // one step (no fd 3 for step numbers): its stderr still comes in order with its stdout
+      const one = yield* run(makeSpec(dir, ["echo out; echo err >&2; echo out2; exit 2"]))
+      assert.deepStrictEqual([one.exitCode, one.failedStep, one.tail], [2, 0, "out\nerr\nout2\n"])
       // the group leader itself killed by a signal
       const killed = yield* run(makeSpec(dir, ["true", "kill -KILL $PPID; sleep 5", "echo never"]))
       assert.deepStrictEqual([killed._tag, killed.exitCode, killed.signal, killed.failedStep], ["Exited", null, "SIGKILL", 1])
