@@ -222,7 +222,7 @@ const makeOutput = (options: {
  * a child in a new group (`detached: true`), not in an existing one, so grove spawns
  * one detached `sh` that becomes the group leader and runs the steps as its children,
  * in order, stopping at the first failing one and exiting with its code. (`sh`, not
- * bash: the wrapper is plain POSIX, and on Debian's dash it starts in a third of the
+ * bash: the wrapper is plain POSIX, and on Debian's dash it starts in about half the
  * time; the steps still get bash or sh as their plan says.)
  * Before step i starts it writes `i` on fd 3 (a pipe only the wrapper holds: steps
  * get fd 3 closed), so grove knows which step failed or was running at a timeout; an
