@@ -245,7 +245,9 @@ const makeOutput = (options: {
  * test sets). Small scripts (see `inlineLimit`) come in the wrapper's environment as
  * `GROVE_STEP_SCRIPT_<i>` (private to the user, like a 0600 file: /proc/<pid>/environ),
  * which the wrapper moves into shell variables and unsets before any step starts, so
- * no step and no child sees them, and hands to the step's stdin as a here-document;
+ * no step and no child sees them, and hands to the step's stdin as a here-document
+ * (those variables, `__grove_script*`, are unset first, so that one inherited from
+ * grove's or the test's environment cannot carry a script into a step's);
  * bigger ones, or ones with a NUL byte, go through files (see `writeScripts`).
  * Creating and removing a folder and a file per attempt cost more than the step's
  * shell itself on a file system that recycles inodes slowly (ext4 without a journal:
@@ -254,8 +256,10 @@ const makeOutput = (options: {
 const WRAPPER = `exec 2>&1
 n=$(($# / 2))
 i=0
+unset __grove_script
 while [ "$i" -lt "$n" ]; do
-  eval "grove_script_$i=\\\${GROVE_STEP_SCRIPT_$i-}"
+  unset "__grove_script_$i"
+  eval "__grove_script_$i=\\\${GROVE_STEP_SCRIPT_$i-}"
   unset "GROVE_STEP_SCRIPT_$i"
   i=$((i + 1))
 done
@@ -263,14 +267,14 @@ i=0
 while [ "$#" -gt 1 ]; do
   if [ "$n" -gt 1 ]; then printf '%s\\n' "$i" >&3; fi
   if [ "$2" = - ]; then
-    eval "grove_script=\\\$grove_script_$i"
+    eval "__grove_script=\\\$__grove_script_$i"
     if [ "$1" = bash ]; then
       bash -eo pipefail -c 'eval "$(</dev/stdin)" </dev/null' bash 3>&- <<GROVE_SCRIPT_END
-$grove_script
+$__grove_script
 GROVE_SCRIPT_END
     else
       sh -e -c 'eval "$(command -p cat)" </dev/null' sh 3>&- <<GROVE_SCRIPT_END
-$grove_script
+$__grove_script
 GROVE_SCRIPT_END
     fi
   elif [ "$1" = bash ]; then

@@ -172,12 +172,15 @@ describe("Harness.layerShell", () => {
         tricky,
         new Step({ shell: "sh", script: "printf '%s\\n' \"sh $0 $#\" 'a\\b'" }),
         // no step sees another's script (or its own), in its environment or as a variable
-        "env | grep -c '^GROVE_STEP_SCRIPT_' || true; set | grep -c 'grove_script' || true; echo \"$0 $#\"; readlink /proc/self/fd/0",
+        "env | grep -c '^GROVE_STEP_SCRIPT_\\|grove_script' || true; set | grep -c 'grove_script' || true; echo \"$0 $#\"; readlink /proc/self/fd/0",
         `ls -A ${JSON.stringify(logDir)}`,
         // a NUL byte cannot be in the environment: that script goes through a file, as bash would read it
         "echo \"with nul\u0000\"",
         "exit 5"
-      ])
+      ], {
+        // the wrapper's own variables, already exported: still no script reaches a step's environment
+        env: { __grove_script: "exported", __grove_script_2: "exported" }
+      })
       const outcome = yield* run(spec)
       assert.deepStrictEqual([outcome.exitCode, outcome.failedStep], [5, 5], readLog(spec))
       assert.strictEqual(
