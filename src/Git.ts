@@ -156,6 +156,17 @@ export const baseArgs: ReadonlyArray<string> = ["-c", "core.hooksPath=/dev/null"
 export const submoduleArgs: ReadonlyArray<string> = ["-c", "protocol.file.allow=always"]
 
 /**
+ * Options of the commands that write a whole tree (`worktree add`, `checkout --force`):
+ * git's parallel checkout (2.32+; older gits ignore the key), one process per core,
+ * for trees of at least 100 files (`checkout.thresholdForParallelism`). Making a
+ * worktree is what the first test waits for.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const parallelCheckout: ReadonlyArray<string> = ["-c", "checkout.workers=0"]
+
+/**
  * Environment every grove git command runs with: no LFS downloads, no prompts.
  *
  * @since 0.1.0
@@ -451,7 +462,7 @@ export const make = (primitives: Primitives): Git["Type"] => {
   ): Effect.Effect<void, GitError> =>
     Effect.gen(function*() {
       if (looksLikeOption(sha)) return yield* Effect.fail(new GitError({ reason: "UnknownRef", subject: sha }))
-      yield* runOk(repo.root, ["worktree", "add", "--detach", "--lock", "--reason", options.lockReason, path, sha]).pipe(
+      yield* runOk(repo.root, [...parallelCheckout, "worktree", "add", "--detach", "--lock", "--reason", options.lockReason, path, sha]).pipe(
         // another `git worktree add` in this repository at the same moment (a second grove)
         // can make this one read its half-made admin folder and give up: try again, while
         // git has left nothing at `path`

@@ -220,29 +220,65 @@ const makeOutput = (options: {
  * group, and what `setsid` lets escape it, can be terminated as a whole), yet each
  * step runs in its own shell so `cd`/`export` do not carry over. Node can only put
  * a child in a new group (`detached: true`), not in an existing one, so grove spawns
- * one detached bash that becomes the group leader and runs the steps as its children,
- * in order, stopping at the first failing one and exiting with its code.
+ * one detached `sh` that becomes the group leader and runs the steps as its children,
+ * in order, stopping at the first failing one and exiting with its code. (`sh`, not
+ * bash: the wrapper is plain POSIX, and on Debian's dash it starts in about half the
+ * time; the steps still get bash or sh as their plan says.)
  * Before step i starts it writes `i` on fd 3 (a pipe only the wrapper holds: steps
- * get fd 3 closed), so grove knows which step failed or was running at a timeout.
- * `exec 2>&1` merges stderr into stdout: one ordered byte stream, as a terminal shows it.
- * Arguments: pairs of (shell, script file).
+ * get fd 3 closed), so grove knows which step failed or was running at a timeout; an
+ * attempt of one step has no fd 3 (that step is the one). `exec 2>&1`, its first
+ * line, merges stderr into stdout: one ordered byte stream, as a terminal shows it, and
+ * the only pipe grove reads (the wrapper's own stderr is not one: a pipe and a socket
+ * fewer per attempt).
+ * Arguments: pairs of (shell, source), the source being a script file or `-`.
  *
- * Why script files: a script in argv fails to start past 128 KiB (Linux's limit on
- * one argument, `spawn E2BIG`; all of them together past ARG_MAX), and a plan with a
- * big heredoc or an inlined fixture is ordinary. So grove writes each step's script
- * to a file (see `writeScripts`) and the step's shell reads it on stdin and `eval`s
- * it, with stdin then /dev/null: still `bash -eo pipefail -c SCRIPT bash` (or
- * `sh -e -c SCRIPT sh`) as far as the script can tell — `$0` is `bash`, no
- * positional parameters, messages read `bash: line N: …` — rather than
- * `bash FILE`, which would show grove's file path as `$0` and in every error.
- * `command -p cat` finds cat whatever PATH the test sets.
+ * How a step gets its script: not in argv — one argument past 128 KiB fails to start
+ * (Linux's limit on one argument, `spawn E2BIG`; all of them together past ARG_MAX),
+ * a plan with a big heredoc or an inlined fixture is ordinary, and argv is readable by
+ * every user of the machine (`ps`), while a script may spell out a secret value. The
+ * step's shell reads its script on stdin and `eval`s it, with stdin then /dev/null:
+ * still `bash -eo pipefail -c SCRIPT bash` (or `sh -e -c SCRIPT sh`) as far as the
+ * script can tell — `$0` is `bash`, no positional parameters, messages read
+ * `bash: line N: …` — rather than `bash FILE`, which would show a path as `$0` and in
+ * every error. bash reads it with `$(</dev/stdin)` (a subshell, no other program);
+ * dash has no such form, so sh steps use `command -p cat` (found whatever PATH the
+ * test sets). Small scripts (see `inlineLimit`) come in the wrapper's environment as
+ * `GROVE_STEP_SCRIPT_<i>` (private to the user, like a 0600 file: /proc/<pid>/environ),
+ * which the wrapper moves into shell variables and unsets before any step starts, so
+ * no step and no child sees them, and hands to the step's stdin as a here-document
+ * (those variables, `__grove_script*`, are unset first, so that one inherited from
+ * grove's or the test's environment cannot carry a script into a step's);
+ * bigger ones, or ones with a NUL byte, go through files (see `writeScripts`).
+ * Creating and removing a folder and a file per attempt cost more than the step's
+ * shell itself on a file system that recycles inodes slowly (ext4 without a journal:
+ * 2–4 ms per attempt on the B6 machine).
  */
 const WRAPPER = `exec 2>&1
+n=$(($# / 2))
+i=0
+unset __grove_script
+while [ "$i" -lt "$n" ]; do
+  unset "__grove_script_$i"
+  eval "__grove_script_$i=\\\${GROVE_STEP_SCRIPT_$i-}"
+  unset "GROVE_STEP_SCRIPT_$i"
+  i=$((i + 1))
+done
 i=0
 while [ "$#" -gt 1 ]; do
-  printf '%s\\n' "$i" >&3
-  if [ "$1" = bash ]; then
-    bash -eo pipefail -c 'eval "$(command -p cat)" </dev/null' bash <"$2" 3>&-
+  if [ "$n" -gt 1 ]; then printf '%s\\n' "$i" >&3; fi
+  if [ "$2" = - ]; then
+    eval "__grove_script=\\\$__grove_script_$i"
+    if [ "$1" = bash ]; then
+      bash -eo pipefail -c 'eval "$(</dev/stdin)" </dev/null' bash 3>&- <<GROVE_SCRIPT_END
+$__grove_script
+GROVE_SCRIPT_END
+    else
+      sh -e -c 'eval "$(command -p cat)" </dev/null' sh 3>&- <<GROVE_SCRIPT_END
+$__grove_script
+GROVE_SCRIPT_END
+    fi
+  elif [ "$1" = bash ]; then
+    bash -eo pipefail -c 'eval "$(</dev/stdin)" </dev/null' bash <"$2" 3>&-
   else
     sh -e -c 'eval "$(command -p cat)" </dev/null' sh <"$2" 3>&-
   fi
@@ -255,10 +291,32 @@ exit 0
 `
 
 /**
- * The folder of an attempt's step scripts: beside its log, named after it. It holds
- * the scripts as written in the plan (secret values a script spells out included),
- * so it is private to the user (0700, files 0600) and removed when the attempt
- * ends, however it ends.
+ * The largest script (UTF-8 bytes) that goes to its step through the environment,
+ * and the most all of an attempt's such scripts may take together; the rest go
+ * through files. Far below Linux's 128 KiB per variable and the ARG_MAX that the
+ * environment shares with grove's own variables.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const inlineLimit = { perStep: 32 * 1024, perAttempt: 64 * 1024 } as const
+
+/** for each step, whether its script goes through the environment (else a file) */
+const inlined = (steps: ReadonlyArray<Step>): ReadonlyArray<boolean> => {
+  let total = 0
+  return steps.map((step) => {
+    const bytes = Buffer.byteLength(step.script, "utf8")
+    if (bytes > inlineLimit.perStep || total + bytes > inlineLimit.perAttempt || step.script.includes("\u0000")) return false
+    total += bytes
+    return true
+  })
+}
+
+/**
+ * The folder of an attempt's step scripts that are too big for the environment:
+ * beside its log, named after it. It holds the scripts as written in the plan (secret
+ * values a script spells out included), so it is private to the user (0700, files
+ * 0600) and removed when the attempt ends, however it ends.
  *
  * @since 0.1.0
  * @category constructors
@@ -266,19 +324,22 @@ exit 0
 export const scriptsDir = (logPath: string): string => `${logPath}.steps`
 
 /**
- * Writes one file per step (`1.bash`, `2.sh`, …) into a fresh `scriptsDir`;
- * returns their paths. The release removes the folder.
+ * Writes one file per step that is not inlined (`1.bash`, `2.sh`, …) into a fresh
+ * `scriptsDir`; returns, per step, its file or `-` (inlined). The release removes the
+ * folder. Nothing is written when every script is inlined.
  */
-const writeScripts = (spec: AttemptSpec) =>
+const writeScripts = (spec: AttemptSpec, inline: ReadonlyArray<boolean>) =>
   Effect.acquireRelease(
     Effect.try({
       try: () => {
+        if (inline.every((x) => x)) return spec.steps.map(() => "-")
         const dir = scriptsDir(spec.logPath)
         // a folder of a crashed run (same log path) would keep its old scripts
         Fs.rmSync(dir, { recursive: true, force: true })
         Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
         Fs.chmodSync(dir, 0o700) // whatever the umask
         return spec.steps.map((step, i) => {
+          if (inline[i]) return "-"
           const file = NodePath.join(dir, `${i + 1}.${step.shell}`)
           Fs.writeFileSync(file, step.script, { mode: 0o600, flag: "wx" })
           return file
@@ -290,7 +351,10 @@ const writeScripts = (spec: AttemptSpec) =>
           cause
         )
     }),
-    () => Effect.sync(() => Fs.rmSync(scriptsDir(spec.logPath), { recursive: true, force: true })).pipe(Effect.ignore)
+    (sources) =>
+      sources.every((s) => s === "-")
+        ? Effect.void
+        : Effect.sync(() => Fs.rmSync(scriptsDir(spec.logPath), { recursive: true, force: true })).pipe(Effect.ignore)
   )
 
 /**
@@ -326,11 +390,14 @@ interface Leader {
 const spawnError = (detail: string, cause?: unknown) =>
   new HarnessError(cause === undefined ? { reason: "Spawn", detail } : { reason: "Spawn", detail, cause })
 
-const childEnv = (spec: AttemptSpec): Record<string, string> => {
+const childEnv = (spec: AttemptSpec, sources: ReadonlyArray<string>): Record<string, string> => {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
   Object.assign(env, spec.env)
   env.GROVE_ATTEMPT_ID = spec.attemptKey
+  sources.forEach((source, i) => {
+    if (source === "-") env[`GROVE_STEP_SCRIPT_${i}`] = spec.steps[i]!.script
+  })
   return env
 }
 
@@ -364,20 +431,21 @@ const writeAll = (fd: number) => (bytes: Uint8Array): void => {
   while (off < bytes.length) off += Fs.writeSync(fd, bytes, off, bytes.length - off)
 }
 
-const spawnLeader = (spec: AttemptSpec, scripts: ReadonlyArray<string>, output: Output): Effect.Effect<Leader, HarnessError> =>
+const spawnLeader = (spec: AttemptSpec, sources: ReadonlyArray<string>, output: Output): Effect.Effect<Leader, HarnessError> =>
   Effect.suspend(() => {
     const args = ["-c", WRAPPER, "grove-attempt"]
-    spec.steps.forEach((step, i) => args.push(step.shell, scripts[i]!))
+    spec.steps.forEach((step, i) => args.push(step.shell, sources[i]!))
     let child: ChildProcess.ChildProcess
     try {
-      child = ChildProcess.spawn("bash", args, {
+      child = ChildProcess.spawn("sh", args, {
         cwd: spec.cwd,
-        env: childEnv(spec),
+        env: childEnv(spec, sources),
         detached: true, // setsid: the wrapper leads a new session and process group
-        stdio: ["ignore", "pipe", "pipe", "pipe"] // stdin is /dev/null
+        // stdin is /dev/null; stderr goes to stdout (the wrapper's first line); fd 3: step numbers
+        stdio: spec.steps.length > 1 ? ["ignore", "pipe", "ignore", "pipe"] : ["ignore", "pipe", "ignore"]
       })
     } catch (cause) {
-      return Effect.fail(spawnError(`bash in ${spec.cwd}: ${(cause as Error).message}`, cause))
+      return Effect.fail(spawnError(`sh in ${spec.cwd}: ${(cause as Error).message}`, cause))
     }
     let spawnFailure: unknown = undefined
     let onSpawnFailure: ((e: unknown) => void) | undefined
@@ -390,7 +458,7 @@ const spawnLeader = (spec: AttemptSpec, scripts: ReadonlyArray<string>, output: 
       // the failure (ENOENT, EACCES, …) arrives as an event on a later tick
       return Effect.async<never, HarnessError>((resume) => {
         const fail = (e: unknown) =>
-          resume(Effect.fail(spawnError(`bash in ${spec.cwd}: ${(e as Error).message ?? String(e)}; is bash on PATH?`, e)))
+          resume(Effect.fail(spawnError(`sh in ${spec.cwd}: ${(e as Error).message ?? String(e)}; are sh and bash on PATH?`, e)))
         if (spawnFailure !== undefined) fail(spawnFailure)
         else onSpawnFailure = fail
       })
@@ -448,6 +516,7 @@ const spawnLeader = (spec: AttemptSpec, scripts: ReadonlyArray<string>, output: 
       }),
       exitNow: () => exitInfo,
       lastStarted: () => {
+        if (spec.steps.length === 1) return 0
         const lines = markers.split("\n").filter((l) => /^\d+$/.test(l))
         return lines.length === 0 ? undefined : Number(lines[lines.length - 1])
       },
@@ -512,13 +581,14 @@ const spawnShell = (spec: AttemptSpec): Effect.Effect<Spawned, HarnessError, Sco
         return ProcessTree.terminate({
           pgid: leader.pid,
           startTime: leader.startTime === "" ? undefined : leader.startTime,
-          envEntry: `GROVE_ATTEMPT_ID=${spec.attemptKey}`
+          envEntry: `GROVE_ATTEMPT_ID=${spec.attemptKey}`,
+          since: leader.startTime === "" ? undefined : leader.startTime
         }, spec.killGrace, () => hurried)
       }).pipe(Effect.asVoid, Effect.uninterruptible)
     // acquired before the leader, so removed after every process of the attempt is gone
-    const scripts = yield* writeScripts(spec)
+    const sources = yield* writeScripts(spec, inlined(spec.steps))
     const leader = yield* Effect.acquireRelease(
-      spawnLeader(spec, scripts, output),
+      spawnLeader(spec, sources, output),
       (leader) => terminate(leader).pipe(Effect.zipRight(Effect.sync(leader.destroy)))
     )
     if (spec.onSpawn !== undefined) yield* spec.onSpawn({ pgid: leader.pid, startTime: leader.startTime })

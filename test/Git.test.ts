@@ -97,6 +97,16 @@ describe("Git.worktreeAdd racing another git worktree add", () => {
       assert.strictEqual(g.adds(), 3)
     }))
 
+  it.effect("makes the worktree with git's parallel checkout (what the first test waits for)", () =>
+    Effect.gen(function*() {
+      const calls: Array<ReadonlyArray<string>> = []
+      const git = Git.make({ exec: (args) => Effect.sync(() => (calls.push(args), { exitCode: 0, stdout: "", stderr: "" })) })
+      yield* git.worktreeAdd(repo, "/nowhere/wt/w1", "c".repeat(40), { lockReason: "grove s 1" })
+      const add = calls.find((args) => args.includes("worktree") && args.includes("add"))!
+      assert.includeMembers([...add], ["-c", "checkout.workers=0", "-c", "core.hooksPath=/dev/null"])
+      assert.isBelow(add.indexOf("checkout.workers=0"), add.indexOf("worktree"), "a git option, before the command")
+    }))
+
   it.effect("gives up after four more tries, and at once on any other failure", () =>
     Effect.gen(function*() {
       const always = flakyAdd(100, race)

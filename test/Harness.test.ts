@@ -96,6 +96,9 @@ describe("Harness.layerShell", () => {
       assert.deepStrictEqual([pipefail.exitCode, pipefail.failedStep], [7, 0])
       const sh = yield* run(makeSpec(dir, [new Step({ shell: "sh", script: "false; echo after" })]))
       assert.deepStrictEqual([sh.exitCode, sh.failedStep, sh.tail], [1, 0, ""])
+      // one step (no fd 3 for step numbers): its stderr still comes in order with its stdout
+      const one = yield* run(makeSpec(dir, ["echo out; echo err >&2; echo out2; exit 2"]))
+      assert.deepStrictEqual([one.exitCode, one.failedStep, one.tail], [2, 0, "out\nerr\nout2\n"])
       // the group leader itself killed by a signal
       const killed = yield* run(makeSpec(dir, ["true", "kill -KILL $PPID; sleep 5", "echo never"]))
       assert.deepStrictEqual([killed._tag, killed.exitCode, killed.signal, killed.failedStep], ["Exited", null, "SIGKILL", 1])
@@ -150,6 +153,61 @@ describe("Harness.layerShell", () => {
       assert.strictEqual(Fs.readFileSync(`${dir}/a.txt`, "utf8"), body + "\n")
       assert.deepStrictEqual(Fs.readdirSync(logDir), ["t.1.log"], "the scripts are removed when the attempt ends")
     }), 60_000)
+
+  it.scopedLive("hands small scripts over through the environment: run exactly as written, seen by no step, nothing on disk", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // what a shell might re-read: quotes, backslashes, expansions, the here-document's own end marker
+      const tricky = [
+        "printf '%s\\n' 'single \\ $HOME' \"double \\\\ \\$HOME\" a\\\\b",
+        "cat <<'EOF'",
+        "GROVE_SCRIPT_END",
+        "$(echo not-run) `echo not-run` ${HOME:+x}",
+        "EOF",
+        "",
+        ""
+      ].join("\n")
+      const logDir = NodePath.dirname(makeSpec(dir, []).logPath)
+      const spec = makeSpec(dir, [
+        tricky,
+        new Step({ shell: "sh", script: "printf '%s\\n' \"sh $0 $#\" 'a\\b'" }),
+        // no step sees another's script (or its own), in its environment or as a variable
+        "env | grep -c '^GROVE_STEP_SCRIPT_\\|grove_script' || true; set | grep -c 'grove_script' || true; echo \"$0 $#\"; readlink /proc/self/fd/0",
+        `ls -A ${JSON.stringify(logDir)}`,
+        // a NUL byte cannot be in the environment: that script goes through a file, as bash would read it
+        "echo \"with nul\u0000\"",
+        "exit 5"
+      ], {
+        // the wrapper's own variables, already exported: still no script reaches a step's environment
+        env: { __grove_script: "exported", __grove_script_2: "exported" }
+      })
+      const outcome = yield* run(spec)
+      assert.deepStrictEqual([outcome.exitCode, outcome.failedStep], [5, 5], readLog(spec))
+      assert.strictEqual(
+        readLog(spec).replace(/^bash: line \d+: warning: command substitution: ignored null byte in input\n/m, ""),
+        [
+          "single \\ $HOME",
+          "double \\ $HOME",
+          "a\\b",
+          "GROVE_SCRIPT_END",
+          "$(echo not-run) `echo not-run` ${HOME:+x}",
+          "sh sh 0",
+          "a\\b",
+          "0",
+          "0",
+          "bash 0",
+          "/dev/null",
+          // only the NUL script was written, in the private folder, while the attempt ran
+          "t.1.log",
+          "t.1.log.steps",
+          "with nul",
+          ""
+        ].join("\n")
+      )
+      assert.deepStrictEqual(Fs.readdirSync(logDir), ["t.1.log"])
+      const small = makeSpec(dir, [`ls -A ${JSON.stringify(logDir)}`], { logPath: `${dir}/logs/nested/s.1.log` })
+      assert.strictEqual((yield* run(small)).tail, "s.1.log\nt.1.log\n", "no folder for an attempt whose scripts are all small")
+    }))
 
   it.scopedLive("keeps background processes of a step alive until the attempt ends", () =>
     Effect.gen(function*() {

@@ -115,6 +115,27 @@ describe("processTree", () => {
     ])
   })
 
+  it.scopedLive("reads the environment only of processes started since the attempt's leader", () =>
+    Effect.gen(function*() {
+      const entry = token()
+      // an escapee in a session of its own, whose parent has exited: only its environment finds it
+      const child = yield* spawnScript(`(setsid sleep 1000 &); sleep 1000`, entry)
+      yield* waitForEnv(entry, 2, (procs) => procs.some((p) => p.sid !== child.pid))
+      const escapee = ProcessTree.findByEnv(entry).find((p) => p.sid !== child.pid)!
+      const leader = ProcessTree.startTime(child.pid!)!
+      const found = (since: string | undefined) =>
+        ProcessTree.findTarget({ pgid: child.pid!, envEntry: entry, since }).map((p) => p.pid)
+      assert.include(found(leader), escapee.pid, "forked after the leader: found by its token")
+      assert.include(found(undefined), escapee.pid)
+      // a start time after the escapee's: it cannot be the attempt's, its environment is not read
+      const later = String(Number(escapee.startTime) + 1)
+      assert.notInclude(found(later), escapee.pid)
+      assert.include(found(later), child.pid!, "the group is followed whatever its start")
+      // start times compare as numbers, not as text ("10" is after "9")
+      assert.notInclude(found("9".repeat(escapee.startTime.length + 1)), escapee.pid)
+      assert.include(found("1".repeat(Math.max(1, escapee.startTime.length - 1))), escapee.pid)
+    }))
+
   it.scopedLive("terminates a group, its SIGTERM-ignoring members and setsid escapees found by token", () =>
     Effect.gen(function*() {
       const entry = token()
@@ -129,7 +150,7 @@ describe("processTree", () => {
       assert.isDefined(escapee, "the setsid escapee runs in its own session")
       assert.isFalse(ProcessTree.withDescendants([child.pid!], ProcessTree.listProcesses()).has(escapee!.pid))
       const result = yield* ProcessTree.terminate(
-        { pgid: child.pid!, startTime: ProcessTree.startTime(child.pid!), envEntry: entry },
+        { pgid: child.pid!, startTime: ProcessTree.startTime(child.pid!), envEntry: entry, since: ProcessTree.startTime(child.pid!) },
         "300 millis"
       )
       assert.isAtLeast(result.found, 4)

@@ -262,7 +262,17 @@ export interface Target {
   readonly startTime?: string | undefined
   /** an environment entry only this attempt's processes carry, e.g. `GROVE_ATTEMPT_ID=…` */
   readonly envEntry?: string | undefined
+  /**
+   * the start time of the attempt's first process (its leader's): every process that
+   * carries `envEntry` was forked after it, so the environment of older processes is
+   * not read (most of the machine's, most of the time)
+   */
+  readonly since?: string | undefined
 }
+
+/** `a` started at or after `b` (start times in clock ticks, as /proc gives them) */
+const startedSince = (a: string, b: string): boolean =>
+  a.length !== b.length ? a.length > b.length : a >= b
 
 /**
  * Whether the process group `target.pgid` is still the attempt's. A pgid cannot be
@@ -291,13 +301,17 @@ export const findTarget = (
 ): ReadonlyArray<ProcInfo> => {
   const ours = groupIsOurs(target, procs)
   const knownKeys = known === undefined ? undefined : new Set(known.map((p) => `${p.pid}:${p.startTime}`))
+  const since = target.since
   const seeds: Array<number> = []
   for (const p of procs) {
     if (isGone(p)) continue
     if (ours && p.pgid === target.pgid) seeds.push(p.pid)
     else if (knownKeys !== undefined) {
       if (knownKeys.has(`${p.pid}:${p.startTime}`)) seeds.push(p.pid)
-    } else if (target.envEntry !== undefined && !isKernelThread(p) && environHas(p.pid, target.envEntry)) {
+    } else if (
+      target.envEntry !== undefined && !isKernelThread(p) && (since === undefined || startedSince(p.startTime, since)) &&
+      environHas(p.pid, target.envEntry)
+    ) {
       seeds.push(p.pid)
     }
   }
