@@ -253,7 +253,7 @@ const handlers = (options: RunnerOptions) =>
     const run = (p: RunPayload) =>
       Effect.gen(function*() {
         const slot = yield* Effect.acquireRelease(takeSlot(p.id), (slot) => Queue.offer(free, slot))
-        const known = yield* git.resolveRef(repo, `${p.sha}^{commit}`).pipe(Effect.option)
+        const known = yield* git.resolveRef(repo, p.sha).pipe(Effect.option)
         if (Option.isNone(known)) {
           return result({
             worktree: "",
@@ -522,17 +522,27 @@ export const layerExecutor: Layer.Layer<Runner.Executor, never, Sharding.Shardin
   executor
 )
 
-/** writes the runner's log of an attempt to `path` as it streams in */
+/**
+ * Writes the runner's log of an attempt to `path` as it streams in; the file is made
+ * with the first bytes (an attempt that never ran has no log, as on one machine).
+ */
 const fetchLog = (log: Stream.Stream<Uint8Array, unknown>, path: string): Effect.Effect<void> =>
   Effect.acquireUseRelease(
-    Effect.sync(() => {
-      Fs.mkdirSync(Path.dirname(path), { recursive: true })
-      return Fs.openSync(path, "w")
-    }),
-    (fd) => Stream.runForEach(log, (chunk) => Effect.sync(() => Fs.writeSync(fd, chunk))),
-    (fd) => Effect.sync(() => Fs.closeSync(fd))
+    Effect.sync(() => ({ fd: undefined as number | undefined })),
+    (file) =>
+      Stream.runForEach(log, (chunk) =>
+        Effect.sync(() => {
+          if (file.fd === undefined) {
+            Fs.mkdirSync(Path.dirname(path), { recursive: true })
+            file.fd = Fs.openSync(path, "w")
+          }
+          Fs.writeSync(file.fd, chunk)
+        })),
+    (file) => Effect.sync(() => file.fd === undefined ? undefined : Fs.closeSync(file.fd))
   ).pipe(
-    Effect.catchAll((e) => Effect.logWarning(`grove: the log of an attempt did not arrive from its runner (${String(e)})`))
+    Effect.catchAllCause((cause) =>
+      Effect.logWarning(`grove: the log of an attempt did not arrive from its runner (${Cause.squash(cause)})`)
+    )
   )
 
 /**
