@@ -220,7 +220,7 @@ export const runner = Command.make("runner", runnerOptions, (o) =>
     return Signals.exitCodeOf(signal)
   })).pipe(onInvalid, Effect.flatMap(setExit))).pipe(
     Help.command(runnerOptions, {
-      summary: "Join a cluster as a runner: run the attempts of `grove run --cluster` in this clone's worktrees.",
+      summary: "Run the attempts of grove run --cluster in this clone's worktrees.",
       description: "Keeps a worktree pool in the clone at --repo and runs attempts with the same harness as a local run. " +
         "Secret values come from this runner's own environment. Runs until stopped.",
       examples: ["grove runner --cluster postgres://ci@db.internal/grove --listen build-3.internal:7709 -j 4"]
