@@ -147,7 +147,7 @@ export const sharding: Partial<ShardingConfig.ShardingConfig["Type"]> = {
   shardLockExpiration: Duration.seconds(4),
   refreshAssignmentsInterval: Duration.seconds(1),
   entityMessagePollInterval: Duration.seconds(1),
-  entityReplyPollInterval: Duration.millis(200),
+  entityReplyPollInterval: Duration.millis(50),
   runnerHealthCheckInterval: Duration.seconds(2),
   entityMaxIdleTime: Duration.seconds(30)
 }
