@@ -36,6 +36,7 @@ import {
   type TestStatus,
   type Worktree
 } from "./Domain.js"
+import type { HarnessError } from "./GroveError.js"
 import * as Harness from "./Harness.js"
 import { slug } from "./Plan.js"
 import { Session, type SessionInfo } from "./Session.js"
@@ -206,27 +207,31 @@ interface Held {
 }
 
 /**
- * Runs `run` in a fiber of its own that the worker's stop watcher interrupts when the
- * session stops: none when the stop ended it, else its exit. This is a race between
- * the attempt and the stop, with one fiber per attempt instead of the three of
- * `Effect.raceFirst`. Interrupting the worker interrupts the attempt and waits for it
- * (its process tree is gone when this returns).
+ * Runs the attempt under its deadline (`Harness.runStoppable`), with the fiber that
+ * waits for its steps held for the worker's stop watcher, which interrupts it when the
+ * session stops: none when the stop ended it, else its exit. One fiber per attempt
+ * for the steps, the deadline on the session's shared `Deadlines`, the stop through
+ * that fiber: no race forked on top. Interrupting the worker interrupts the attempt
+ * and waits for it (its process tree is gone when this returns).
  */
-const stoppable = <A, E>(deps: Deps, held: Held, run: Effect.Effect<A, E>) =>
-  Effect.gen(function*() {
-    const stopped = deps.coordinator.stopped
-    const fiber = yield* Effect.fork(run)
-    held.fiber = fiber
-    // a stop whose watcher ran before the fiber was registered
-    if (yield* Deferred.isDone(stopped)) yield* Fiber.interrupt(fiber)
-    const exit = yield* Fiber.await(fiber).pipe(
-      Effect.onInterrupt(() => Fiber.interrupt(fiber)),
+const stoppable = (deps: Deps, held: Held, spec: Harness.AttemptSpec, timeout: Duration.Duration) =>
+  Harness.runStoppable(deps.harness, spec, timeout, (steps) =>
+    Effect.suspend(() => {
+      held.fiber = steps
+      // a stop whose watcher ran before the fiber was registered
+      return Deferred.isDone(deps.coordinator.stopped).pipe(
+        Effect.flatMap((stopped) => stopped ? Fiber.interrupt(steps) : Effect.void),
+        Effect.asVoid
+      )
+    })).pipe(
       Effect.ensuring(Effect.sync(() => {
         held.fiber = undefined
-      }))
+      })),
+      Effect.exit,
+      Effect.map((exit): Option.Option<Exit.Exit<Harness.AttemptOutcome, HarnessError>> =>
+        Exit.isSuccess(exit) ? Option.map(exit.value, Exit.succeed) : Option.some(Exit.failCause(exit.cause))
+      )
     )
-    return Exit.isInterrupted(exit) && (yield* Deferred.isDone(stopped)) ? Option.none() : Option.some(exit)
-  })
 
 /** a defect's own message (its first line), not the trace */
 const describe = (cause: Cause.Cause<unknown>): string => {
@@ -321,7 +326,7 @@ const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
       }
       // the Runner owns the deadline; a stop wins only while the attempt runs, and its
       // process tree is gone when this returns
-      const outcome = yield* stoppable(deps, held, Harness.runWithin(deps.harness, spec, job.timeout))
+      const outcome = yield* stoppable(deps, held, spec, job.timeout)
       const end = yield* Clock.currentTimeMillis
       const base = { worktree: wt.path, end }
       if (Option.isNone(outcome)) {
