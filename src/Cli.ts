@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import { runner } from "./cli/cluster.js"
 import { merge } from "./cli/merge.js"
 import { run } from "./cli/run.js"
 import * as Help from "./cli/help.js"
@@ -28,7 +29,7 @@ import { stripAnsi } from "./internal/text.js"
 
 const summary = "grove runs many test plans in parallel, each in its own git worktree, and tells you what passed."
 const version = "0.1.0"
-const commands = [run, merge, validate, sessions, show, report, worktrees, gc, serve] as const
+const commands = [run, merge, validate, sessions, show, report, worktrees, gc, serve, runner] as const
 
 /**
  * @since 0.1.0

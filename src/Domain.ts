@@ -330,6 +330,20 @@ export class AttemptStarted extends Schema.TaggedClass<AttemptStarted>()("Attemp
 }) {}
 
 /**
+ * A cluster runner died during the attempt: the attempt ran again, with its number,
+ * on another runner (SPEC §10). Not a retry. `from`/`to` are `runner:worktree`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export class Relocated extends Schema.TaggedClass<Relocated>()("Relocated", {
+  testId: TestId,
+  n: Schema.Int,
+  from: Schema.String,
+  to: Schema.String
+}) {}
+
+/**
  * The attempt's process group exists (for reaping after a crash).
  *
  * @since 0.2.0
@@ -399,6 +413,7 @@ export const SessionEvent = Schema.Union(
   TestQueued,
   AttemptStarted,
   AttemptSpawned,
+  Relocated,
   AttemptFinished,
   RetryScheduled,
   TestFinished,
@@ -435,6 +450,7 @@ export const Events = {
   TestQueued: (fields: ConstructorParameters<typeof TestQueued>[0]) => new TestQueued(fields, true),
   AttemptStarted: (fields: ConstructorParameters<typeof AttemptStarted>[0]) => new AttemptStarted(fields, true),
   AttemptSpawned: (fields: ConstructorParameters<typeof AttemptSpawned>[0]) => new AttemptSpawned(fields, true),
+  Relocated: (fields: ConstructorParameters<typeof Relocated>[0]) => new Relocated(fields, true),
   AttemptFinished: (fields: ConstructorParameters<typeof AttemptFinished>[0]) => new AttemptFinished(fields, true),
   RetryScheduled: (fields: ConstructorParameters<typeof RetryScheduled>[0]) => new RetryScheduled(fields, true),
   TestFinished: (fields: ConstructorParameters<typeof TestFinished>[0]) => new TestFinished(fields, true),

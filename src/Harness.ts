@@ -197,10 +197,7 @@ export const makeDeadlines: Effect.Effect<Deadlines["Type"], never, Scope.Scope>
   })
 })
 
-/**
- * How `runWithin`'s wait ended: the steps ended (or were interrupted from outside, a
- * stop), or the deadline came.
- */
+/** how `runWithin`'s wait ended: the steps ended, or the deadline came */
 type Ended =
   | { readonly _tag: "Exited"; readonly exit: Exit.Exit<AttemptOutcome, HarnessError> }
   | { readonly _tag: "Deadline" }
@@ -211,52 +208,12 @@ const deadlineReached: Ended = { _tag: "Deadline" }
  * Runs an attempt for at most `timeout`, counted from the spawn on Effect's Clock: at
  * the deadline the tree is stopped and the attempt is `TimedOut` with what it showed
  * (its tail, the step that was running). The one place a timeout is applied, for tests
- * (the Runner) and setup (the pool) alike. Interrupting it terminates the tree.
+ * (the Runner's local Executor, a cluster runner) and setup (the pool) alike.
+ * Interrupting it terminates the tree.
  *
- * The steps are waited for in one fiber of their own; the deadline is a `Deadlines`
- * entry (the context's, else one made for the call). `watch`, when given, gets that
- * fiber as soon as it runs: interrupting it stops the attempt (the tree is terminated)
- * and the result is `Option.none()` — how a session's stop ends an attempt. Without
- * `watch` nothing else can stop it and the result is always `Option.some`.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const runStoppable = (
-  harness: Harness["Type"],
-  spec: AttemptSpec,
-  timeout: Duration.Duration,
-  watch?: (steps: Fiber.RuntimeFiber<AttemptOutcome, HarnessError>) => Effect.Effect<void>
-): Effect.Effect<Option.Option<AttemptOutcome>, HarnessError> =>
-  Effect.scoped(Effect.gen(function*() {
-    const provided = yield* Effect.serviceOption(Deadlines)
-    const deadlines = Option.isSome(provided) ? provided.value : yield* makeDeadlines
-    const spawned = yield* harness.spawn(spec)
-    const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
-    const ended = Deferred.unsafeMake<Ended>(FiberId.none)
-    // interruptible whatever the caller's region: the deadline and a stop interrupt it
-    const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
-    steps.addObserver((exit) => Deferred.unsafeDone(ended, Effect.succeed({ _tag: "Exited", exit })))
-    const cancel = yield* deadlines.at(at, () => Deferred.unsafeDone(ended, Effect.succeed(deadlineReached)))
-    if (watch !== undefined) yield* watch(steps)
-    const first = yield* Deferred.await(ended).pipe(
-      Effect.onInterrupt(() => Fiber.interrupt(steps)),
-      Effect.ensuring(Effect.sync(cancel))
-    )
-    if (first._tag === "Exited") {
-      const exit = first.exit
-      if (Exit.isSuccess(exit)) return Option.some(exit.value)
-      // interrupted from outside (a stop): the scope's close terminates the tree
-      if (Exit.isInterrupted(exit)) return Option.none()
-      return yield* Effect.failCause(exit.cause)
-    }
-    yield* Fiber.interrupt(steps)
-    const seen = yield* spawned.stop
-    return Option.some({ ...seen, _tag: "TimedOut", exitCode: null } satisfies AttemptOutcome)
-  }))
-
-/**
- * `runStoppable` that nothing stops but its deadline.
+ * The steps are waited for in one fiber of their own; the deadline is an entry of the
+ * context's `Deadlines` (a session provides one to its workers), else of one made for
+ * the call — not `Effect.timeout`, which forks two fibers per call.
  *
  * @since 0.1.0
  * @category constructors
@@ -266,7 +223,25 @@ export const runWithin = (
   spec: AttemptSpec,
   timeout: Duration.Duration
 ): Effect.Effect<AttemptOutcome, HarnessError> =>
-  Effect.flatMap(runStoppable(harness, spec, timeout), Option.match({ onNone: () => Effect.interrupt, onSome: Effect.succeed }))
+  Effect.scoped(Effect.gen(function*() {
+    const provided = yield* Effect.serviceOption(Deadlines)
+    const deadlines = Option.isSome(provided) ? provided.value : yield* makeDeadlines
+    const spawned = yield* harness.spawn(spec)
+    const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
+    const ended = Deferred.unsafeMake<Ended>(FiberId.none)
+    // interruptible whatever the caller's region: the deadline interrupts it
+    const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
+    steps.addObserver((exit) => Deferred.unsafeDone(ended, Effect.succeed({ _tag: "Exited", exit })))
+    const cancel = yield* deadlines.at(at, () => Deferred.unsafeDone(ended, Effect.succeed(deadlineReached)))
+    const first = yield* Deferred.await(ended).pipe(
+      Effect.onInterrupt(() => Fiber.interrupt(steps)),
+      Effect.ensuring(Effect.sync(cancel))
+    )
+    if (first._tag === "Exited") return yield* first.exit
+    yield* Fiber.interrupt(steps)
+    const seen = yield* spawned.stop
+    return { ...seen, _tag: "TimedOut", exitCode: null } satisfies AttemptOutcome
+  }))
 
 // ---------------------------------------------------------------------------
 // output: masked, capped log + bounded tail (shared by the real and the fake)

@@ -45,6 +45,7 @@ import {
 import { Git } from "./Git.js"
 import { GitError, InvalidInput, Issue, type WorktreeError } from "./GroveError.js"
 import * as Harness from "./Harness.js"
+import * as Heartbeat from "./Heartbeat.js"
 import * as ReportModule from "./Report.js"
 import * as SessionState from "./SessionState.js"
 import * as Runner from "./Runner.js"
@@ -222,7 +223,8 @@ export const make: Effect.Effect<
   const meta = {
     repoRoot: session.repo.root,
     pid: process.pid,
-    config: Config.snapshot(config)
+    config: Config.snapshot(config),
+    ...(yield* Heartbeat.ownerFacts)
   }
 
   /**
@@ -344,8 +346,13 @@ export const make: Effect.Effect<
    * The workers' layer: the Runner service over this session's queue, its coordinator
    * and the worktree pool (which makes no worktree before a test is taken).
    */
+  const remote = Context.get(context, Runner.RemoteExecutor)
   const work = Runner.layer.pipe(
-    Layer.provide(WorktreePool.layer),
+    Layer.provide(
+      Option.isSome(remote)
+        ? remote.value
+        : Runner.layerLocal.pipe(Layer.provide(WorktreePool.layer))
+    ),
     Layer.provide(Layer.succeedContext(
       Context.make(Runner.Coordinator, coordinator).pipe(Context.add(TestQueue.TestQueue, queue))
     ))
@@ -486,6 +493,8 @@ export const make: Effect.Effect<
     startedAt: session.startedAt,
     ...(session.rerunOf === undefined ? {} : { rerunOf: session.rerunOf })
   }))
+  // the owner's heartbeat while the session runs (Heartbeat.ts), until its scope closes
+  yield* Effect.forkScoped(Heartbeat.run(session.id))
 
   yield* Effect.addFinalizer((exit) =>
     Effect.gen(function*() {

@@ -11,7 +11,10 @@
  * 1. An owner is alive while a process with its pid runs (not a zombie) and, where
  *    /proc tells, that process is node or grove. A pid reused by something else counts
  *    as dead; a pid reused by another node process counts as alive, which errs on the
- *    side of leaving things alone.
+ *    side of leaving things alone. That holds on the owner's own host: the owner of a
+ *    session recorded by a grove on another host lives while its heartbeat is fresh
+ *    (`sessionOwner`, Heartbeat.ts), and what it left there (process groups) is that
+ *    host's to reap.
  * 2. A recorded process group is killed only when it is still the attempt's: its
  *    leader runs with the start time recorded at spawn, or — the leader gone — a member
  *    carries the session's `GROVE_SESSION` entry. Then every process carrying that
@@ -24,6 +27,7 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -35,9 +39,11 @@ import type { GroveConfig } from "./Config.js"
 import { Attempt, Events, TestRequest } from "./Domain.js"
 import { Git, type RepoInfo } from "./Git.js"
 import { type GitError, InvalidInput, Issue, type StoreError } from "./GroveError.js"
+import * as Heartbeat from "./Heartbeat.js"
 import * as ProcessTree from "./internal/processTree.js"
+import { formatDuration } from "./internal/text.js"
 import * as Plan from "./Plan.js"
-import { type PendingTest, type SessionSummary, Store, testStream } from "./Store.js"
+import { type PendingTest, type SessionOwner, type SessionSummary, Store, testStream } from "./Store.js"
 
 // -----------------------------------------------------------------------------
 // owners
@@ -96,6 +102,92 @@ export const ownerAlive = (pid: number): Effect.Effect<boolean> =>
     const commandLine = readCommandLine(pid)
     return commandLine === undefined || commandLine === "" || /node|grove/i.test(commandLine)
   })
+
+/**
+ * The owner of a session as this process sees it (`sessionOwner`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface OwnerState {
+  readonly sessionId: string
+  /** undefined: the store does not know (a session recorded before store schema 4) */
+  readonly host: string | undefined
+  readonly pid: number
+  /** on this host, or on an unknown one: its pid tells whether it lives, and its processes are this host's */
+  readonly local: boolean
+  /** how long ago its last heartbeat was (ms), when it wrote one */
+  readonly heartbeatAgeMs: number | undefined
+  /** the session is RUNNING and its owner may still run it */
+  readonly alive: boolean
+}
+
+/**
+ * Whether the owner of a stored session lives (point 1 of the module notes): a
+ * session not RUNNING has no live owner; one owned on this host (or an unknown one)
+ * lives while its pid does (`ownerAlive`); one owned on another host lives while its
+ * heartbeat is fresh (`Heartbeat.isFresh`).
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const ownerState = (owner: SessionOwner): Effect.Effect<OwnerState> =>
+  Effect.gen(function*() {
+    const here = yield* Heartbeat.localHost
+    const now = yield* Clock.currentTimeMillis
+    const local = owner.host === undefined || owner.host === here
+    const running = owner.status === "RUNNING"
+    return {
+      sessionId: owner.sessionId,
+      host: owner.host,
+      pid: owner.pid,
+      local,
+      heartbeatAgeMs: owner.heartbeatAt === undefined ? undefined : Math.max(0, now - owner.heartbeatAt),
+      alive: running && (local ? yield* ownerAlive(owner.pid) : Heartbeat.isFresh(owner.heartbeatAt, now))
+    }
+  })
+
+/**
+ * `ownerState` of the session `sessionId` of the store (`UnknownSession` when it
+ * holds none).
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const sessionOwner = (sessionId: string): Effect.Effect<OwnerState, StoreError, Store> =>
+  Effect.flatMap(Store, (store) => Effect.flatMap(store.owner(sessionId), ownerState))
+
+/**
+ * The owner for a message: `grove process 4242 on ci-7 (last heartbeat 2.0s ago)`.
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const describeOwner = (owner: OwnerState): string =>
+  `grove process ${owner.pid} on ${owner.host ?? "this host"}` +
+  (owner.heartbeatAgeMs === undefined ? "" : ` (last heartbeat ${formatDuration(owner.heartbeatAgeMs)} ago)`)
+
+/**
+ * How to stop a session whose owner lives, for a message: where to signal it.
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const howToStop = (owner: OwnerState): string =>
+  owner.local
+    ? `stop it (Ctrl-C in its terminal, or kill -INT ${owner.pid})`
+    : `stop it on ${owner.host} (Ctrl-C in its terminal there, or kill -INT ${owner.pid} on that host)`
+
+/**
+ * For an owner on another host: when it will count as dead should that host be gone.
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const whenGone = (owner: OwnerState): string =>
+  owner.local
+    ? ""
+    : `; if ${owner.host} is gone, its grove counts as dead once its heartbeat is ${Duration.format(Heartbeat.staleAfter)} old`
 
 // -----------------------------------------------------------------------------
 // worktrees
@@ -348,9 +440,11 @@ export interface Prepared {
 /**
  * Everything `grove run --resume SESSION` does before the session runs again:
  * checks that the store holds the session (`StoreError` UnknownSession otherwise),
- * that it belongs to `repo` and that its grove is dead (`InvalidInput` otherwise;
- * nothing is touched then); reaps its process groups, then its worktrees; closes its
- * open attempts; and returns the tests without a terminal status.
+ * that it belongs to `repo` and that its grove is dead (`sessionOwner`: its pid on
+ * this host, its heartbeat on another; `InvalidInput` naming host, pid and heartbeat
+ * age otherwise, and nothing is touched then); reaps its process groups (only when it
+ * ran on this host), then its worktrees; closes its open attempts; and returns the
+ * tests without a terminal status.
  *
  * @since 0.1.0
  * @category constructors
@@ -369,14 +463,16 @@ export const prepare = (
         `session ${sessionId} ran in repository ${session.repoRoot}, not ${repo.root}: pass --repo ${session.repoRoot}`
       ))
     }
-    if (session.status === "RUNNING" && session.pid !== process.pid && (yield* ownerAlive(session.pid))) {
+    const owner = yield* sessionOwner(sessionId)
+    if (owner.alive && !(owner.local && owner.pid === process.pid)) {
       return yield* Effect.fail(InvalidInput.one(
         "--resume",
-        `session ${sessionId} is still running in grove process ${session.pid}: wait for it to end, ` +
-          `or stop it (kill ${session.pid}) and resume it then`
+        `session ${sessionId} is still running in ${describeOwner(owner)}: wait for it to end, or ${howToStop(owner)} ` +
+          `and resume it then${whenGone(owner)}`
       ))
     }
-    const processes = yield* reapProcesses(sessionId, options.grace)
+    // process groups recorded on another host are that host's: a pid here is another process
+    const processes = owner.local ? yield* reapProcesses(sessionId, options.grace) : { groups: 0, processes: 0, killed: 0 }
     const reclaimed = yield* reclaim(repo, { session: sessionId })
     const closed = yield* closeInterrupted(sessionId)
     const pending = yield* store.pending(sessionId)

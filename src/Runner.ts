@@ -22,6 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Crypto from "node:crypto"
@@ -33,8 +34,7 @@ import {
   isRetryable,
   type SessionEvent,
   TestResult,
-  type TestStatus,
-  type Worktree
+  type TestStatus
 } from "./Domain.js"
 import type { HarnessError } from "./GroveError.js"
 import * as Harness from "./Harness.js"
@@ -176,25 +176,160 @@ const nextRetry = (config: GroveConfig, job: Job, attempt: Attempt) =>
  */
 const trusted = { disableValidation: true } as const
 
-/** the services a worker uses, resolved once by `make` */
-interface Deps {
-  readonly session: SessionInfo
-  readonly config: GroveConfig
-  readonly queue: TestQueue["Type"]
-  readonly pool: WorktreePool["Type"]
-  readonly harness: Harness.Harness["Type"]
-  readonly coordinator: Coordinator["Type"]
+/**
+ * One attempt as the Runner hands it to an Executor: the test, its attempt number, the
+ * worker slot and where its log goes.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface AttemptInput {
+  readonly job: Job
+  readonly n: number
+  readonly slot: number
+  readonly logPath: string
+  /** completes when the grace between SIGTERM and SIGKILL is to be skipped */
+  readonly hurry: Effect.Effect<void>
+  /** the attempt's process group exists (here): recorded for reaping after a crash */
+  readonly onSpawn: (info: { readonly pgid: number; readonly startTime: string }) => Effect.Effect<void>
 }
+
+/**
+ * What an attempt did, as its Harness saw it, and — on a cluster — whether it ended on
+ * another runner than the one it started on (that runner died; SPEC §10).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Ran extends Harness.AttemptOutcome {
+  /** where it ran, when the Executor knows better than `Prepared.worktree` (a cluster runner's path) */
+  readonly worktree?: string | undefined
+  readonly relocated?: { readonly from: string; readonly to: string } | undefined
+}
+
+/**
+ * A worktree ready for one attempt, wherever it is.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Prepared {
+  /** where the attempt runs: a path on this machine, `runner:path` on a cluster runner */
+  readonly worktree: string
+  /** runs the attempt under its timeout; interrupting it ends its process tree */
+  readonly run: (input: AttemptInput) => Effect.Effect<Ran, HarnessError>
+  /** `--keep-failed`: leave the worktree on disk; undefined where it cannot be kept */
+  readonly keep: Effect.Effect<void> | undefined
+}
+
+/**
+ * Where attempts run: the session's worktree pool and Harness on this machine
+ * (`layerLocal`), or a cluster's runners (`Cluster.executor`). A worktree that cannot
+ * be prepared fails `prepare`; the attempt then ends ERROR with its message.
+ *
+ * @since 0.3.0
+ * @category tags
+ */
+export class Executor extends Context.Tag("grove/Executor")<Executor, {
+  readonly prepare: (job: Job, slot: number) => Effect.Effect<Prepared, { readonly message: string }, Scope.Scope>
+}>() {}
+
+/**
+ * An Executor given from outside the session (a cluster's, `Cluster.layerExecutor`),
+ * built over the session's facts and Config; none: the session's own worktree pool
+ * and Harness (`layerLocal`).
+ *
+ * @since 0.3.0
+ * @category tags
+ */
+export class RemoteExecutor extends Context.Reference<RemoteExecutor>()("grove/RemoteExecutor", {
+  defaultValue: () => Option.none<Layer.Layer<Executor, never, Session | GroveConfigTag>>()
+}) {}
+
+/**
+ * The process environment of an attempt: the test's own, then grove's variables
+ * (SPEC §4). `worktree` is the folder it runs in; `slot` picks its ports.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const attemptEnv = (
+  config: Pick<GroveConfig, "portBase" | "portsPerWorker">,
+  sessionId: string,
+  input: { readonly testId: string; readonly n: number; readonly slot: number; readonly env: Readonly<Record<string, string>> },
+  worktree: string
+): Record<string, string> => ({
+  ...input.env,
+  GROVE_SESSION: sessionId,
+  GROVE_TEST_ID: input.testId,
+  GROVE_ATTEMPT: String(input.n),
+  GROVE_WORKER: String(input.slot),
+  GROVE_WORKTREE: worktree,
+  GROVE_PORT_BASE: String(config.portBase + input.slot * config.portsPerWorker)
+})
 
 /**
  * Borrows a worktree for `sha`; a worktree that cannot be prepared is replaced by the
  * pool, so a failure other than Setup is tried again, up to `retries` more times.
  * (`Effect.retry` did the same but built a schedule driver for every borrow.)
  */
-const borrow = (deps: Deps, sha: string, retries: number): ReturnType<WorktreePool["Type"]["borrow"]> =>
-  deps.pool.borrow(sha).pipe(
-    Effect.catchIf((e) => retries > 0 && e.reason !== "Setup", () => borrow(deps, sha, retries - 1))
+const borrow = (pool: WorktreePool["Type"], sha: string, retries: number): ReturnType<WorktreePool["Type"]["borrow"]> =>
+  pool.borrow(sha).pipe(
+    Effect.catchIf((e) => retries > 0 && e.reason !== "Setup", () => borrow(pool, sha, retries - 1))
   )
+
+/**
+ * The Executor of a session on this machine: a worktree from the session's pool, the
+ * attempt through the Harness under the test's timeout (`Harness.runWithin`).
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerLocal: Layer.Layer<Executor, never, Session | GroveConfigTag | WorktreePool | Harness.Harness> =
+  Layer.effect(
+    Executor,
+    Effect.gen(function*() {
+      const session = yield* Session
+      const config = yield* GroveConfigTag
+      const pool = yield* WorktreePool
+      const harness = yield* Harness.Harness
+      return Executor.of({
+        prepare: (job) =>
+          Effect.map(borrow(pool, job.sha, 2), (wt): Prepared => ({
+            worktree: wt.path,
+            keep: pool.keep(wt),
+            run: (input) => {
+              const request = input.job.request
+              return Harness.runWithin(harness, {
+                testId: request.id,
+                attempt: input.n,
+                attemptKey: `${session.id}.${input.slot}.${Crypto.randomUUID()}`,
+                steps: request.steps,
+                cwd: Path.join(wt.path, request.cwd ?? ""),
+                env: attemptEnv(config, session.id, { testId: request.id, n: input.n, slot: input.slot, env: request.env }, wt.path),
+                // the values the store masks too: the plan's env, else grove's
+                secrets: secretValues(request, process.env),
+                logPath: input.logPath,
+                logCap: config.logCap,
+                tailBytes: config.tailBytes,
+                killGrace: config.killGrace,
+                hurry: input.hurry,
+                onSpawn: input.onSpawn
+              }, input.job.timeout)
+            }
+          }))
+      })
+    })
+  )
+
+/** the services a worker uses, resolved once by `make` */
+interface Deps {
+  readonly session: SessionInfo
+  readonly config: GroveConfig
+  readonly queue: TestQueue["Type"]
+  readonly executor: Executor["Type"]
+  readonly coordinator: Coordinator["Type"]
+}
 
 /**
  * What a worker holds, for its stop watcher and its supervisor: the attempt's fiber
@@ -207,31 +342,27 @@ interface Held {
 }
 
 /**
- * Runs the attempt under its deadline (`Harness.runStoppable`), with the fiber that
- * waits for its steps held for the worker's stop watcher, which interrupts it when the
- * session stops: none when the stop ended it, else its exit. One fiber per attempt
- * for the steps, the deadline on the session's shared `Deadlines`, the stop through
- * that fiber: no race forked on top. Interrupting the worker interrupts the attempt
- * and waits for it (its process tree is gone when this returns).
+ * Runs `run` in a fiber of its own that the worker's stop watcher interrupts when the
+ * session stops: none when the stop ended it, else its exit. This is a race between
+ * the attempt and the stop, with one fiber per attempt instead of the three of
+ * `Effect.raceFirst`. Interrupting the worker interrupts the attempt and waits for it
+ * (its process tree is gone when this returns).
  */
-const stoppable = (deps: Deps, held: Held, spec: Harness.AttemptSpec, timeout: Duration.Duration) =>
-  Harness.runStoppable(deps.harness, spec, timeout, (steps) =>
-    Effect.suspend(() => {
-      held.fiber = steps
-      // a stop whose watcher ran before the fiber was registered
-      return Deferred.isDone(deps.coordinator.stopped).pipe(
-        Effect.flatMap((stopped) => stopped ? Fiber.interrupt(steps) : Effect.void),
-        Effect.asVoid
-      )
-    })).pipe(
+const stoppable = <A, E>(deps: Deps, held: Held, run: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const stopped = deps.coordinator.stopped
+    const fiber = yield* Effect.fork(run)
+    held.fiber = fiber
+    // a stop whose watcher ran before the fiber was registered
+    if (yield* Deferred.isDone(stopped)) yield* Fiber.interrupt(fiber)
+    const exit = yield* Fiber.await(fiber).pipe(
+      Effect.onInterrupt(() => Fiber.interrupt(fiber)),
       Effect.ensuring(Effect.sync(() => {
         held.fiber = undefined
-      })),
-      Effect.exit,
-      Effect.map((exit): Option.Option<Exit.Exit<Harness.AttemptOutcome, HarnessError>> =>
-        Exit.isSuccess(exit) ? Option.map(exit.value, Exit.succeed) : Option.some(Exit.failCause(exit.cause))
-      )
+      }))
     )
+    return Exit.isInterrupted(exit) && (yield* Deferred.isDone(stopped)) ? Option.none() : Option.some(exit)
+  })
 
 /** a defect's own message (its first line), not the trace */
 const describe = (cause: Cause.Cause<unknown>): string => {
@@ -263,7 +394,7 @@ const emptyAttempt = (deps: Deps, job: Job, slot: number, n: number, status: Tes
  */
 const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
   Effect.gen(function*() {
-    const { config, coordinator, session } = deps
+    const { coordinator, session } = deps
     const n = job.priorAttempts + job.attempts.length + 1
     const log = logPath(session, job.request.id, n)
     const startedAt = yield* Clock.currentTimeMillis
@@ -284,56 +415,48 @@ const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
         }, trusted))
 
     return yield* Effect.scoped(Effect.gen(function*() {
-      // a worktree that cannot be prepared is replaced by the pool: try the replacement
-      const borrowed = yield* borrow(deps, job.sha, 2).pipe(Effect.either)
-      if (Either.isLeft(borrowed)) {
-        return { attempt: yield* attempt("ERROR", { message: borrowed.left.message }), worktree: undefined }
+      const prepared = yield* deps.executor.prepare(job, slot).pipe(Effect.either)
+      if (Either.isLeft(prepared)) {
+        return { attempt: yield* attempt("ERROR", { message: prepared.left.message }), keep: undefined }
       }
-      const wt: Worktree = borrowed.right
+      const { worktree } = prepared.right
       yield* coordinator.publish(Event.AttemptStarted({
         testId: job.request.id,
         n,
         worker: slot,
-        worktree: wt.path,
+        worktree,
         startedAt,
         logPath: log
       }))
       const request = job.request
-      const spec: Harness.AttemptSpec = {
-        testId: request.id,
-        attempt: n,
-        attemptKey: `${session.id}.${slot}.${Crypto.randomUUID()}`,
-        steps: request.steps,
-        cwd: Path.join(wt.path, request.cwd ?? ""),
-        env: {
-          ...request.env,
-          GROVE_SESSION: session.id,
-          GROVE_TEST_ID: request.id,
-          GROVE_ATTEMPT: String(n),
-          GROVE_WORKER: String(slot),
-          GROVE_WORKTREE: wt.path,
-          GROVE_PORT_BASE: String(config.portBase + slot * config.portsPerWorker)
-        },
-        // the values the store masks too: the plan's env, else grove's
-        secrets: secretValues(request, process.env),
+      const input: AttemptInput = {
+        job,
+        n,
+        slot,
         logPath: log,
-        logCap: config.logCap,
-        tailBytes: config.tailBytes,
-        killGrace: config.killGrace,
         hurry: coordinator.hurry,
         onSpawn: (info) =>
           coordinator.publish(Event.AttemptSpawned({ testId: request.id, n, pgid: info.pgid, processStartTime: info.startTime }))
       }
-      // the Runner owns the deadline; a stop wins only while the attempt runs, and its
-      // process tree is gone when this returns
-      const outcome = yield* stoppable(deps, held, spec, job.timeout)
+      // the Executor applies the deadline; a stop wins only while the attempt runs, and
+      // its process tree is gone when this returns
+      const outcome = yield* stoppable(deps, held, prepared.right.run(input))
       const end = yield* Clock.currentTimeMillis
-      const base = { worktree: wt.path, end }
+      const keep = prepared.right.keep
       if (Option.isNone(outcome)) {
-        return { attempt: yield* attempt("CANCELLED", { ...base, message: "the session stopped during this attempt" }), worktree: wt }
+        return {
+          attempt: yield* attempt("CANCELLED", { worktree, end, message: "the session stopped during this attempt" }),
+          keep
+        }
       }
+      // a cluster runner that died mid-attempt: the attempt ran again, with its number, elsewhere
+      const ran = Exit.isSuccess(outcome.value) ? outcome.value.value : undefined
+      if (ran?.relocated !== undefined) {
+        yield* coordinator.publish(Event.Relocated({ testId: request.id, n, from: ran.relocated.from, to: ran.relocated.to }))
+      }
+      const base = { worktree: ran?.worktree ?? worktree, end }
       return {
-        worktree: wt,
+        keep,
         attempt: yield* Exit.match(outcome.value, {
           onFailure: (cause) =>
             attempt("ERROR", {
@@ -360,7 +483,7 @@ const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
       }
     }).pipe(
       // keep-failed needs the decision while the worktree is still borrowed: settle inside the scope
-      Effect.flatMap(({ attempt: a, worktree }) => settle(deps, held, job, a, worktree))
+      Effect.flatMap(({ attempt: a, keep }) => settle(deps, held, job, a, keep))
     ))
   })
 
@@ -368,7 +491,7 @@ const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
  * Records the attempt, then lets the test's retry Schedule decide: run it again after
  * the delay it gives (recorded first), or finish it.
  */
-const settle = (deps: Deps, held: Held, job: Job, attempt: Attempt, worktree: Worktree | undefined) =>
+const settle = (deps: Deps, held: Held, job: Job, attempt: Attempt, keepable: Effect.Effect<void> | undefined) =>
   Effect.gen(function*() {
     const { config, coordinator } = deps
     yield* coordinator.publish(Event.AttemptFinished({ testId: job.request.id, attempt }))
@@ -387,9 +510,9 @@ const settle = (deps: Deps, held: Held, job: Job, attempt: Attempt, worktree: Wo
       return
     }
     const failed = attempt.status !== "PASSED" && attempt.status !== "CANCELLED"
-    const keep = failed && config.keepFailed && worktree !== undefined
-    if (keep) yield* deps.pool.keep(worktree)
-    yield* coordinator.finish(resultOf(job, attempts, keep ? worktree.path : undefined))
+    const keep = failed && config.keepFailed && keepable !== undefined
+    if (keep) yield* keepable
+    yield* coordinator.finish(resultOf(job, attempts, keep ? attempt.worktree : undefined))
     held.job = undefined
   })
 
@@ -448,14 +571,13 @@ const supervised = (deps: Deps, slot: number): Effect.Effect<void> =>
 export const make: Effect.Effect<
   Runner["Type"],
   never,
-  Session | GroveConfigTag | TestQueue | WorktreePool | Harness.Harness | Coordinator
+  Session | GroveConfigTag | TestQueue | Executor | Coordinator
 > = Effect.gen(function*() {
   const deps: Deps = {
     session: yield* Session,
     config: yield* GroveConfigTag,
     queue: yield* TestQueue,
-    pool: yield* WorktreePool,
-    harness: yield* Harness.Harness,
+    executor: yield* Executor,
     coordinator: yield* Coordinator
   }
   return Runner.of({ run: (slot) => supervised(deps, slot) })
@@ -468,5 +590,5 @@ export const make: Effect.Effect<
 export const layer: Layer.Layer<
   Runner,
   never,
-  Session | GroveConfigTag | TestQueue | WorktreePool | Harness.Harness | Coordinator
+  Session | GroveConfigTag | TestQueue | Executor | Coordinator
 > = Layer.effect(Runner, make)

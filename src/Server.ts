@@ -319,6 +319,9 @@ const sessionNotFound = (id: string) =>
 const storeFailure = (id: string) => (e: StoreError): Effect.Effect<never, Api.NotFound | Api.ServerError> =>
   e.reason === "UnknownSession" ? Effect.fail(sessionNotFound(id)) : Effect.fail(serverError(e))
 
+/** whether the owner of a session lives (`Resume.sessionOwner`) */
+const ownerOf = (id: string) => Effect.catchTag(Resume.sessionOwner(id), "StoreError", storeFailure(id))
+
 const requireSession = (id: string) =>
   Effect.flatMap(Store, (store) => store.requireSession(id)).pipe(Effect.catchTag("StoreError", storeFailure(id)))
 
@@ -515,7 +518,7 @@ const sessionsGroup = (options: Options) =>
         Effect.gen(function*() {
           const { state, summary } = yield* requireState(path.id)
           const report = ReportModule.fromState(state, [])
-          const alive = summary.status === "RUNNING" && (yield* Resume.ownerAlive(summary.pid))
+          const alive = summary.status === "RUNNING" && (yield* ownerOf(summary.id)).alive
           const origin = state.rerunOf
           return new Api.SessionDetail({
             ...(origin === undefined ? {} : { rerunOf: origin }),
@@ -531,18 +534,18 @@ const sessionsGroup = (options: Options) =>
           const store = yield* Store
           const fs = yield* FileSystem.FileSystem
           const summary = yield* requireSession(path.id)
-          if (summary.status === "RUNNING" && (yield* Resume.ownerAlive(summary.pid))) {
-            // the store records no host yet: a pid is looked up on this machine
-            const host = Os.hostname()
+          // its owner: its pid on this host, its heartbeat on another (Resume.sessionOwner)
+          const owner = yield* ownerOf(summary.id)
+          if (owner.alive) {
             return yield* Effect.fail(
               new Api.SessionRunning({
                 sessionId: summary.id,
                 pid: summary.pid,
-                host,
-                message: summary.pid === process.pid
+                host: owner.host ?? Os.hostname(),
+                message: owner.local && summary.pid === process.pid
                   ? `session ${summary.id} is running in this grove serve: cancel it first (POST /api/v1/sessions/${summary.id}/cancel), or wait for it to end`
-                  : `session ${summary.id} is running in grove process ${summary.pid} on ${host}: ` +
-                    `stop it first (kill ${summary.pid}), or wait for it to end`
+                  : `session ${summary.id} is running in ${Resume.describeOwner(owner)}: ` +
+                    `${Resume.howToStop(owner)} first, or wait for it to end${Resume.whenGone(owner)}`
               })
             )
           }

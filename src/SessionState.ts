@@ -203,6 +203,12 @@ export const applyEvent = (state: SessionState, event: SessionEvent): SessionSta
     }
     case "AttemptSpawned":
       return state
+    case "Relocated": {
+      const running = Option.getOrUndefined(HashMap.get(state.running, event.testId))
+      return running !== undefined && running.n === event.n
+        ? { ...state, running: HashMap.set(state.running, event.testId, { ...running, worktree: event.to }) }
+        : state
+    }
     case "AttemptFinished": {
       const a = event.attempt
       const end = a.startedAt.epochMillis + a.durationMs

@@ -109,6 +109,37 @@ export interface SessionSummary {
 }
 
 /**
+ * Who runs (or last ran) a session: the grove process's host and pid, and when it
+ * last said it was alive (`heartbeat`). A session recorded before store schema 4
+ * has no host and no heartbeat.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SessionOwner {
+  readonly sessionId: string
+  readonly status: SessionStatus
+  /** `os.hostname()` (or `GROVE_HOST`) of the owner; undefined when the store does not know */
+  readonly host: string | undefined
+  readonly pid: number
+  /** epoch millis of the owner's last heartbeat; undefined when there was none */
+  readonly heartbeatAt: number | undefined
+}
+
+/**
+ * A heartbeat of a session's owner (`Store.heartbeat`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Beat {
+  readonly host: string
+  readonly pid: number
+  /** epoch millis, from Clock */
+  readonly at: number
+}
+
+/**
  * @since 0.1.0
  * @category tags
  */
@@ -172,6 +203,14 @@ export class Store extends Context.Tag("grove/Store")<Store, {
    * attempts; returns the deleted ids, newest first (the caller removes their log folders)
    */
   readonly gc: (keep: number) => Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** who owns the session (`SessionOwner`); fails with `UnknownSession` when there is none */
+  readonly owner: (sessionId: string) => Effect.Effect<SessionOwner, StoreError>
+  /**
+   * the owner's heartbeat: sets the session's heartbeat to `beat.at` while it is
+   * RUNNING and still owned by `beat`'s host and pid; returns whether it was (false:
+   * the session ended, is gone, or another grove took it over with --resume)
+   */
+  readonly heartbeat: (sessionId: string, beat: Beat) => Effect.Effect<boolean, StoreError>
 }>() {}
 
 /**
@@ -222,6 +261,10 @@ export interface RecordMeta {
   readonly pid: number
   /** the config snapshot, as JSON */
   readonly config: string
+  /** the host the process runs on (`Heartbeat.localHost`); absent: unknown */
+  readonly host?: string | undefined
+  /** its first heartbeat (epoch millis); absent: none yet */
+  readonly heartbeatAt?: number | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -246,6 +289,10 @@ export interface SessionRow {
   readonly repoRoot: string
   readonly pid: number
   readonly config: string
+  /** the owner's host; null when unknown (recorded before store schema 4) */
+  readonly host: string | null
+  /** the owner's last heartbeat, epoch millis; null when there was none */
+  readonly heartbeatAt: number | null
 }
 
 /**
@@ -698,6 +745,7 @@ export const testIdOf = (event: SessionEvent): string | undefined => {
       return event.test.id
     case "AttemptStarted":
     case "AttemptSpawned":
+    case "Relocated":
     case "AttemptFinished":
     case "RetryScheduled":
       return event.testId
@@ -794,6 +842,12 @@ export const pendingTest = (
       }))
     )
 
+/** the owner columns a SessionStarted with `meta` sets */
+const ownerOfMeta = (meta: RecordMeta | undefined): Pick<SessionRow, "host" | "heartbeatAt"> => ({
+  host: meta?.host ?? null,
+  heartbeatAt: meta?.heartbeatAt ?? null
+})
+
 // -----------------------------------------------------------------------------
 // in memory
 // -----------------------------------------------------------------------------
@@ -868,7 +922,8 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
                 workers: event.workers,
                 repoRoot: meta?.repoRoot ?? "",
                 pid: meta?.pid ?? 0,
-                config: meta?.config ?? "{}"
+                config: meta?.config ?? "{}",
+                ...ownerOfMeta(meta)
               }
               : {
                 ...old,
@@ -876,7 +931,7 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
                 completedAt: null,
                 durationMs: null,
                 workers: event.workers,
-                ...(meta === undefined ? {} : { repoRoot: meta.repoRoot, pid: meta.pid, config: meta.config })
+                ...(meta === undefined ? {} : { repoRoot: meta.repoRoot, pid: meta.pid, config: meta.config, ...ownerOfMeta(meta) })
               }
           )
           if (!executions.has(sessionId)) executions.set(sessionId, new Map())
@@ -946,6 +1001,12 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
           if (attempts !== undefined && old !== undefined) {
             attempts.set(event.n, { ...old, pgid: event.pgid, processStartTime: event.processStartTime })
           }
+        })
+      case "Relocated":
+        return Effect.map(require(sessionId), ([, tests]) => {
+          const attempts = tests.get(event.testId)?.attempts
+          const old = attempts?.get(event.n)
+          if (attempts !== undefined && old !== undefined) attempts.set(event.n, { ...old, worktree: event.to })
         })
       case "AttemptFinished":
         return Effect.map(requireTest(sessionId, event.testId), (entry) => {
@@ -1144,6 +1205,23 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
         const doomed = [...sessions.values()].sort(newestFirst).slice(Math.max(0, keep)).map((s) => s.id)
         for (const id of doomed) deleteNow(id)
         return doomed
+      }),
+    owner: (sessionId) =>
+      Effect.map(require(sessionId), ([session]) => ({
+        sessionId,
+        status: session.status,
+        host: session.host ?? undefined,
+        pid: session.pid,
+        heartbeatAt: session.heartbeatAt ?? undefined
+      })),
+    heartbeat: (sessionId, beat) =>
+      Effect.sync(() => {
+        const session = sessions.get(sessionId)
+        if (session === undefined || session.status !== "RUNNING" || session.host !== beat.host || session.pid !== beat.pid) {
+          return false
+        }
+        sessions.set(sessionId, { ...session, heartbeatAt: beat.at })
+        return true
       })
   })
   return self

@@ -127,7 +127,13 @@ describe("SqlStore (SQLite only)", () => {
       const s = scenario("20261124-0912-old1")
       yield* withStore(file, recordAll("20261124-0912-old1", s.inFlight, s.meta))
       yield* raw(file, (sql) =>
-        Effect.all([sql`DROP INDEX executions_by_seq`, sql`DROP TABLE events`, sql.unsafe("PRAGMA user_version = 1")], { discard: true }))
+        Effect.all([
+          sql`DROP INDEX executions_by_seq`,
+          sql`DROP TABLE events`,
+          sql`ALTER TABLE sessions DROP COLUMN host`,
+          sql`ALTER TABLE sessions DROP COLUMN heartbeat_at`,
+          sql.unsafe("PRAGMA user_version = 1")
+        ], { discard: true }))
       assert.strictEqual(yield* userVersion(file), 1)
 
       yield* withStore(file, recordAll("20261124-0912-old1", s.rest))

@@ -327,6 +327,48 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         assert.deepStrictEqual((yield* store.pending("20261124-0912-rsme")).map((p) => [p.request.id, p.attempts]), [["a", 1], ["c", 1]])
       })))
 
+    it.effect("the owner: host, pid and first heartbeat come with SessionStarted; a heartbeat counts only from the owner of a running session", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const sid = "20261124-0912-ownr"
+        const s = scenario(sid)
+        const [start, ...inFlight] = s.inFlight
+        yield* store.record(sid, start!, { meta: { ...s.meta, host: "ci-1", heartbeatAt: T0 } })
+        yield* recordAll(sid, inFlight)
+        assert.deepStrictEqual(yield* store.owner(sid), { sessionId: sid, status: "RUNNING", host: "ci-1", pid: 4242, heartbeatAt: T0 })
+
+        assert.isTrue(yield* store.heartbeat(sid, { host: "ci-1", pid: 4242, at: T0 + 5000 }))
+        assert.strictEqual((yield* store.owner(sid)).heartbeatAt, T0 + 5000)
+        // the same pid on another host, another pid on the same host: not the owner
+        assert.isFalse(yield* store.heartbeat(sid, { host: "ci-2", pid: 4242, at: T0 + 6000 }))
+        assert.isFalse(yield* store.heartbeat(sid, { host: "ci-1", pid: 4243, at: T0 + 6000 }))
+        assert.strictEqual((yield* store.owner(sid)).heartbeatAt, T0 + 5000)
+
+        // another grove takes the session over (--resume): it is the owner now
+        const resumed = Events.SessionStarted({ sessionId: sid, baseRef: "main", baseSha: "a".repeat(40), workers: 2, startedAt: T0 + 60_000 })
+        yield* store.record(sid, resumed, { meta: { ...s.meta, pid: 77, host: "ci-2", heartbeatAt: T0 + 60_000 } })
+        assert.deepStrictEqual(yield* store.owner(sid), { sessionId: sid, status: "RUNNING", host: "ci-2", pid: 77, heartbeatAt: T0 + 60_000 })
+        assert.isFalse(yield* store.heartbeat(sid, { host: "ci-1", pid: 4242, at: T0 + 61_000 }))
+        assert.isTrue(yield* store.heartbeat(sid, { host: "ci-2", pid: 77, at: T0 + 65_000 }))
+
+        // once it has ended, its heartbeat stays where it stopped
+        yield* recordAll(sid, s.rest)
+        assert.isFalse(yield* store.heartbeat(sid, { host: "ci-2", pid: 77, at: T0 + 70_000 }))
+        assert.deepStrictEqual(yield* store.owner(sid), { sessionId: sid, status: "PARTIAL_SUCCESS", host: "ci-2", pid: 77, heartbeatAt: T0 + 65_000 })
+
+        // a process that does not say where it runs (as before store schema 4): no host, no heartbeat
+        const old = "20261124-0912-ownx"
+        yield* recordAll(old, scenario(old).inFlight.slice(0, 1), s.meta)
+        assert.deepStrictEqual(yield* store.owner(old), { sessionId: old, status: "RUNNING", host: undefined, pid: 4242, heartbeatAt: undefined })
+
+        // an unknown session has no owner and takes no heartbeat
+        const nope = "20261124-0000-nope"
+        const error = yield* Effect.flip(store.owner(nope))
+        assert.strictEqual(error.reason, "UnknownSession")
+        assert.include(error.message, nope)
+        assert.isFalse(yield* store.heartbeat(nope, { host: "ci-1", pid: 4242, at: T0 }))
+      })))
+
     it.effect("the store never holds a secret value", () =>
       run(Effect.gen(function*() {
         const store = yield* Store

@@ -42,6 +42,8 @@ import type { PendingTest } from "../Store.js"
 import { stateOf, Store, testStream } from "../Store.js"
 import * as Live from "../view/Live.js"
 import * as Plain from "../view/Plain.js"
+import * as Runner from "../Runner.js"
+import { cluster, coordinator } from "./cluster.js"
 import * as Help from "./help.js"
 import { db, err, inspectStore, integer, loadPlans, onInvalid, out, repo, resolveDb, setExit, storeExists, storeLayer, storeName, styleOf } from "./shared.js"
 
@@ -133,6 +135,7 @@ const runOptions = {
     })
   ),
   db,
+  cluster,
   resume: Options.text("resume").pipe(
     Options.withPseudoName("SESSION"),
     Options.optional,
@@ -384,8 +387,11 @@ export const prepare = (
     })
 
     // the store is looked at read-only: a file that is not grove's is refused untouched
+    // a cluster's database is also the store unless --db names another (SPEC §10)
     const dbFile = Option.isSome(o.db)
       ? resolveDb(path, o.db.value, cwd)
+      : Option.isSome(o.cluster)
+      ? o.cluster.value
       : repoInfo === undefined
       ? undefined
       : path.join(repoInfo.commonDir, "grove", "grove.db")
@@ -704,7 +710,18 @@ const runTests = (o: RunOptions) =>
       ? undefined
       : yield* Effect.flatMap(expectedOf(p0.tests), (expected) => pickShard(p0.shard!, p0.tests, expected, p0.dbFile))
     const work = yield* workOf(o, shard === undefined ? p0 : { ...p0, tests: shard.tests })
-    const p: Prepared = { ...p0, config: work.config }
+    // on a cluster: as many workers as its runners have together (at most --workers)
+    const remote = Option.isNone(o.cluster) ? undefined : yield* coordinator(o.cluster.value)
+    const workers = remote === undefined
+      ? work.config.workers
+      : Math.min(remote.workers, p0.configSources.flags.workers ?? remote.workers)
+    if (remote !== undefined) {
+      yield* err(
+        `grove: cluster of ${remote.runners.length} runner${remote.runners.length === 1 ? "" : "s"} ` +
+          `(${remote.runners.map((r) => `${r.name} ×${r.workers}`).join(", ")}): ${workers} worker${workers === 1 ? "" : "s"}`
+      )
+    }
+    const p: Prepared = { ...p0, config: { ...work.config, workers } }
     if (Option.isSome(work.done)) {
       const done = work.done.value
       const cancelled = done.counts.cancelled
@@ -721,7 +738,8 @@ const runTests = (o: RunOptions) =>
       Effect.zipRight(Effect.zipRight(orch.submitPending(work.pending), orch.submitBatch(work.tests)), orch.awaitIdle)
     // the session over the CLI's Git and Harness (Cli.layer) and the store opened above
     const live = Orchestrator.layerSession({ repo: p.repo.root, baseRef: "HEAD", id: work.id }).pipe(
-      Layer.provide(Config.layer(p.config))
+      Layer.provide(Config.layer(p.config)),
+      Layer.provide(Layer.succeed(Runner.RemoteExecutor, Option.fromNullable(remote?.executor)))
     )
     const final = yield* Ref.make(Option.none<Effect.Effect<SessionState.SessionState>>())
     yield* Effect.scoped(Effect.gen(function*() {

@@ -138,14 +138,29 @@ export interface SessionJson {
   readonly notPassed: number
   readonly repoRoot: string
   readonly pid: number
-  /** RUNNING, but its grove is gone: `grove run --resume` finishes it */
+  /** the host its grove ran on; null when the store does not know (recorded before store schema 4) */
+  readonly host: string | null
+  /** RUNNING, but its grove is gone (its pid on this host, its heartbeat on another): `grove run --resume` finishes it */
   readonly resumable: boolean
 }
 
+/**
+ * The owner of a session (`Resume.sessionOwner`: its pid on this host, its heartbeat
+ * on another); none for a session gone meanwhile.
+ */
+const ownerOf = (s: SessionSummary) =>
+  Resume.sessionOwner(s.id).pipe(
+    Effect.map(Option.some),
+    Effect.catchIf((e) => e.reason === "UnknownSession", () => Effect.succeed(Option.none<Resume.OwnerState>()))
+  )
+
+/** whether the grove that runs a RUNNING session lives */
+const ownerLives = (s: SessionSummary) => Effect.map(ownerOf(s), Option.exists((owner) => owner.alive))
+
 const sessionJson = (s: SessionSummary) =>
   Effect.map(
-    s.status === "RUNNING" ? Effect.map(Resume.ownerAlive(s.pid), (alive) => !alive) : Effect.succeed(false),
-    (resumable): SessionJson => ({
+    ownerOf(s),
+    (owner): SessionJson => ({
       id: s.id,
       status: s.status,
       startedAt: iso(s.startedAt),
@@ -156,7 +171,8 @@ const sessionJson = (s: SessionSummary) =>
       notPassed: s.notPassed,
       repoRoot: s.repoRoot,
       pid: s.pid,
-      resumable
+      host: Option.getOrUndefined(Option.flatMapNullable(owner, (o) => o.host)) ?? null,
+      resumable: s.status === "RUNNING" && Option.isSome(owner) && !owner.value.alive
     })
   )
 
@@ -189,12 +205,13 @@ export const sessions = Command.make("sessions", sessionsOptions, (o) =>
   command(Effect.gen(function*() {
     if (o.limit < 0) return yield* Effect.fail(InvalidInput.one("--limit", `must be 0 or more, got ${o.limit}`))
     const where = yield* locate(o)
-    const list = yield* withStore(
+    // whose grove died is read with the store open (on another host: its heartbeat)
+    const [list, rows] = yield* withStore(
       where,
-      Effect.flatMap(Store, (store) => store.sessions(o.limit)),
-      Effect.succeed([] as ReadonlyArray<SessionSummary>)
+      Effect.flatMap(Store, (store) =>
+        Effect.flatMap(store.sessions(o.limit), (list) => Effect.map(Effect.forEach(list, sessionJson), (rows) => [list, rows] as const))),
+      Effect.succeed([[] as ReadonlyArray<SessionSummary>, [] as ReadonlyArray<SessionJson>] as const)
     )
-    const rows = yield* Effect.forEach(list, sessionJson)
     if (o.json) {
       yield* json(rows)
       return 0
@@ -501,7 +518,7 @@ export const gc = Command.make("gc", gcOptions, (o) =>
         const running: Array<string> = []
         const logs: Array<string> = []
         for (const s of all.slice(o.keep)) {
-          if (s.status === "RUNNING" && (yield* Resume.ownerAlive(s.pid))) {
+          if (s.status === "RUNNING" && (yield* ownerLives(s))) {
             running.push(s.id)
             continue
           }

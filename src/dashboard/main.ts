@@ -311,6 +311,7 @@ const eventTags = [
   "TestQueued",
   "AttemptStarted",
   "AttemptSpawned",
+  "Relocated",
   "AttemptFinished",
   "RetryScheduled",
   "TestFinished",

@@ -26,6 +26,7 @@ import {
   historyOf,
   loadReport,
   type QueuedResult,
+  type Beat,
   type RecordOptions,
   resultOf,
   seqTaken,
@@ -34,6 +35,7 @@ import {
   pendingTest,
   type RecordMeta,
   secretValues,
+  type SessionOwner,
   type SessionRow,
   type SessionSummary,
   Store,
@@ -50,7 +52,7 @@ import {
  * @since 0.1.0
  * @category models
  */
-export const schemaVersion = 3
+export const schemaVersion = 4
 
 /**
  * What differs between the SQL backends.
@@ -167,7 +169,13 @@ export const migrations = (t: ColumnTypes): ReadonlyArray<readonly [version: num
       tag TEXT NOT NULL,
       payload TEXT NOT NULL,
       PRIMARY KEY (session_id, seq)
-    )`]]
+    )`]],
+  // whether a session's owner lives is host + heartbeat once machines share a store
+  // (SPEC §10, Heartbeat.ts); rows from before read as unknown host, no heartbeat
+  [4, [
+    `ALTER TABLE sessions ADD COLUMN host TEXT`,
+    `ALTER TABLE sessions ADD COLUMN heartbeat_at ${t.int}`
+  ]]
 ]
 
 /**
@@ -277,6 +285,9 @@ interface SessionRecord {
   readonly repo_root: string
   readonly pid: number
   readonly config: string
+  /** absent in a schema-3 row being backfilled */
+  readonly host?: string | null
+  readonly heartbeat_at?: number | null
 }
 
 const sessionRow = (r: SessionRecord): SessionRow => ({
@@ -290,7 +301,9 @@ const sessionRow = (r: SessionRecord): SessionRow => ({
   workers: r.workers,
   repoRoot: r.repo_root,
   pid: r.pid,
-  config: r.config
+  config: r.config,
+  host: r.host ?? null,
+  heartbeatAt: r.heartbeat_at ?? null
 })
 
 interface ExecutionRecord {
@@ -498,6 +511,13 @@ export const makeWith = (
         pgid = COALESCE(excluded.pgid, attempts.pgid),
         process_start_time = COALESCE(excluded.process_start_time, attempts.process_start_time)`
 
+  /** the owner a SessionStarted with `meta` names (Heartbeat.ts): its host and first heartbeat */
+  const recordOwner = (sessionId: string, meta: RecordMeta | undefined) =>
+    meta === undefined
+      ? Effect.void
+      : sql`UPDATE sessions SET host = ${meta.host ?? null}, heartbeat_at = ${meta.heartbeatAt ?? null}
+          WHERE id = ${sessionId}`
+
   /**
    * What recording one event takes: the statements (run inside a write transaction),
    * what they do (for an error message), and what to remember once they committed.
@@ -522,7 +542,7 @@ export const makeWith = (
               cancelled = NULL, success_rate = NULL,
               repo_root = COALESCE(${meta?.repoRoot ?? null}, sessions.repo_root),
               pid = COALESCE(${meta?.pid ?? null}, sessions.pid),
-              config = COALESCE(${meta?.config ?? null}, sessions.config)`
+              config = COALESCE(${meta?.config ?? null}, sessions.config)`.pipe(Effect.zipRight(recordOwner(sessionId, meta)))
         })
       case "TestQueued": {
         const test = event.test
@@ -565,6 +585,15 @@ export const makeWith = (
             yield* sql`UPDATE executions SET status = 'RUNNING'
               WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND status IN ('QUEUED', 'RUNNING')`
           })
+        })
+      case "Relocated":
+        return Effect.succeed({
+          what: `record that attempt ${event.n} of test ${event.testId} of session ${sessionId} moved to ${event.to}`,
+          statements: Effect.zipRight(
+            requireSession(sessionId),
+            sql`UPDATE attempts SET worktree = ${event.to}
+              WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND n = ${event.n}`
+          )
         })
       case "AttemptSpawned":
         return Effect.succeed({
@@ -892,7 +921,40 @@ export const makeWith = (
           yield* deleteRows(ids)
           return ids
         })
-      ).pipe(Effect.tap((ids) => Effect.sync(() => ids.forEach(forgetSession))))
+      ).pipe(Effect.tap((ids) => Effect.sync(() => ids.forEach(forgetSession)))),
+    owner: (sessionId) =>
+      read(
+        `read the owner of session ${sessionId}`,
+        Effect.flatMap(
+          sql<{
+            readonly status: string
+            readonly host: string | null
+            readonly pid: number
+            readonly heartbeat_at: number | null
+          }>`SELECT status, host, pid, heartbeat_at FROM sessions WHERE id = ${sessionId}`,
+          (rows) =>
+            rows[0] === undefined
+              ? Effect.fail(unknownSession(sessionId, where))
+              : Effect.succeed<SessionOwner>({
+                sessionId,
+                status: rows[0].status as SessionStatus,
+                host: rows[0].host ?? undefined,
+                pid: rows[0].pid,
+                heartbeatAt: rows[0].heartbeat_at ?? undefined
+              })
+        )
+      ),
+    heartbeat: (sessionId, beat: Beat) =>
+      write(
+        sessionId,
+        `record a heartbeat of session ${sessionId}`,
+        Effect.map(
+          sql<{ readonly id: string }>`UPDATE sessions SET heartbeat_at = ${beat.at}
+            WHERE id = ${sessionId} AND status = 'RUNNING' AND host = ${beat.host} AND pid = ${beat.pid}
+            RETURNING id`,
+          (rows) => rows.length > 0
+        )
+      )
   })
   return self
 }

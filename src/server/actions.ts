@@ -8,7 +8,9 @@
  *   created when one fails. The session then runs in this process (`ApiSessions`).
  * - **cancel** stops a session this server runs, as `grove run`'s first signal (or
  *   its second, `immediate`). A session another live grove runs is refused with its
- *   pid and host: only that process can stop it.
+ *   pid and host: only that process can stop it. Whether it lives is its pid on this
+ *   host and its heartbeat on another (`Resume.sessionOwner`): a store shared by
+ *   machines holds sessions this server cannot signal.
  * - **rerun** takes the tests of the session that did not pass (not PASSED or FLAKY:
  *   what `grove run --last-failed` takes of the latest session), from the requests
  *   its stored events queued. A test with `secretEnv` is read again from its plan
@@ -21,6 +23,7 @@
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -33,6 +36,8 @@ import * as Config from "../Config.js"
 import { isSuccess, type TestRequest, type TestStatus } from "../Domain.js"
 import type * as Git from "../Git.js"
 import type { GitError, InvalidInput, StoreError } from "../GroveError.js"
+import * as Heartbeat from "../Heartbeat.js"
+import { formatDuration } from "../internal/text.js"
 import * as Resume from "../Resume.js"
 import { eventStream, type PendingTest, Store, testStream } from "../Store.js"
 import * as ActionsApi from "./actionsApi.js"
@@ -120,6 +125,7 @@ const runOptionsOf = (
   dryRun: false,
   report: [],
   db: Option.some(dbFile),
+  cluster: Option.none(),
   resume: Option.none(),
   lastFailed: false,
   shard: Option.none(),
@@ -163,26 +169,34 @@ const accepted = (id: string, tests: number, rerunOf?: string) => {
   })
 }
 
-/** a session that another grove process runs: who, and what to do */
-const ownedElsewhere = (summary: { readonly id: string; readonly pid: number }) => {
-  // the store records no host: a pid is looked up on this machine
-  const host = Os.hostname()
-  return new ActionsApi.SessionOwnedElsewhere({
-    sessionId: summary.id,
-    pid: summary.pid,
-    host,
-    message: `session ${summary.id} is run by grove process ${summary.pid} on ${host}, not by this grove serve: ` +
-      `stop it there (Ctrl-C in its terminal, or kill -INT ${summary.pid})`
+/** a session that another live grove process runs (here or on another host): who, and what to do */
+const ownedElsewhere = (owner: Resume.OwnerState) =>
+  new ActionsApi.SessionOwnedElsewhere({
+    sessionId: owner.sessionId,
+    pid: owner.pid,
+    host: owner.host ?? Os.hostname(),
+    message: `session ${owner.sessionId} is run by ${Resume.describeOwner(owner)}, not by this grove serve, ` +
+      `so it cannot be cancelled from here: ${Resume.howToStop(owner)}${Resume.whenGone(owner)}`
   })
-}
 
-const abandoned = (summary: { readonly id: string; readonly pid: number }) =>
+const abandoned = (summary: { readonly id: string; readonly pid: number }, owner?: Resume.OwnerState) =>
   new ActionsApi.SessionAbandoned({
     sessionId: summary.id,
     pid: summary.pid,
-    message: `session ${summary.id} is recorded RUNNING but its grove process ${summary.pid} is gone, so nothing runs it: ` +
-      `finish it with grove run --resume ${summary.id}, or delete it`
+    message: `session ${summary.id} is recorded RUNNING but ` +
+      (owner === undefined || owner.local
+        ? `its grove process ${summary.pid} is gone`
+        : `its grove process ${summary.pid} on ${owner.host} stopped writing its heartbeat ` +
+          (owner.heartbeatAgeMs === undefined ? "" : `${formatDuration(owner.heartbeatAgeMs)} ago `) +
+          `(it counts as dead after ${Duration.format(Heartbeat.staleAfter)})`) +
+      `, so nothing runs it: finish it with grove run --resume ${summary.id}, or delete it`
   })
+
+/** the owner of a session, as `Resume.sessionOwner` judges it (pid here, heartbeat elsewhere) */
+const ownerOf = (id: string) =>
+  Resume.sessionOwner(id).pipe(
+    Effect.catchTag("StoreError", (e) => Effect.fail(e.reason === "UnknownSession" ? sessionNotFound(id) : serverError(e)))
+  )
 
 const notPassed: ReadonlyArray<TestStatus> = ["FAILED", "TIMED_OUT", "ERROR", "CANCELLED", "QUEUED", "RUNNING"]
 
@@ -281,8 +295,9 @@ export const group = (options: { readonly repo: Option.Option<Git.RepoInfo> }) =
               })
             )
           }
-          if (now.pid !== process.pid && (yield* Resume.ownerAlive(now.pid))) return yield* Effect.fail(ownedElsewhere(now))
-          return yield* Effect.fail(abandoned(now))
+          const owner = yield* ownerOf(now.id)
+          if (owner.alive && !(owner.local && owner.pid === process.pid)) return yield* Effect.fail(ownedElsewhere(owner))
+          return yield* Effect.fail(abandoned(now, owner))
         }))
       .handle("rerun", ({ path }) =>
         Effect.gen(function*() {
@@ -300,14 +315,14 @@ export const group = (options: { readonly repo: Option.Option<Git.RepoInfo> }) =
             ]))
           }
           if (summary.status === "RUNNING") {
-            if (!(yield* Resume.ownerAlive(summary.pid))) return yield* Effect.fail(abandoned(summary))
-            const host = Os.hostname()
+            const owner = yield* ownerOf(summary.id)
+            if (!owner.alive) return yield* Effect.fail(abandoned(summary, owner))
             return yield* Effect.fail(
               new ActionsApi.SessionStillRunning({
                 sessionId: summary.id,
                 pid: summary.pid,
-                host,
-                message: `session ${summary.id} is still running (grove process ${summary.pid} on ${host}): ` +
+                host: owner.host ?? Os.hostname(),
+                message: `session ${summary.id} is still running (${Resume.describeOwner(owner)}): ` +
                   "re-run its failed tests once it has ended, or cancel it first"
               })
             )
