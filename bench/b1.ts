@@ -7,6 +7,9 @@
  *   node dist/bench/b1.js --tests 10000 --workers 4 --store memory --sessions 3 --warmup 1
  *   node dist/bench/b1.js --tests 100000 --workers 4 --store sqlite --path cli --sessions 1 --warmup 0
  *
+ * Each run also reports its CPU time (`cpuMs`, `cpuUsPerTest`), steadier than tests/s on a
+ * shared machine; `--samples FILE [--sample-ms N]` writes the memory use over time.
+ *
  * @since 0.1.0
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -20,7 +23,18 @@ import * as V8 from "node:v8"
 import * as Vm from "node:vm"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Config, Domain, Git, Harness, Orchestrator, Report, SqlStore, Store } from "../src/index.js"
+// the modules a session and its reports need, not the index: it also loads the HTTP API
+// and the server, which `grove run` does not (index 31 MiB of live heap after a GC, these
+// 20 MiB, src/Cli.ts 24 MiB), and V8 lets old space grow to about four times what is live
+// before a full collection, so each live MiB costs about four of peak RSS
+import * as Config from "../src/Config.js"
+import * as Domain from "../src/Domain.js"
+import * as Git from "../src/Git.js"
+import * as Harness from "../src/Harness.js"
+import * as Orchestrator from "../src/Orchestrator.js"
+import * as Report from "../src/Report.js"
+import * as SqlStore from "../src/SqlStore.js"
+import * as Store from "../src/Store.js"
 import { args, emit, numberArg, peakRssMiB } from "./common.js"
 
 const a = args()
@@ -36,6 +50,42 @@ const store = a.get("store") ?? "memory"
  * Report of all tests built.
  */
 const path = a.get("path") ?? "library"
+/**
+ * `--samples FILE`: `process.memoryUsage()` every `--sample-ms` (default 250) as JSON
+ * lines, to see where the peak comes from (heap, external, array buffers, the rest).
+ * Sampled from the instant harness's spawn too: a busy session can keep the event loop
+ * from running timers for many seconds.
+ */
+const sample: () => void = (() => {
+  const file = a.get("samples")
+  if (file === undefined) return () => {}
+  const out = Fs.openSync(file, "w")
+  const every = numberArg(a, "sample-ms", 250)
+  const started = performance.now()
+  let last = -Infinity
+  const mib = (n: number) => Math.round(n / 1048576 * 10) / 10
+  const take = () => {
+    const now = performance.now()
+    if (now - last < every) return
+    last = now
+    const m = process.memoryUsage()
+    Fs.writeSync(out, JSON.stringify({
+      s: Math.round(now - started) / 1000,
+      rss: mib(m.rss),
+      heapTotal: mib(m.heapTotal),
+      heapUsed: mib(m.heapUsed),
+      external: mib(m.external),
+      arrayBuffers: mib(m.arrayBuffers),
+      // RssAnon / RssFile / RssShmem: what of the RSS is not the JS heap
+      ...Object.fromEntries(
+        [...Fs.readFileSync("/proc/self/status", "utf8").matchAll(/^(RssAnon|RssFile|RssShmem):\s+(\d+) kB/gm)]
+          .map(([, k, v]) => [k, Math.round(Number(v) / 102.4) / 10])
+      )
+    }) + "\n")
+  }
+  setInterval(take, every).unref()
+  return take
+})()
 
 /**
  * The instant harness: every attempt passes at once with no output. It reports a
@@ -46,6 +96,7 @@ const instant: Layer.Layer<Harness.Harness> = Layer.sync(Harness.Harness, () => 
   let n = 0
   return Harness.Harness.of({
     spawn: (spec) => {
+      sample()
       const outcome: Harness.AttemptOutcome = { _tag: "Exited", exitCode: 0, signal: null, failedStep: undefined, tail: "", bytes: 0 }
       const spawned: Harness.Spawned = { exited: Effect.succeed(outcome), stop: Effect.succeed(outcome) }
       return spec.onSpawn === undefined
@@ -73,6 +124,13 @@ const request = (prefix: string, i: number) =>
 const requests = (count: number, prefix: string): ReadonlyArray<Domain.TestRequest> =>
   Array.from({ length: count }, (_, i) => request(prefix, i))
 
+/** CPU time the process spent on the session (user + system, all threads): steadier than wall time on a shared machine */
+const cpuOf = (since: NodeJS.CpuUsage, count: number) => {
+  const used = process.cpuUsage(since)
+  const cpuMs = (used.user + used.system) / 1000
+  return { cpuMs, cpuUsPerTest: (cpuMs * 1000) / count }
+}
+
 const dbDir = store === "sqlite" ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b1-")) : undefined
 
 const session = (count: number, label: string) =>
@@ -89,6 +147,7 @@ const session = (count: number, label: string) =>
       ))
     )
     const started = performance.now()
+    const cpu = process.cpuUsage()
     if (path === "cli") {
       const out = Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b1-reports-"))
       const passed = yield* Effect.scoped(Effect.gen(function*() {
@@ -118,7 +177,7 @@ const session = (count: number, label: string) =>
       Fs.rmSync(out, { recursive: true, force: true })
       const ms = performance.now() - started
       if (passed !== count) return yield* Effect.die(new Error(`expected ${count} passed, got ${passed}`))
-      return { ms, testsPerSecond: count / (ms / 1000) }
+      return { ms, testsPerSecond: count / (ms / 1000), ...cpuOf(cpu, count) }
     }
     const batch = requests(count, label)
     const report = yield* Effect.scoped(Effect.flatMap(Orchestrator.Orchestrator, (o) => o.runTests(batch)).pipe(
@@ -128,12 +187,12 @@ const session = (count: number, label: string) =>
     if (report.totals.passed !== count) {
       return yield* Effect.die(new Error(`expected ${count} passed, got ${JSON.stringify(report.totals)}`))
     }
-    return { ms, testsPerSecond: count / (ms / 1000) }
+    return { ms, testsPerSecond: count / (ms / 1000), ...cpuOf(cpu, count) }
   })
 
 const program = Effect.gen(function*() {
   for (let i = 0; i < warmup; i++) yield* session(Math.min(tests, 2000), `warm${i}`)
-  const runs: Array<{ ms: number; testsPerSecond: number }> = []
+  const runs: Array<{ ms: number; testsPerSecond: number; cpuMs: number; cpuUsPerTest: number }> = []
   for (let i = 0; i < sessions; i++) runs.push(yield* session(tests, `s${i}`))
   // the heap after a forced collection: what stays live (no flag needed to get gc)
   V8.setFlagsFromString("--expose-gc")

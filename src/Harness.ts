@@ -7,8 +7,11 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
@@ -107,10 +110,110 @@ export class Harness extends Context.Tag("grove/Harness")<Harness, {
 }>() {}
 
 /**
+ * Deadlines on Effect's Clock that share one sleeping fiber: it sleeps until the
+ * earliest deadline and is replaced only when an earlier one arrives. An attempt
+ * that ends before its deadline (nearly all of them) then costs no fiber for it,
+ * where `Effect.timeout` forks two per call. A session provides one to its workers;
+ * `runWithin` makes its own for the call when none is provided. Tests drive it with
+ * TestClock like any sleep.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Deadlines extends Context.Tag("grove/Deadlines")<Deadlines, {
+  /**
+   * calls `fire` once the Clock reaches `at` (epoch millis), unless the returned
+   * function is called first (it cancels)
+   */
+  readonly at: (at: number, fire: () => void) => Effect.Effect<() => void>
+}>() {}
+
+/**
+ * The sleeping fiber belongs to the scope: closing it interrupts the sleep.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeDeadlines: Effect.Effect<Deadlines["Type"], never, Scope.Scope> = Effect.map(Effect.scope, (scope) => {
+  interface Entry {
+    readonly at: number
+    readonly fire: () => void
+  }
+  /** the deadlines not yet due nor cancelled (a few: one per running attempt) */
+  const entries = new Set<Entry>()
+  /** the sleeper's wake-up time; a sleeper whose Armed is no longer `armed` ends at once */
+  interface Armed {
+    at: number
+    fiber: Fiber.RuntimeFiber<void> | undefined
+  }
+  let armed: Armed | undefined
+  const earliest = () => {
+    let min = Infinity
+    for (const e of entries) if (e.at < min) min = e.at
+    return min
+  }
+  const sleeper = (me: Armed): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      while (armed === me) {
+        const now = yield* Clock.currentTimeMillis
+        if (me.at > now) {
+          yield* Effect.sleep(Duration.millis(me.at - now))
+          continue
+        }
+        for (const e of entries) {
+          if (e.at <= now) {
+            entries.delete(e)
+            e.fire()
+          }
+        }
+        const next = earliest()
+        if (next === Infinity) armed = undefined
+        else me.at = next
+      }
+    })
+  return Deadlines.of({
+    at: (at, fire) =>
+      Effect.suspend(() => {
+        const entry: Entry = { at, fire }
+        const cancel = () => {
+          entries.delete(entry)
+        }
+        if (at === Infinity) return Effect.succeed(cancel)
+        entries.add(entry)
+        // the sleeper wakes in time for it (it re-arms for the earliest when it wakes)
+        if (armed !== undefined && armed.at <= at) return Effect.succeed(cancel)
+        const previous = armed
+        const me: Armed = { at, fiber: undefined }
+        armed = me
+        return Effect.forkIn(Effect.interruptible(sleeper(me)), scope).pipe(
+          Effect.map((fiber) => {
+            me.fiber = fiber
+            // replaced: it would wake too late (an interrupt is a message, no fiber forked)
+            previous?.fiber?.unsafeInterruptAsFork(fiber.id())
+            return cancel
+          })
+        )
+      })
+  })
+})
+
+/** how `runWithin`'s wait ended: the steps ended, or the deadline came */
+type Ended =
+  | { readonly _tag: "Exited"; readonly exit: Exit.Exit<AttemptOutcome, HarnessError> }
+  | { readonly _tag: "Deadline" }
+
+const deadlineReached: Ended = { _tag: "Deadline" }
+
+/**
  * Runs an attempt for at most `timeout`, counted from the spawn on Effect's Clock: at
  * the deadline the tree is stopped and the attempt is `TimedOut` with what it showed
  * (its tail, the step that was running). The one place a timeout is applied, for tests
- * (the Runner) and setup (the pool) alike. Interrupting it terminates the tree.
+ * (the Runner's local Executor, a cluster runner) and setup (the pool) alike.
+ * Interrupting it terminates the tree.
+ *
+ * The steps are waited for in one fiber of their own; the deadline is an entry of the
+ * context's `Deadlines` (a session provides one to its workers), else of one made for
+ * the call — not `Effect.timeout`, which forks two fibers per call.
  *
  * @since 0.1.0
  * @category constructors
@@ -121,9 +224,21 @@ export const runWithin = (
   timeout: Duration.Duration
 ): Effect.Effect<AttemptOutcome, HarnessError> =>
   Effect.scoped(Effect.gen(function*() {
+    const provided = yield* Effect.serviceOption(Deadlines)
+    const deadlines = Option.isSome(provided) ? provided.value : yield* makeDeadlines
     const spawned = yield* harness.spawn(spec)
-    const exited = yield* Effect.timeoutOption(spawned.exited, timeout)
-    if (Option.isSome(exited)) return exited.value
+    const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
+    const ended = Deferred.unsafeMake<Ended>(FiberId.none)
+    // interruptible whatever the caller's region: the deadline interrupts it
+    const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
+    steps.addObserver((exit) => Deferred.unsafeDone(ended, Effect.succeed({ _tag: "Exited", exit })))
+    const cancel = yield* deadlines.at(at, () => Deferred.unsafeDone(ended, Effect.succeed(deadlineReached)))
+    const first = yield* Deferred.await(ended).pipe(
+      Effect.onInterrupt(() => Fiber.interrupt(steps)),
+      Effect.ensuring(Effect.sync(cancel))
+    )
+    if (first._tag === "Exited") return yield* first.exit
+    yield* Fiber.interrupt(steps)
     const seen = yield* spawned.stop
     return { ...seen, _tag: "TimedOut", exitCode: null } satisfies AttemptOutcome
   }))

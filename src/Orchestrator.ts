@@ -44,7 +44,7 @@ import {
 } from "./Domain.js"
 import { Git } from "./Git.js"
 import { GitError, InvalidInput, Issue, type WorktreeError } from "./GroveError.js"
-import { Harness } from "./Harness.js"
+import * as Harness from "./Harness.js"
 import * as Heartbeat from "./Heartbeat.js"
 import * as ReportModule from "./Report.js"
 import * as SessionState from "./SessionState.js"
@@ -149,13 +149,13 @@ const queuedChunk = 500
 export const make: Effect.Effect<
   Orchestrator["Type"],
   never,
-  Scope.Scope | Git | Harness | Store | GroveConfigTag | Scheduler.Scheduler | Session
+  Scope.Scope | Git | Harness.Harness | Store | GroveConfigTag | Scheduler.Scheduler | Session
 > = Effect.gen(function*() {
   const config = yield* GroveConfigTag
   const session = yield* Session
   const git = yield* Git
   const store = yield* Store
-  const context = yield* Effect.context<Git | Harness | GroveConfigTag | Scheduler.Scheduler | Session>()
+  const context = yield* Effect.context<Git | Harness.Harness | GroveConfigTag | Scheduler.Scheduler | Session>()
   const scheduler = yield* Scheduler.Scheduler
 
   // the pool and the runners live in their own scope, which the session's finalizer
@@ -366,8 +366,10 @@ export const make: Effect.Effect<
         yield* Layer.buildWithScope(work, workScope).pipe(Effect.provide(context)),
         Runner.Runner
       )
+      // one sleeping fiber for every attempt's deadline, not one per attempt
+      const deadlines = yield* Harness.makeDeadlines.pipe(Scope.extend(workScope))
       for (let slot = 1; slot <= config.workers; slot++) {
-        yield* FiberSet.run(background, runner.run(slot))
+        yield* FiberSet.run(background, Effect.provideService(runner.run(slot), Harness.Deadlines, deadlines))
       }
     })
   )
@@ -551,7 +553,7 @@ export const make: Effect.Effect<
 export const layer: Layer.Layer<
   Orchestrator,
   never,
-  Git | Harness | Store | GroveConfigTag | Scheduler.Scheduler | Session
+  Git | Harness.Harness | Store | GroveConfigTag | Scheduler.Scheduler | Session
 > = Layer.scoped(Orchestrator, make)
 
 /**
@@ -563,7 +565,7 @@ export const layer: Layer.Layer<
  */
 export const layerSession = (
   options: SessionModule.Options
-): Layer.Layer<Orchestrator | Session, GitError, Git | Harness | Store | GroveConfigTag> =>
+): Layer.Layer<Orchestrator | Session, GitError, Git | Harness.Harness | Store | GroveConfigTag> =>
   layer.pipe(
     Layer.provideMerge(SessionModule.layer(options)),
     Layer.provide(Scheduler.layer)

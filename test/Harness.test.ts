@@ -7,6 +7,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
@@ -464,5 +466,70 @@ describe("Harness.layerMemory", () => {
         [true, 10_000, false],
         [false, 10_000, true]
       ])
+    }))
+})
+
+/** counts the fibers started under it */
+class ForkCounter extends Supervisor.AbstractSupervisor<number> {
+  forks = 0
+  get value() {
+    return Effect.sync(() => this.forks)
+  }
+  override onStart() {
+    this.forks++
+  }
+}
+
+describe("Harness.makeDeadlines (TestClock)", () => {
+  it.effect("fires each deadline at its time with one sleeping fiber, re-armed only for an earlier one; a cancelled one never fires", () =>
+    Effect.gen(function*() {
+      const clock = yield* Effect.clock
+      const fired: Array<[string, number]> = []
+      const counter = new ForkCounter()
+      const scope = yield* Scope.make()
+      const deadlines = yield* Harness.makeDeadlines.pipe(Scope.extend(scope))
+      const at = (name: string, millis: number) =>
+        deadlines.at(millis, () => fired.push([name, clock.unsafeCurrentTimeMillis()])).pipe(Effect.supervised(counter))
+      yield* at("a", 10_000)
+      yield* at("b", 30_000) // later: the sleeper for a wakes in time for it
+      const cancelD = yield* at("d", 20_000)
+      yield* at("c", 5_000) // earlier: a new sleeper replaces the first
+      cancelD()
+      assert.strictEqual(counter.forks, 2, "a sleeper for a, its replacement for c")
+      yield* TestClock.adjust("4999 millis")
+      assert.deepStrictEqual(fired, [])
+      yield* TestClock.adjust("1 millis")
+      assert.deepStrictEqual(fired, [["c", 5_000]])
+      yield* TestClock.adjust("25 seconds")
+      assert.deepStrictEqual(fired, [["c", 5_000], ["a", 10_000], ["b", 30_000]], "d was cancelled")
+      assert.strictEqual(counter.forks, 2, "the same sleeper woke for a and b")
+
+      // nothing left: the sleeper has ended; the next deadline gets a new one, which the
+      // scope's close interrupts before it fires
+      yield* at("e", 40_000)
+      assert.strictEqual(counter.forks, 3)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust("1 minute")
+      assert.deepStrictEqual(fired.map(([name]) => name), ["c", "a", "b"])
+    }))
+
+  // on the live clock: TestClock forks a fiber of its own for its first sleep (a warning)
+  it.scopedLive("runWithin with a provided Deadlines forks one fiber per attempt (its steps), none for the deadline", () =>
+    Effect.gen(function*() {
+      const instant: Harness.Harness["Type"] = {
+        spawn: () => {
+          const outcome: Harness.AttemptOutcome = { _tag: "Exited", exitCode: 0, signal: null, failedStep: undefined, tail: "", bytes: 0 }
+          return Effect.succeed({ exited: Effect.succeed(outcome), stop: Effect.succeed(outcome) })
+        }
+      }
+      const counter = new ForkCounter()
+      const deadlines = yield* Harness.makeDeadlines
+      const spec = makeSpec("/nowhere", ["true"])
+      yield* Effect.forEach(Array.from({ length: 20 }), () => runOn(instant, spec), { discard: true }).pipe(
+        Effect.provideService(Harness.Deadlines, deadlines),
+        Effect.supervised(counter)
+      )
+      // 20 for the steps, 1 sleeping for all the deadlines
+      assert.strictEqual(counter.forks, 21)
     }))
 })

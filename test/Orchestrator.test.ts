@@ -9,6 +9,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as Config from "../src/Config.js"
 import { Step, TestRequest } from "../src/Domain.js"
@@ -65,6 +66,17 @@ const gitDyingOnce: Layer.Layer<Git.Git> = Layer.effect(
     }
   })
 )
+
+/** counts the fibers started under it */
+class ForkCounter extends Supervisor.AbstractSupervisor<number> {
+  forks = 0
+  get value() {
+    return Effect.sync(() => this.forks)
+  }
+  override onStart() {
+    this.forks++
+  }
+}
 
 describe("Orchestrator (in memory, TestClock)", () => {
   it.scoped("a timeout fires exactly at its duration", () =>
@@ -310,6 +322,61 @@ describe("Orchestrator (in memory, TestClock)", () => {
           ? Effect.never
           : Effect.succeed({ exitCode: 0, durationMs: 60_000, failedStep: 1, output: "compiling\nwaiting for the server\n" })
     }))))
+
+  it.scoped("deadlines of different lengths share the session's timer: a shorter one set after a longer one fires at its own time", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const fiber = yield* Effect.fork(orch.runTests([
+        req("long", { timeout: Duration.seconds(60), retries: 0 }),
+        req("short", { timeout: Duration.seconds(5), retries: 0 }),
+        req("next", { timeout: Duration.seconds(10), retries: 0 })
+      ]))
+      yield* TestClock.adjust("4999 millis")
+      assert.deepStrictEqual((yield* orch.status).running.map((r) => r.testId).sort(), ["long", "short"])
+      yield* TestClock.adjust("1 millis")
+      // short timed out at 5 s; next took its worker and has its own 10 s
+      assert.deepStrictEqual((yield* orch.status).running.map((r) => r.testId).sort(), ["long", "next"])
+      yield* TestClock.adjust("9999 millis")
+      assert.strictEqual((yield* orch.status).running.length, 2, "next: not before its 10 s")
+      yield* TestClock.adjust("1 millis")
+      assert.deepStrictEqual((yield* orch.status).running.map((r) => r.testId), ["long"])
+      yield* TestClock.adjust("45 seconds")
+      const report = yield* Fiber.join(fiber)
+      const took = Object.fromEntries(report.tests.map((t) => [t.id, [t.status, t.attempts[0]!.durationMs]]))
+      assert.deepStrictEqual(took, { long: ["TIMED_OUT", 60_000], short: ["TIMED_OUT", 5_000], next: ["TIMED_OUT", 10_000] })
+    }).pipe(Effect.provide(Testing.layer({ config: { workers: 2 }, script: () => Effect.never }))))
+
+  // on the live clock: TestClock forks a fiber of its own for a first sleep (a warning)
+  it.live("an attempt costs the session two fibers (the race with a stop, its steps' wait): its deadline forks none", () =>
+    Effect.gen(function*() {
+      const instant = Layer.succeed(Harness.Harness, {
+        spawn: () => {
+          const outcome: Harness.AttemptOutcome = { _tag: "Exited", exitCode: 0, signal: null, failedStep: undefined, tail: "", bytes: 0 }
+          return Effect.succeed({ exited: Effect.succeed(outcome), stop: Effect.succeed(outcome) })
+        }
+      })
+      const forks = (tests: number) =>
+        Effect.gen(function*() {
+          const counter = new ForkCounter()
+          const report = yield* Effect.scoped(Effect.flatMap(Orchestrator, (o) => o.runTests(Array.from({ length: tests }, (_, i) => req(`t${i}`))))).pipe(
+            Effect.provide(OrchestratorModule.layerSession({ repo: Testing.defaultRepo.root, baseRef: "main" }).pipe(
+              Layer.provide(Layer.mergeAll(
+                Config.layer({ workers: 1 }),
+                Git.layerMemory({ repos: [Testing.defaultRepo] }),
+                instant,
+                Store.layerMemory
+              ))
+            )),
+            Effect.supervised(counter)
+          )
+          assert.strictEqual(report.totals.passed, tests)
+          return counter.forks
+        })
+      const few = yield* forks(10)
+      const many = yield* forks(110)
+      // with Effect.timeoutOption as the deadline it was three per attempt
+      assert.strictEqual(many - few, 200, `forks: ${few} for 10 tests, ${many} for 110`)
+    }))
 
   it.scoped("setup runs under setupTimeout, not the tests' timeout: a setup that never ends stops at it", () =>
     Effect.gen(function*() {
