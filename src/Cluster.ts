@@ -205,6 +205,8 @@ const handlers = (options: RunnerOptions) =>
     const scope = yield* Effect.scope
     const free = yield* Queue.bounded<number>(config.workers)
     yield* Queue.offerAll(free, Array.from({ length: config.workers }, (_, i) => i + 1))
+    // one sleeping fiber for every attempt's deadline on this runner
+    const deadlines = yield* Harness.makeDeadlines
     const reservations = new Map<string, Reservation>()
     /** entity id → the log of the attempt run under it, until fetched */
     const logs = new Map<string, string>()
@@ -291,7 +293,7 @@ const handlers = (options: RunnerOptions) =>
           logCap: p.logCap,
           tailBytes: p.tailBytes,
           killGrace: Duration.millis(p.killGraceMs)
-        }, Duration.millis(p.timeoutMs)).pipe(Effect.either)
+        }, Duration.millis(p.timeoutMs)).pipe(Effect.provideService(Harness.Deadlines, deadlines), Effect.either)
         logs.set(p.id, logPath)
         const worktree = `${name}:${wt}`
         if (Either.isLeft(outcome)) return result({ worktree, error: outcome.left.message })
