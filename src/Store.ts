@@ -528,8 +528,10 @@ export const historyOf = (
       recent.push(row.status)
     }
   }
+  const expected = median(durations)
   return {
-    expectedMs: median(durations),
+    // whole milliseconds, as every store keeps them (the mean of two middle values may be x.5)
+    expectedMs: expected === undefined ? undefined : Math.round(expected),
     flakiness: flakyShare(recent),
     ...(recent.length === 0 ? {} : { recent })
   }

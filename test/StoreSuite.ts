@@ -499,7 +499,8 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         }
         const history = yield* store.history([id("h1"), id("h2"), id("h3")])
         assert.strictEqual(history.get(id("h1"))?.expectedMs, 20)
-        assert.strictEqual(history.get(id("h2"))?.expectedMs, 5.5) // median of 1..10; with the old ones it would be 6.5
+        // median of 1..10 is 5.5, kept in whole ms; with the old ones it would be 6.5
+        assert.strictEqual(history.get(id("h2"))?.expectedMs, 6)
         assert.deepStrictEqual(history.get(id("h3")), { expectedMs: undefined, flakiness: undefined })
         assert.strictEqual(history.get(id("h1"))?.flakiness, 1 / 5) // FLAKY once in 5 finished (CANCELLED skipped)
         assert.strictEqual((yield* store.history([])).size, 0)
@@ -524,6 +525,17 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         const history = (yield* store.history([id("f")])).get(id("f"))!
         assert.strictEqual(history.flakiness, 5 / 20)
         assert.strictEqual(history.expectedMs, 100)
+      })))
+
+    it.effect("a TestQueued whose expected duration is not whole milliseconds is recorded (kept in whole ms)", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        yield* recordAll("20260401-0000-frac", [
+          Events.SessionStarted({ sessionId: "20260401-0000-frac", baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 }),
+          Events.TestQueued({ test: request("q"), sha: "c", refName: "main", expectedMs: 18011.5 })
+        ])
+        const pending = yield* store.pending("20260401-0000-frac")
+        assert.deepStrictEqual(pending.map((p) => p.request.id), [id("q")])
       })))
 
     it.effect("lastFailed: what did not pass in the latest finished session of the repository", () =>
@@ -598,7 +610,7 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         }
         assert.deepStrictEqual(yield* store.gc(2), ["20260102-0000-gc02", "20260101-0000-gc01"])
         assert.deepStrictEqual((yield* store.sessions(10)).map((x) => x.id), ["20260104-0000-gc04", "20260103-0000-gc03"])
-        assert.strictEqual((yield* store.history([id("x")])).get(id("x"))?.expectedMs, 12.5)
+        assert.strictEqual((yield* store.history([id("x")])).get(id("x"))?.expectedMs, 13) // the median 12.5, in whole ms
         assert.deepStrictEqual(yield* store.gc(5), [])
         assert.deepStrictEqual(yield* store.gc(0), ["20260104-0000-gc04", "20260103-0000-gc03"])
         assert.deepStrictEqual(yield* store.sessions(10), [])

@@ -558,13 +558,13 @@ export const makeWith = (
               if (Option.isSome(status)) {
                 yield* sql`UPDATE executions SET status = 'QUEUED', name = ${test.name}, source = ${test.source},
                     ref_name = ${event.refName}, sha = ${event.sha}, request = ${request},
-                    priority = ${test.priority}, expected_ms = ${event.expectedMs ?? null}
+                    priority = ${test.priority}, expected_ms = ${event.expectedMs === undefined ? null : Math.round(event.expectedMs)}
                   WHERE session_id = ${sessionId} AND test_id = ${test.id}`
               } else {
                 yield* sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
                     request, priority, expected_ms)
                   VALUES (${sessionId}, ${test.id}, ${nextSeq(sessionId)}, ${test.name}, ${test.source},
-                    ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs ?? null})`
+                    ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs === undefined ? null : Math.round(event.expectedMs)})`
               }
             })
           }
