@@ -44,6 +44,7 @@ import * as Queue from "effect/Queue"
 import * as RcMap from "effect/RcMap"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -440,6 +441,9 @@ const payloadOf = (config: GroveConfig, session: SessionModule.SessionInfo, id: 
   })
 }
 
+/** how long a stopped attempt waits for its interruption to reach its runner */
+const interruptBound = Duration.seconds(10)
+
 /** a claim that no runner answered in this long fails the attempt's preparation */
 const claimTimeout = Duration.seconds(30)
 
@@ -453,11 +457,25 @@ const claimTimeout = Duration.seconds(30)
 export const executor: Effect.Effect<
   Runner.Executor["Type"],
   never,
-  Sharding.Sharding | Session | GroveConfigTag
+  Sharding.Sharding | Session | GroveConfigTag | Scope.Scope
 > = Effect.gen(function*() {
   const client = yield* GroveAttempt.client
   const session = yield* Session
   const config = yield* GroveConfigTag
+  const scope = yield* Effect.scope
+
+  /**
+   * A call to the cluster that, interrupted, waits at most `interruptBound` for the
+   * interruption to reach the runner (it needs the cluster's database): a stop must
+   * not hang when the database is gone. The call runs on in the executor's scope.
+   */
+  const bounded = <A, E>(call: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Effect.forkIn(call, scope), (fiber) =>
+        restore(Fiber.join(fiber)).pipe(
+          Effect.onInterrupt(() => Fiber.interrupt(fiber).pipe(Effect.timeout(interruptBound), Effect.ignore))
+        ))
+    )
 
   /** claims under `base~salt` until a runner has a free worker; every few busy answers, a pause */
   const claim = (base: string) =>
@@ -492,7 +510,7 @@ export const executor: Effect.Effect<
           keep: undefined,
           run: (input) =>
             Effect.gen(function*() {
-              const r = yield* client(claimed.id).Run(payloadOf(config, session, claimed.id, input)).pipe(
+              const r = yield* bounded(client(claimed.id).Run(payloadOf(config, session, claimed.id, input))).pipe(
                 Effect.mapError((e) => new HarnessError({ reason: "Spawn", detail: `the cluster: ${e.message}` }))
               )
               yield* fetchLog(client(claimed.id).Log({ id: claimed.id }), input.logPath)
@@ -519,7 +537,7 @@ export const executor: Effect.Effect<
  * @since 0.3.0
  * @category layers
  */
-export const layerExecutor: Layer.Layer<Runner.Executor, never, Sharding.Sharding | Session | GroveConfigTag> = Layer.effect(
+export const layerExecutor: Layer.Layer<Runner.Executor, never, Sharding.Sharding | Session | GroveConfigTag> = Layer.scoped(
   Runner.Executor,
   executor
 )

@@ -8,7 +8,8 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Path from "@effect/platform/Path"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -67,6 +68,9 @@ const sqlLayer = (url: string): Layer.Layer<SqlClient.SqlClient, InvalidInput> =
     )
   }))
 
+/** how long the cluster's database may not answer before `grove run --cluster` gives up */
+const lostAfter = Duration.seconds(30)
+
 /** how long `grove run --cluster` waits for a first runner */
 const runnerWait = Duration.seconds(30)
 
@@ -82,6 +86,11 @@ export const coordinator = (url: string): Effect.Effect<
     readonly workers: number
     readonly runners: ReadonlyArray<{ readonly name: string; readonly workers: number }>
     readonly executor: Layer.Layer<Runner.Executor, never, Session | GroveConfigTag>
+    /**
+     * completes, with what to tell the user, once the cluster's database has not answered
+     * for `lostAfter`: the session cannot go on (its attempts' replies live there)
+     */
+    readonly lost: Effect.Effect<string>
   },
   InvalidInput,
   Scope.Scope
@@ -106,10 +115,28 @@ export const coordinator = (url: string): Effect.Effect<
     const client = yield* Layer.build(Cluster.layerClient.pipe(Layer.provide(Layer.succeedContext(sql)))).pipe(
       Effect.mapError((e) => InvalidInput.one("--cluster", `could not join the cluster as its client: ${String(e)}`))
     )
+    const answers = Effect.flatMap(SqlClient.SqlClient, (client) => client`SELECT 1`).pipe(
+      Effect.provide(sql),
+      Effect.timeout(Duration.seconds(5)),
+      Effect.isSuccess
+    )
     return {
       workers: found.value.reduce((sum, r) => sum + r.workers, 0),
       runners: found.value,
-      executor: Cluster.layerExecutor.pipe(Layer.provide(Layer.succeedContext(client)))
+      executor: Cluster.layerExecutor.pipe(Layer.provide(Layer.succeedContext(client))),
+      lost: Effect.gen(function*() {
+        let since: number | undefined
+        while (true) {
+          yield* Effect.sleep(Duration.seconds(5))
+          const now = yield* Clock.currentTimeMillis
+          if (yield* answers) since = undefined
+          else if (since === undefined) since = now
+          else if (now - since >= Duration.toMillis(lostAfter)) {
+            return `grove: the cluster's database ${SqlUrl.redact(url)} has not answered for ${Duration.format(lostAfter)}: ` +
+              "stopping; the session can be finished later with grove run --resume SESSION --cluster URL"
+          }
+        }
+      })
     }
   })
 

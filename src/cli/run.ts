@@ -758,6 +758,10 @@ const runTests = (o: RunOptions) =>
         baseBranch: orch.session.baseBranch
       }))
       if (yield* Deferred.isDone(firstSignal)) yield* orch.stop({ interrupted: true })
+      // a cluster whose database is gone: stop with a clear message, the session stays resumable
+      if (remote !== undefined) {
+        yield* Effect.forkScoped(Effect.flatMap(remote.lost, (message) => Effect.zipRight(err(message), orch.stop({ interrupted: true }))))
+      }
       if (count === 0 && work.id === undefined) yield* err("grove: warning: no test matched; nothing to run")
       // on a terminal: the live view, erased when its scope closes (also on interruption)
       if (!o.quiet && process.stdout.isTTY === true && process.env.TERM !== "dumb") {
