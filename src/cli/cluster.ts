@@ -243,7 +243,7 @@ export const runner = Command.make("runner", runnerOptions, (o) =>
       ),
       Queue.take(signals)
     )
-    yield* err(`grove runner: ${signal}: stopping`)
+    yield* err(`grove runner: ${signal}: stopping; attempts still running here finish first (up to 15 s), the rest go to other runners`)
     return Signals.exitCodeOf(signal)
   })).pipe(onInvalid, Effect.flatMap(setExit))).pipe(
     Help.command(runnerOptions, {
