@@ -100,8 +100,21 @@ stop_dir() {
   rm -rf -- "$dir"
 }
 
+# restart: stops the server, waits SECONDS (default 0) with it down, starts it again on the
+# same port (postmaster.opts keeps its options): for tests of what survives a restart
+restart_dir() {
+  local dir=$1 seconds=${2:-0} bin opts
+  [ -n "$dir" ] && [ -e "$dir/$marker" ] || die "$dir was not made by pg-temp.sh start: not touching it"
+  bin=$(cat "$dir/bin")
+  opts=$(sed -e 's/^[^ ]* "-D" "[^"]*" //' -e 's/"//g' "$dir/data/postmaster.opts")
+  as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+  sleep "$seconds"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o "$opts" start >/dev/null
+}
+
 case "${1:-}" in
   start) start ;;
+  restart) restart_dir "${2:-${GROVE_PG_TEMP_DIR:-}}" "${3:-0}"; say "restarted ${2:-${GROVE_PG_TEMP_DIR:-}}" ;;
   stop) stop_dir "${2:-${GROVE_PG_TEMP_DIR:-}}"; say "stopped and removed ${2:-${GROVE_PG_TEMP_DIR:-}}" ;;
-  *) echo "usage: $0 start | stop [DIR]   (DIR defaults to \$GROVE_PG_TEMP_DIR)" >&2; exit 2 ;;
+  *) echo "usage: $0 start | stop [DIR] | restart [DIR] [SECONDS]   (DIR defaults to \$GROVE_PG_TEMP_DIR)" >&2; exit 2 ;;
 esac

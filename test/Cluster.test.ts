@@ -218,6 +218,42 @@ Pg.describePg("grove on a cluster", (url) => {
       assert.strictEqual(events.filter((e) => e._tag === "TestFinished").length, 2)
     }).pipe(Effect.provide(NodeContext.layer)), { timeout: 180_000 })
 
+  it.scopedLive("PostgreSQL restarted mid-session (down 5 s): runners and coordinator reconnect, and every test ends with its one result", () =>
+    Effect.gen(function*() {
+      // a server of this test's own, to restart
+      const script = NodePath.join(Cli.projectRoot, "scripts", "pg-temp.sh")
+      const started = yield* Cli.exec("bash", [script, "start"], { cwd: Cli.projectRoot, env: Cli.groveEnv() })
+      assert.strictEqual(started.code, 0, started.stderr)
+      const own = Object.fromEntries([...started.stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]))
+      yield* Effect.addFinalizer(() => Effect.ignore(Cli.exec("bash", [script, "stop", own.GROVE_PG_TEMP_DIR!], { cwd: Cli.projectRoot, env: Cli.groveEnv() })))
+      const db = own.GROVE_TEST_PG_URL!
+      const repo = yield* makeRepo
+      yield* Cli.writeFiles(repo.root, Object.fromEntries([1, 2, 3].map((i) => [
+        `plans/p${i}.md`,
+        Cli.plan({ title: `p${i}`, steps: ["sleep 4; echo done"] })
+      ])))
+      yield* git(repo.root, "add", "--all")
+      yield* git(repo.root, "commit", "--quiet", "-m", "plans")
+      yield* startRunner(repo, db, { workers: 2 })
+      yield* startRunner(repo, db, { workers: 2 })
+      const out = NodePath.join(repo.dir, "report.json")
+      const run = yield* Cli.spawn(["run", "plans/p1.md", "plans/p2.md", "plans/p3.md", "--cluster", db, "--report", `json:${out}`], { cwd: repo.root })
+      yield* Cli.waitFor("the attempts to run", Effect.map(Cli.processesWithEnv("GROVE_TEST_ID=plans/p3"), (p) => p.length > 0), {
+        within: Duration.seconds(60),
+        context: () => run.stdout() + run.stderr()
+      })
+      const restarted = yield* Cli.exec("bash", [script, "restart", own.GROVE_PG_TEMP_DIR!, "5"], { cwd: Cli.projectRoot, env: Cli.groveEnv() })
+      assert.strictEqual(restarted.code, 0, restarted.stderr)
+      const o = yield* run.exit
+      assert.strictEqual(o.code, 0, show(o))
+      const tests = readReport(out).tests
+      assert.deepStrictEqual(tests.map((t) => [t.id, t.status, t.attempts.length]).sort(), [
+        ["plans/p1", "PASSED", 1],
+        ["plans/p2", "PASSED", 1],
+        ["plans/p3", "PASSED", 1]
+      ])
+    }).pipe(Effect.provide(NodeContext.layer)), { timeout: 180_000 })
+
   it.scopedLive("a runner whose clone lacks the session's commit: the attempt ends ERROR saying so, and the session goes on", () =>
     Effect.gen(function*() {
       const repo = yield* makeRepo
