@@ -77,6 +77,35 @@ const startRunner = async (db: string, clone: string, port?: number): Promise<Ru
   return { name, clone, child }
 }
 
+/** list scheduling of `order` on `w` workers: each test to the first free one; the makespan */
+const greedy = (order: ReadonlyArray<number>, w: number): number => {
+  const free = Array.from({ length: w }, () => 0)
+  for (const x of order) {
+    const i = free.indexOf(Math.min(...free))
+    free[i] = free[i]! + x
+  }
+  return Math.max(...free)
+}
+
+/**
+ * The two placements the issue names, on the nominal durations (longest first, as a
+ * second run submits them), over `trials` random hash placements: plain hashing (each
+ * attempt to a runner chosen by its id's hash, where it waits for one of that runner's
+ * workers) against claims (each attempt to a free worker anywhere).
+ */
+const placements = (list: ReadonlyArray<number>, trials: number) => {
+  const order = [...list].sort((x, y) => y - x)
+  const claims = greedy(order, runnerCount * workers)
+  const hashed: Array<number> = []
+  for (let t = 0; t < trials; t++) {
+    const per = Array.from({ length: runnerCount }, () => [] as Array<number>)
+    for (const x of order) per[Math.floor(Math.random() * runnerCount)]!.push(x)
+    hashed.push(Math.max(...per.map((xs) => greedy(xs, workers))))
+  }
+  hashed.sort((x, y) => x - y)
+  return { claims, hashedMedian: median(hashed), hashedP90: hashed[Math.floor(trials * 0.9)]! }
+}
+
 const main = async () => {
   if (pg === "") throw new Error("b7 needs a PostgreSQL: --pg URL or GROVE_TEST_PG_URL (scripts/pg-temp.sh start)")
   const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b7-"))
@@ -107,6 +136,21 @@ const main = async () => {
   const sleeps = ["sleep {}", ...list.map((x) => x.toFixed(3))]
   const trues = ["true {}", ...Array.from({ length: tests }, (_, i) => `t${i}`)]
   const boundMs = Scheduler.lowerBound(list.map((x) => x * 1000), total)
+  const placed = placements(list, 2000)
+  const placement = {
+    claimsOverBound: round((placed.claims * 1000) / boundMs, 3),
+    hashedOverBoundMedian: round((placed.hashedMedian * 1000) / boundMs, 3),
+    hashedOverBoundP90: round((placed.hashedP90 * 1000) / boundMs, 3)
+  }
+  // and on tests of equal length, where hashing's imbalance is not hidden behind one long test
+  const even = placements(Array.from({ length: tests }, () => 1), 2000)
+  const evenBound = Scheduler.lowerBound(Array.from({ length: tests }, () => 1000), total)
+  Object.assign(placement, {
+    equalClaimsOverBound: round((even.claims * 1000) / evenBound, 3),
+    equalHashedOverBoundMedian: round((even.hashedMedian * 1000) / evenBound, 3),
+    equalHashedOverBoundP90: round((even.hashedP90 * 1000) / evenBound, 3)
+  })
+  process.stderr.write(`b7 placement (simulated, nominal durations): ${JSON.stringify(placement)}\n`)
   const rows: Array<Record<string, unknown>> = []
   for (let r = 0; r < rounds; r++) {
     const first = await grove(`first${r}`, sleeps, cluster)
@@ -157,6 +201,7 @@ const main = async () => {
     workers,
     tests,
     boundMs,
+    placement,
     secondOverBound: median(rows.map((x) => x.secondOverBound as number)),
     restartLatencyMs: latencies.map((x) => round(x)),
     rounds: rows
