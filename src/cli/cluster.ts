@@ -36,16 +36,28 @@ import { err, integer, onInvalid, repo, setExit } from "./shared.js"
  *
  * @since 0.3.0
  */
-export const cluster = Options.text("cluster").pipe(
-  Options.withPseudoName("URL"),
-  Options.optional,
-  Options.map(Option.orElse(() => Option.fromNullable(process.env.GROVE_CLUSTER).pipe(Option.filter((v) => v !== "")))),
-  Help.option({
-    text: "The PostgreSQL database of a grove cluster (postgres://USER:PASSWORD@HOST:5432/DATABASE), where its " +
-      "runners and messages live.",
-    default: "GROVE_CLUSTER",
-    example: "--cluster postgres://ci@db.internal/grove"
-  })
+const clusterOption = (text: string) =>
+  Options.text("cluster").pipe(
+    Options.withPseudoName("URL"),
+    Options.optional,
+    Options.map(Option.orElse(() => Option.fromNullable(process.env.GROVE_CLUSTER).pipe(Option.filter((v) => v !== "")))),
+    Help.option({ text, default: "GROVE_CLUSTER", example: "--cluster postgres://ci@db.internal/grove" })
+  )
+
+/** `grove runner`'s */
+const cluster = clusterOption(
+  "The PostgreSQL database of a grove cluster (postgres://USER:PASSWORD@HOST:5432/DATABASE), where its " +
+    "runners and messages live."
+)
+
+/**
+ * `grove run`'s
+ *
+ * @since 0.3.0
+ */
+export const runCluster = clusterOption(
+  "Send the attempts to the runners of the grove cluster in this PostgreSQL database (started with grove " +
+    "runner --cluster URL), as many at once as they have workers; it is also the store unless --db names another."
 )
 
 /** the cluster's database client; a wrong URL or a refused connection is a clear error */

@@ -43,7 +43,7 @@ import { stateOf, Store, testStream } from "../Store.js"
 import * as Live from "../view/Live.js"
 import * as Plain from "../view/Plain.js"
 import * as Runner from "../Runner.js"
-import { cluster, coordinator } from "./cluster.js"
+import { coordinator, runCluster } from "./cluster.js"
 import * as Help from "./help.js"
 import { db, err, inspectStore, integer, loadPlans, onInvalid, out, repo, resolveDb, setExit, storeExists, storeLayer, storeName, styleOf } from "./shared.js"
 
@@ -135,7 +135,7 @@ const runOptions = {
     })
   ),
   db,
-  cluster,
+  cluster: runCluster,
   resume: Options.text("resume").pipe(
     Options.withPseudoName("SESSION"),
     Options.optional,
