@@ -19,7 +19,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Scheduler } from "../src/index.js"
-import { args, durations, emit, numberArg, sh, spawn } from "./common.js"
+import { args, durations, emit, listSchedule, numberArg, sh, spawn } from "./common.js"
 import { generate } from "./repo.js"
 
 const a = args()
@@ -28,16 +28,6 @@ const workers = numberArg(a, "workers", 4)
 const scale = numberArg(a, "scale", 1)
 const rounds = numberArg(a, "rounds", 2)
 const bin = Path.resolve(import.meta.dirname, "../../bin/grove.js")
-
-/** greedy list scheduling: each test to the first free worker, in the given order */
-const simulate = (order: ReadonlyArray<number>, w: number): number => {
-  const free = Array.from({ length: w }, () => 0)
-  for (const x of order) {
-    const i = free.indexOf(Math.min(...free))
-    free[i] = free[i]! + x
-  }
-  return Math.max(...free)
-}
 
 const main = async () => {
   const base = Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b3-"))
@@ -95,8 +85,8 @@ const main = async () => {
     totalSleepS: list.reduce((x, y) => x + y, 0),
     longestS: list[list.length - 1],
     boundMs,
-    listOrderIdealMs: simulate(list, workers) * 1000,
-    longestFirstIdealMs: simulate([...list].reverse(), workers) * 1000,
+    listOrderIdealMs: listSchedule(list, workers) * 1000,
+    longestFirstIdealMs: listSchedule([...list].reverse(), workers) * 1000,
     durations: argv,
     rounds: rows
   })

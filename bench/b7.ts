@@ -21,7 +21,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Scheduler } from "../src/index.js"
-import { args, durations, emit, median, numberArg, round, sh, spawn } from "./common.js"
+import { args, durations, emit, listSchedule, median, numberArg, round, sh, spawn } from "./common.js"
 import { generate } from "./repo.js"
 
 const a = args()
@@ -77,16 +77,6 @@ const startRunner = async (db: string, clone: string, port?: number): Promise<Ru
   return { name, clone, child }
 }
 
-/** list scheduling of `order` on `w` workers: each test to the first free one; the makespan */
-const greedy = (order: ReadonlyArray<number>, w: number): number => {
-  const free = Array.from({ length: w }, () => 0)
-  for (const x of order) {
-    const i = free.indexOf(Math.min(...free))
-    free[i] = free[i]! + x
-  }
-  return Math.max(...free)
-}
-
 /**
  * The two placements the issue names, on the nominal durations (longest first, as a
  * second run submits them), over `trials` random hash placements: plain hashing (each
@@ -95,12 +85,12 @@ const greedy = (order: ReadonlyArray<number>, w: number): number => {
  */
 const placements = (list: ReadonlyArray<number>, trials: number) => {
   const order = [...list].sort((x, y) => y - x)
-  const claims = greedy(order, runnerCount * workers)
+  const claims = listSchedule(order, runnerCount * workers)
   const hashed: Array<number> = []
   for (let t = 0; t < trials; t++) {
     const per = Array.from({ length: runnerCount }, () => [] as Array<number>)
     for (const x of order) per[Math.floor(Math.random() * runnerCount)]!.push(x)
-    hashed.push(Math.max(...per.map((xs) => greedy(xs, workers))))
+    hashed.push(Math.max(...per.map((xs) => listSchedule(xs, workers))))
   }
   hashed.sort((x, y) => x - y)
   return { claims, hashedMedian: median(hashed), hashedP90: hashed[Math.floor(trials * 0.9)]! }

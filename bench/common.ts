@@ -143,3 +143,13 @@ export const durations = (n: number, s: number): Array<number> => {
   }
   return out
 }
+
+/** greedy list scheduling: each test to the first free of `w` workers, in the given order; the makespan */
+export const listSchedule = (order: ReadonlyArray<number>, w: number): number => {
+  const free = Array.from({ length: w }, () => 0)
+  for (const x of order) {
+    const i = free.indexOf(Math.min(...free))
+    free[i] = free[i]! + x
+  }
+  return Math.max(...free)
+}
