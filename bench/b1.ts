@@ -9,6 +9,8 @@
  *
  * Each run also reports its CPU time (`cpuMs`, `cpuUsPerTest`), steadier than tests/s on a
  * shared machine; `--samples FILE [--sample-ms N]` writes the memory use over time.
+ * With the SQLite store each run also reports `statementsPerTest`: the SQL statements
+ * SQLite ran (BEGIN and COMMIT included) ÷ tests.
  *
  * @since 0.1.0
  */
@@ -23,6 +25,7 @@ import * as V8 from "node:v8"
 import * as Vm from "node:vm"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { createRequire } from "node:module"
 // the modules a session and its reports need, not the index: it also loads the HTTP API
 // and the server, which `grove run` does not (index 31 MiB of live heap after a GC, these
 // 20 MiB, src/Cli.ts 24 MiB), and V8 lets old space grow to about four times what is live
@@ -124,6 +127,30 @@ const request = (prefix: string, i: number) =>
 const requests = (count: number, prefix: string): ReadonlyArray<Domain.TestRequest> =>
   Array.from({ length: count }, (_, i) => request(prefix, i))
 
+/**
+ * Every statement better-sqlite3 runs (prepared or not, `run` or `all`) counted: the
+ * store's cost in statements, whatever @effect/sql does above it.
+ */
+const statements = (() => {
+  let count = 0
+  if (store !== "sqlite") return () => 0
+  const Database = createRequire(import.meta.url)("better-sqlite3") as new(f: string) => {
+    prepare: (sql: string) => object
+    close: () => void
+  }
+  const db = new Database(":memory:")
+  const proto = Object.getPrototypeOf(db.prepare("SELECT 1")) as Record<string, (...args: Array<unknown>) => unknown>
+  db.close()
+  for (const method of ["run", "all", "get", "iterate"]) {
+    const original = proto[method]!
+    proto[method] = function(this: unknown, ...args: Array<unknown>) {
+      count++
+      return original.apply(this, args)
+    }
+  }
+  return () => count
+})()
+
 /** CPU time the process spent on the session (user + system, all threads): steadier than wall time on a shared machine */
 const cpuOf = (since: NodeJS.CpuUsage, count: number) => {
   const used = process.cpuUsage(since)
@@ -148,6 +175,8 @@ const session = (count: number, label: string) =>
     )
     const started = performance.now()
     const cpu = process.cpuUsage()
+    const statementsBefore = statements()
+    const perTest = () => store === "sqlite" ? { statementsPerTest: (statements() - statementsBefore) / count } : {}
     if (path === "cli") {
       const out = Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b1-reports-"))
       const passed = yield* Effect.scoped(Effect.gen(function*() {
@@ -177,7 +206,7 @@ const session = (count: number, label: string) =>
       Fs.rmSync(out, { recursive: true, force: true })
       const ms = performance.now() - started
       if (passed !== count) return yield* Effect.die(new Error(`expected ${count} passed, got ${passed}`))
-      return { ms, testsPerSecond: count / (ms / 1000), ...cpuOf(cpu, count) }
+      return { ms, testsPerSecond: count / (ms / 1000), ...cpuOf(cpu, count), ...perTest() }
     }
     const batch = requests(count, label)
     const report = yield* Effect.scoped(Effect.flatMap(Orchestrator.Orchestrator, (o) => o.runTests(batch)).pipe(
@@ -187,12 +216,12 @@ const session = (count: number, label: string) =>
     if (report.totals.passed !== count) {
       return yield* Effect.die(new Error(`expected ${count} passed, got ${JSON.stringify(report.totals)}`))
     }
-    return { ms, testsPerSecond: count / (ms / 1000), ...cpuOf(cpu, count) }
+    return { ms, testsPerSecond: count / (ms / 1000), ...cpuOf(cpu, count), ...perTest() }
   })
 
 const program = Effect.gen(function*() {
   for (let i = 0; i < warmup; i++) yield* session(Math.min(tests, 2000), `warm${i}`)
-  const runs: Array<{ ms: number; testsPerSecond: number; cpuMs: number; cpuUsPerTest: number }> = []
+  const runs: Array<{ ms: number; testsPerSecond: number; cpuMs: number; cpuUsPerTest: number; statementsPerTest?: number }> = []
   for (let i = 0; i < sessions; i++) runs.push(yield* session(tests, `s${i}`))
   // the heap after a forced collection: what stays live (no flag needed to get gc)
   V8.setFlagsFromString("--expose-gc")
