@@ -480,6 +480,55 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         assert.strictEqual((yield* Effect.flip(store.recordAll("20261124-0000-nope", [queued("q1"), queued("q2")]))).reason, "UnknownSession")
       })))
 
+    it.effect("a batch leaves the rows one event per write leaves, wherever the batches are cut", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const encodeTest = Schema.encodeSync(TestResult)
+        // what the projected rows say: the tests with their attempts, what is left, the live groups, the log
+        const snapshot = (sid: string) =>
+          Effect.gen(function*() {
+            const tests = (yield* store.tests(sid, { after: 0, limit: 100 })).map((t) => [t.seq, encodeTest(t.result)])
+            const pending = (yield* store.pending(sid)).map((p) => [p.request.id, p.attempts, p.sha, p.refName])
+            const groups = yield* store.liveGroups(sid)
+            const log = (yield* store.events(sid, { after: 0, limit: 100 })).map((l) => [l.seq, l.event._tag])
+            return { tests, pending, groups, log }
+          })
+        const events = (sid: string) => [...scenario(sid).inFlight, ...scenario(sid).rest]
+        const n = events("x").length
+        const reference = "20261124-0913-one1"
+        const expected: Array<unknown> = []
+        for (const [i, e] of events(reference).entries()) {
+          yield* store.record(reference, e, i === 0 ? { meta: scenario(reference).meta } : undefined)
+          expected.push(yield* snapshot(reference))
+        }
+        for (let cut = 2; cut < n; cut++) {
+          const sid = `20261124-0913-c${String(cut).padStart(3, "0")}`
+          const [start, ...rest] = events(sid)
+          yield* store.record(sid, start!, { meta: scenario(sid).meta })
+          // two batches: events 2..cut, then the rest
+          assert.strictEqual(yield* store.recordAll(sid, rest.slice(0, cut - 1)), cut)
+          assert.deepStrictEqual(yield* snapshot(sid), expected[cut - 1], `after event ${cut}`)
+          assert.strictEqual(yield* store.recordAll(sid, rest.slice(cut - 1)), n)
+          assert.deepStrictEqual(yield* snapshot(sid), expected[n - 1], `cut after event ${cut}: the end`)
+          assert.deepStrictEqual(encodeReport(Option.getOrThrow(yield* store.report(sid))), encodeReport(scenario(sid).report))
+        }
+      })))
+
+    it.effect("every kind of event about a session that is not stored is refused, alone or in a batch, and leaves nothing", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const nope = "20261124-0913-gone"
+        const [, ...events] = [...scenario(nope).inFlight, ...scenario(nope).rest]
+        for (const e of events) {
+          const error = yield* Effect.flip(store.record(nope, e, { seq: 1 }))
+          assert.strictEqual(error.reason, "UnknownSession", e._tag)
+          assert.include(error.message, nope)
+        }
+        assert.strictEqual((yield* Effect.flip(store.recordAll(nope, events, { firstSeq: 1 }))).reason, "UnknownSession")
+        assert.strictEqual((yield* Effect.flip(store.requireSession(nope))).reason, "UnknownSession")
+        assert.deepStrictEqual(yield* store.events(nope, { after: 0, limit: 100 }), [])
+        assert.deepStrictEqual(yield* store.tests(nope, { after: 0, limit: 100 }), [])
+      })))
     it.effect("history: median of the last 10 PASSED/FLAKY durations", () =>
       run(Effect.gen(function*() {
         const store = yield* Store
