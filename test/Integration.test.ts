@@ -12,7 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Config from "../src/Config.js"
-import { type Report, Step, TestRequest } from "../src/Domain.js"
+import { type Report, type SessionEvent, Step, TestRequest } from "../src/Domain.js"
 import * as Git from "../src/Git.js"
 import * as Harness from "../src/Harness.js"
 import * as Orchestrator from "../src/Orchestrator.js"
@@ -134,6 +134,47 @@ describe("engine with real git and processes", () => {
       assert.deepStrictEqual(status, { trap: "TIMED_OUT", background: "PASSED", held: "PASSED" })
       assert.isBelow(report.tests.find((t) => t.id === "held")!.durationMs, 10_000, "the background child holding stdout did not delay the end")
       assert.isBelow(elapsed, 20_000, "the SIGTERM-ignoring step was killed after timeout + grace (generous bound)")
+      assert.deepStrictEqual(processesOf(id), [], "no process of the session is left")
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.scopedLive("a stop (--max-fail) during an attempt: CANCELLED, recorded only once its TERM-ignoring tree is gone", () =>
+    Effect.gen(function*() {
+      const repo = yield* makeRepo
+      const store = yield* Store.makeMemory
+      /** the session's processes still there when the store got a CANCELLED attempt */
+      const left: Array<Array<number>> = []
+      const watch = (sessionId: string, events: ReadonlyArray<SessionEvent>) => {
+        for (const e of events) {
+          if (e._tag === "AttemptFinished" && e.attempt.status === "CANCELLED") left.push(processesOf(sessionId))
+        }
+      }
+      const watched: typeof store = {
+        ...store,
+        record: (sessionId, event, options) => Effect.zipRight(Effect.sync(() => watch(sessionId, [event])), store.record(sessionId, event, options)),
+        recordAll: (sessionId, events, options) =>
+          Effect.zipRight(Effect.sync(() => watch(sessionId, events)), store.recordAll(sessionId, events, options))
+      }
+      const { id, report } = yield* Effect.scoped(Effect.gen(function*() {
+        const orch = yield* Orchestrator.Orchestrator
+        const report = yield* orch.runTests([
+          req("long", "trap '' TERM; sleep 1000 & sleep 1000", { priority: 1 }),
+          req("bad", "sleep 0.5; exit 1")
+        ])
+        return { report, id: orch.session.id }
+      }).pipe(Effect.provide(
+        Orchestrator.layerSession({ repo: repo.root, baseRef: "main" }).pipe(
+          Layer.provide(Layer.mergeAll(
+            Config.layer({ workers: 2, retries: 0, maxFail: 1, killGrace: Duration.seconds(1) }),
+            Git.layer,
+            Harness.layerShell,
+            Layer.succeed(Store.Store, watched)
+          ))
+        )
+      )))
+      const status = Object.fromEntries(report.tests.map((t) => [t.id, t.status]))
+      assert.deepStrictEqual(status, { long: "CANCELLED", bad: "FAILED" })
+      assert.include(report.tests.find((t) => t.id === "long")!.attempts[0]!.message ?? "", "the session stopped")
+      assert.deepStrictEqual(left, [[]], "one CANCELLED attempt, recorded after its processes were gone")
       assert.deepStrictEqual(processesOf(id), [], "no process of the session is left")
     }).pipe(Effect.provide(NodeContext.layer)))
 
