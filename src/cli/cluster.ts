@@ -19,7 +19,6 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Net from "node:net"
-import * as Config from "../Config.js"
 import { Git } from "../Git.js"
 import { InvalidInput, Issue } from "../GroveError.js"
 import * as SqlUrl from "../internal/sqlUrl.js"
@@ -29,7 +28,7 @@ import type * as Runner from "../Runner.js"
 import type { GroveConfigTag } from "../Config.js"
 import type { Session } from "../Session.js"
 import * as Help from "./help.js"
-import { err, integer, onInvalid, repo, setExit } from "./shared.js"
+import { err, integer, loadConfig, onInvalid, repo, setExit } from "./shared.js"
 
 /**
  * `--cluster URL` (or `GROVE_CLUSTER`): the PostgreSQL database of a cluster.
@@ -208,16 +207,7 @@ export const runner = Command.make("runner", runnerOptions, (o) =>
     const repoInfo = yield* git.repoInfo(path.resolve(o.repo)).pipe(
       Effect.catchAll((e) => Effect.sync(() => void issues.push(new Issue({ where: "--repo", message: `${path.resolve(o.repo)}: ${e.message}` }))))
     )
-    const fileConfig = repoInfo === undefined ? {} : yield* Config.fromFile(repoInfo.root).pipe(
-      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), {})))
-    )
-    const envConfig = yield* Config.fromEnv(process.env).pipe(
-      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), {})))
-    )
-    const flags = Option.isSome(o.workers) ? { workers: o.workers.value } : {}
-    const config = yield* Config.validate({ ...Config.defaults, ...fileConfig, ...envConfig, ...flags }, (k) => `config ${k}`).pipe(
-      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), Config.defaults)))
-    )
+    const { config } = yield* loadConfig(repoInfo?.root, Option.isSome(o.workers) ? { workers: o.workers.value } : {}, issues)
     if (issues.length > 0 || repoInfo === undefined || listen === undefined || Option.isNone(o.cluster)) {
       return yield* Effect.fail(new InvalidInput({ issues: issues as [Issue, ...Array<Issue>] }))
     }

@@ -45,7 +45,7 @@ import * as Plain from "../view/Plain.js"
 import * as Runner from "../Runner.js"
 import { coordinator, runCluster } from "./cluster.js"
 import * as Help from "./help.js"
-import { db, err, inspectStore, integer, loadPlans, onInvalid, out, repo, resolveDb, setExit, storeExists, storeLayer, storeName, styleOf } from "./shared.js"
+import { db, err, inspectStore, integer, loadConfig, loadPlans, onInvalid, out, repo, resolveDb, setExit, storeExists, storeLayer, storeName, styleOf } from "./shared.js"
 
 const runOptions = {
   plans: Args.text({ name: "PLAN" }).pipe(
@@ -339,15 +339,7 @@ export const prepare = (
     )
 
     // config: flags > GROVE_* environment > grove.config.json > defaults
-    const fileConfig = repoInfo === undefined ? {} : yield* Config.fromFile(repoInfo.root).pipe(
-      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), {})))
-    )
-    const envConfig = yield* Config.fromEnv(process.env).pipe(
-      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), {})))
-    )
-    const config = yield* Config.validate({ ...Config.defaults, ...fileConfig, ...envConfig, ...flags }, (k) => `config ${k}`).pipe(
-      Effect.catchAll((e) => Effect.sync(() => (issues.push(...e.issues), Config.defaults)))
-    )
+    const { config, file: fileConfig, env: envConfig } = yield* loadConfig(repoInfo?.root, flags, issues)
     if (repoInfo !== undefined) {
       // refused here, not when the session starts: bad input creates nothing (not even the store)
       yield* Session.worktreeRoot(repoInfo, config.worktreeDir).pipe(

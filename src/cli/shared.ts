@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as Config from "../Config.js"
 import type * as Git from "../Git.js"
 import type { Issue, StoreError } from "../GroveError.js"
 import type * as Harness from "../Harness.js"
@@ -191,3 +192,31 @@ export const loadPlans = (
       )
     )
   )
+
+/**
+ * A command's Config: flags > `GROVE_*` environment > the repository's grove.config.json
+ * > defaults. Every bad value is added to `issues` (the defaults stand in for it); the
+ * file's and the environment's parts are returned too, for a stored snapshot.
+ *
+ * @since 0.3.0
+ */
+export const loadConfig = (
+  repoRoot: string | undefined,
+  flags: Partial<Config.GroveConfig>,
+  issues: Array<Issue>
+): Effect.Effect<
+  { readonly config: Config.GroveConfig; readonly file: Partial<Config.GroveConfig>; readonly env: Partial<Config.GroveConfig> },
+  never,
+  FileSystem.FileSystem | Path.Path
+> =>
+  Effect.gen(function*() {
+    const collect = <A>(fallback: A) => (e: { readonly issues: ReadonlyArray<Issue> }) =>
+      Effect.sync(() => (issues.push(...e.issues), fallback))
+    const file = repoRoot === undefined ? {} : yield* Config.fromFile(repoRoot).pipe(Effect.catchAll(collect({})))
+    const env = yield* Config.fromEnv(process.env).pipe(Effect.catchAll(collect({})))
+    const config = yield* Config.validate({ ...Config.defaults, ...file, ...env, ...flags }, (k) => `config ${k}`).pipe(
+      Effect.catchAll(collect(Config.defaults))
+    )
+    return { config, file, env }
+  })
+
