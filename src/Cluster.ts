@@ -180,6 +180,8 @@ export interface RunnerOptions {
 interface SessionHere {
   readonly session: SessionModule.SessionInfo
   readonly pool: WorktreePool.WorktreePool["Type"]
+  /** where its attempts' logs wait to be fetched */
+  readonly logDir: string
 }
 
 /** a worker reserved by a claim, until its Run takes it or the hold runs out */
@@ -217,11 +219,21 @@ const handlers = (options: RunnerOptions) =>
         Effect.gen(function*() {
           const [id, baseSha] = key.split(" ") as [string, string]
           const session = yield* SessionModule.make({ repo: repo.root, baseRef: baseSha, id })
+          // the attempts' logs wait for the coordinator in a folder of this runner's, not in the
+          // session's (a coordinator on this very clone writes there); when the session is done
+          // here (after its pool) the folder goes, with logs never fetched (a coordinator that died)
+          const logDir = Path.join(repo.commonDir, "grove", "runners", name.replace(/[^A-Za-z0-9._-]/g, "_"), id)
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => {
+              for (const entry of logs.keys()) if (entry.startsWith(`${id}/`)) logs.delete(entry)
+              Fs.rmSync(logDir, { recursive: true, force: true })
+            })
+          )
           const pool = yield* Effect.map(
             Layer.build(WorktreePool.layer).pipe(Effect.provideService(Session, session)),
             Context.get(WorktreePool.WorktreePool)
           )
-          return { session, pool } satisfies SessionHere
+          return { session, pool, logDir } satisfies SessionHere
         }).pipe(Effect.provide(context), Effect.provideService(GroveConfigTag, config)),
       idleTimeToLive: Duration.minutes(1)
     })
@@ -265,7 +277,7 @@ const handlers = (options: RunnerOptions) =>
         }
         const here = yield* RcMap.get(sessions, `${p.session} ${p.baseSha}`).pipe(Effect.either)
         if (Either.isLeft(here)) return result({ worktree: "", error: `runner ${name}: ${here.left.message}` })
-        const { pool, session } = here.right
+        const { logDir, pool, session } = here.right
         const borrowed = yield* pool.borrow(p.sha).pipe(Effect.either)
         if (Either.isLeft(borrowed)) return result({ worktree: "", error: `runner ${name}: ${borrowed.left.message}` })
         const wt = borrowed.right.path
@@ -277,7 +289,7 @@ const handlers = (options: RunnerOptions) =>
             return value === undefined ? [] : [[k, value] as const]
           })
         )
-        const logPath = Runner.logPath(session, request.id, p.n)
+        const logPath = Runner.logPath({ ...session, dataDir: logDir }, request.id, p.n)
         const outcome = yield* Harness.runWithin(harness, {
           testId: request.id,
           attempt: p.n,
