@@ -8,7 +8,6 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
@@ -16,6 +15,7 @@ import { Step } from "../src/Domain.js"
 import { HarnessError } from "../src/GroveError.js"
 import * as Harness from "../src/Harness.js"
 import * as ProcessTree from "../src/internal/processTree.js"
+import { ForkCounter } from "./support/forks.js"
 
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "grove-harness-" }))
   .pipe(Effect.provide(NodeFileSystem.layer), Effect.orDie)
@@ -469,16 +469,6 @@ describe("Harness.layerMemory", () => {
     }))
 })
 
-/** counts the fibers started under it */
-class ForkCounter extends Supervisor.AbstractSupervisor<number> {
-  forks = 0
-  get value() {
-    return Effect.sync(() => this.forks)
-  }
-  override onStart() {
-    this.forks++
-  }
-}
 
 describe("Harness.makeDeadlines (TestClock)", () => {
   it.effect("fires each deadline at its time with one sleeping fiber, re-armed only for an earlier one; a cancelled one never fires", () =>

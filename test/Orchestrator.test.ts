@@ -9,7 +9,6 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
-import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as Config from "../src/Config.js"
 import { Step, TestRequest } from "../src/Domain.js"
@@ -19,6 +18,7 @@ import * as OrchestratorModule from "../src/Orchestrator.js"
 import { Orchestrator } from "../src/Orchestrator.js"
 import * as Store from "../src/Store.js"
 import * as Testing from "../src/Testing.js"
+import { ForkCounter } from "./support/forks.js"
 
 const req = (id: string, fields: Partial<ConstructorParameters<typeof TestRequest>[0]> = {}) =>
   new TestRequest({
@@ -67,16 +67,6 @@ const gitDyingOnce: Layer.Layer<Git.Git> = Layer.effect(
   })
 )
 
-/** counts the fibers started under it */
-class ForkCounter extends Supervisor.AbstractSupervisor<number> {
-  forks = 0
-  get value() {
-    return Effect.sync(() => this.forks)
-  }
-  override onStart() {
-    this.forks++
-  }
-}
 
 describe("Orchestrator (in memory, TestClock)", () => {
   it.scoped("a timeout fires exactly at its duration", () =>

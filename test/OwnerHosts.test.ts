@@ -56,6 +56,21 @@ const kill = (pids: ReadonlyArray<number>) =>
     }
   })
 
+/** grove on host-a running the waiting plan, its attempt started; its processes are killed with the scope */
+const ownerOnHostA = (root: string, db: string) =>
+  Effect.gen(function*() {
+    const a = yield* Cli.spawn(["run", "plans/wait.md", "--db", db], { cwd: root, env: { GROVE_HOST: "host-a" } })
+    yield* Cli.waitFor("host-a's session line", Effect.sync(() => Cli.sessionId(a.stdout()) !== undefined), {
+      within: "60 seconds",
+      context: () => a.stderr()
+    })
+    const id = Cli.sessionId(a.stdout())!
+    const entry = `GROVE_SESSION=${id}`
+    yield* Effect.addFinalizer(() => Effect.flatMap(Cli.processesWithEnv(entry), (ps) => kill(ps.map((p) => p.pid))))
+    yield* Cli.waitFor("host-a's attempt to run", Effect.map(Cli.processesWithEnv(entry), (ps) => ps.some((p) => p.cmdline.includes("sleep 300"))))
+    return { a, id, entry }
+  })
+
 const scenarios = (name: string, store: (dir: string) => Effect.Effect<Shared, never, Scope.Scope>) =>
   describe(`two hosts on one store (${name})`, () => {
     const live = (title: string, body: Effect.Effect<void, unknown, Scope.Scope | NodeContext.NodeContext>) =>
@@ -68,15 +83,7 @@ const scenarios = (name: string, store: (dir: string) => Effect.Effect<Shared, n
       const onHost = (host: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
         Cli.run([...args, "--db", db], { cwd: repo.root, env: { GROVE_HOST: host, ...env } })
 
-      const a = yield* Cli.spawn(["run", "plans/wait.md", "--db", db], { cwd: repo.root, env: { GROVE_HOST: "host-a" } })
-      yield* Cli.waitFor("host-a's session line", Effect.sync(() => Cli.sessionId(a.stdout()) !== undefined), {
-        within: "60 seconds",
-        context: () => a.stderr()
-      })
-      const id = Cli.sessionId(a.stdout())!
-      const entry = `GROVE_SESSION=${id}`
-      yield* Effect.addFinalizer(() => Effect.flatMap(Cli.processesWithEnv(entry), (ps) => kill(ps.map((p) => p.pid))))
-      yield* Cli.waitFor("host-a's attempt to run", Effect.map(Cli.processesWithEnv(entry), (ps) => ps.some((p) => p.cmdline.includes("sleep 300"))))
+      const { a, id, entry } = yield* ownerOnHostA(repo.root, db)
       // (the test's PostgreSQL client reads BIGINT as text)
       const [row] = yield* sql<{ host: string; pid: number | string }>`SELECT host, pid FROM sessions WHERE id = ${id}`
       assert.deepStrictEqual([row?.host, Number(row?.pid)], ["host-a", a.pid])
@@ -148,15 +155,7 @@ const scenarios = (name: string, store: (dir: string) => Effect.Effect<Shared, n
       const repo = yield* makeEmptyRepo("grove-hosts-")
       const { db, sql } = yield* store(repo.dir)
       yield* Cli.writeFiles(repo.root, { "plans/wait.md": waitingPlan })
-      const a = yield* Cli.spawn(["run", "plans/wait.md", "--db", db], { cwd: repo.root, env: { GROVE_HOST: "host-a" } })
-      yield* Cli.waitFor("host-a's session line", Effect.sync(() => Cli.sessionId(a.stdout()) !== undefined), {
-        within: "60 seconds",
-        context: () => a.stderr()
-      })
-      const id = Cli.sessionId(a.stdout())!
-      const entry = `GROVE_SESSION=${id}`
-      yield* Effect.addFinalizer(() => Effect.flatMap(Cli.processesWithEnv(entry), (ps) => kill(ps.map((p) => p.pid))))
-      yield* Cli.waitFor("host-a's attempt to run", Effect.map(Cli.processesWithEnv(entry), (ps) => ps.some((p) => p.cmdline.includes("sleep 300"))))
+      const { a, id, entry } = yield* ownerOnHostA(repo.root, db)
       yield* a.kill("SIGKILL")
       yield* a.exit
       // its heartbeat fresh, far from stale: the dead pid alone makes it resumable here
