@@ -235,14 +235,14 @@ export const make: Effect.Effect<
    * in the store before anyone sees it, and concurrent workers share a transaction
    * instead of queueing for one each. A store that fails is warned about; the session
    * goes on. A defect of the write reaches the callers of that batch (their worker's
-   * supervisor handles it); the writer goes on with the next one.
+   * supervisor handles it); the writer goes on with the next one. A store with nothing
+   * to share (`groupCommit: false`, the in-memory one) is written the same way by each
+   * caller in turn, under a lock instead of through a queue and a writer fiber.
    */
   interface Batch {
     readonly events: ReadonlyArray<SessionEvent>
     readonly first: number
-    readonly done: Deferred.Deferred<void>
   }
-  const pending = yield* Queue.unbounded<Batch>()
   const writeBatches = (batches: ReadonlyArray<Batch>) =>
     Effect.gen(function*() {
       const events = batches.flatMap((b) => b.events)
@@ -264,24 +264,36 @@ export const make: Effect.Effect<
     })
   /** batches of one transaction, at most (each holds at most `queuedChunk` events) */
   const groupLimit = 64
-  // forked before the session's finalizer is added, so it is interrupted after it: the
-  // finalizer's SessionFinished still gets written
-  yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
-    const batches = Chunk.toReadonlyArray(yield* Queue.takeBetween(pending, 1, groupLimit))
-    const exit = yield* Effect.exit(writeBatches(batches))
-    yield* Effect.forEach(batches, (b) => Deferred.done(b.done, exit), { discard: true })
-  })))
-  const publishAll = (events: ReadonlyArray<SessionEvent>): Effect.Effect<void> =>
-    events.length === 0 ? Effect.void : Effect.flatMap(Deferred.make<void>(), (done) =>
-      Effect.zipRight(
-        // numbered and queued in one step: the log's order is the order of the calls
-        Effect.sync(() => {
-          const first = seq + 1
-          seq += events.length
-          pending.unsafeOffer({ events, first, done })
-        }),
-        Deferred.await(done)
-      ))
+  /** the log of a store with group commit: callers queue, one writer takes what waits */
+  const groupCommitted = Effect.gen(function*() {
+    const pending = yield* Queue.unbounded<Batch & { readonly done: Deferred.Deferred<void> }>()
+    // forked before the session's finalizer is added, so it is interrupted after it: the
+    // finalizer's SessionFinished still gets written
+    yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+      const batches = Chunk.toReadonlyArray(yield* Queue.takeBetween(pending, 1, groupLimit))
+      const exit = yield* Effect.exit(writeBatches(batches))
+      yield* Effect.forEach(batches, (b) => Deferred.done(b.done, exit), { discard: true })
+    })))
+    return (events: ReadonlyArray<SessionEvent>): Effect.Effect<void> =>
+      events.length === 0 ? Effect.void : Effect.flatMap(Deferred.make<void>(), (done) =>
+        Effect.zipRight(
+          // numbered and queued in one step
+          Effect.sync(() => pending.unsafeOffer({ ...numbered(events), done })),
+          Deferred.await(done)
+        ))
+  })
+  /** numbers a call's events: the log's order is the order of the calls */
+  const numbered = (events: ReadonlyArray<SessionEvent>): Batch => {
+    const first = seq + 1
+    seq += events.length
+    return { events, first }
+  }
+  const publishAll: (events: ReadonlyArray<SessionEvent>) => Effect.Effect<void> = store.groupCommit === false
+    ? yield* Effect.map(Effect.makeSemaphore(1), (lock) => (events: ReadonlyArray<SessionEvent>) =>
+      // each caller writes its own events, one at a time: a write that yields halfway
+      // must not let a later number be folded or published before it
+      events.length === 0 ? Effect.void : lock.withPermits(1)(Effect.suspend(() => writeBatches([numbered(events)]))))
+    : yield* groupCommitted
   const publish = (event: SessionEvent): Effect.Effect<void> => publishAll([event])
 
   const finish = (ran: TestResult): Effect.Effect<void> =>

@@ -145,6 +145,14 @@ export interface Beat {
  */
 export class Store extends Context.Tag("grove/Store")<Store, {
   /**
+   * whether writers that come together gain from sharing one write (default true): a
+   * store whose write is a transaction (SQLite's commit, a round trip to PostgreSQL)
+   * does, so the session's log hands each batch of concurrent events to one writer; the
+   * in-memory store's writes cost nothing to share (false), so its log is written by
+   * each caller in turn, with no hand-over between fibers
+   */
+  readonly groupCommit?: boolean
+  /**
    * write one event of a session; SessionStarted creates the session row (again for a
    * resumed session: status RUNNING, start and base kept), TestQueued for a test already
    * queued updates it unless it has ended; other events of an unknown session fail with
@@ -1118,6 +1126,7 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
       .sort((a, b) => a.row.seq - b.row.seq)
 
   const self: Context.Tag.Service<Store> = Store.of({
+    groupCommit: false,
     record,
     recordAll: (sessionId, events, options) =>
       Effect.suspend(() => {

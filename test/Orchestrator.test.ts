@@ -523,6 +523,42 @@ describe("Orchestrator (in memory, TestClock)", () => {
       assert.deepStrictEqual([...tags], ["TestQueued", "AttemptStarted", "AttemptSpawned", "AttemptFinished", "TestFinished"])
     }).pipe(Effect.provide(Testing.layer())))
 
+  // the in-memory store is written by each caller in turn (groupCommit: false); the same
+  // store claiming group commit goes through the queue and the writer fiber
+  for (const groupCommit of [false, true]) {
+    it.scoped(`the log is numbered in call order and the store holds what subscribers see (groupCommit: ${groupCommit})`, () =>
+      Effect.gen(function*() {
+        const orch = yield* Orchestrator
+        const store = yield* Store.Store
+        assert.strictEqual(store.groupCommit ?? true, groupCommit)
+        const sub = yield* orch.subscribe
+        const ids = Array.from({ length: 12 }, (_, i) => `t${i}`)
+        const run = yield* Effect.fork(orch.runTests(ids.map((id) => req(id))))
+        yield* TestClock.adjust(Duration.seconds(30))
+        const report = yield* Fiber.join(run)
+        assert.strictEqual(report.totals.passed + report.totals.flaky, 12)
+        const seen = Chunk.toReadonlyArray(yield* Queue.takeAll(sub))
+        // contiguous from the first event after the subscription (SessionStarted came before it)
+        const from = seen[0]!.seq
+        assert.deepStrictEqual(seen.map((e) => e.seq), seen.map((_, i) => from + i))
+        const stored = yield* store.events(report.session.id, { after: from - 1, limit: 10_000 })
+        assert.deepStrictEqual(stored.map((e) => [e.seq, e.event._tag]), seen.map((e) => [e.seq, e.event._tag]))
+        // each test's own events keep their order; t0, t5 and t10 fail once, then pass
+        const idOf = (e: (typeof seen)[number]["event"]) =>
+          e._tag === "TestFinished" ? e.result.id : e._tag === "TestQueued" ? e.test.id : "testId" in e ? e.testId : undefined
+        const once = ["AttemptStarted", "AttemptSpawned", "AttemptFinished"]
+        for (const id of ids) {
+          const own = seen.filter((e) => idOf(e.event) === id).map((e) => e.event._tag)
+          const retried = Number(id.slice(1)) % 5 === 0
+          assert.deepStrictEqual(own, ["TestQueued", ...once, ...(retried ? ["RetryScheduled", ...once] : []), "TestFinished"])
+        }
+      }).pipe(Effect.provide(Testing.layer({
+        config: { workers: 4 },
+        script: (spec) => Effect.succeed({ exitCode: Number(spec.testId.slice(1)) % 5 === 0 && spec.attempt === 1 ? 1 : 0, durationMs: 100 + Number(spec.testId.slice(1)) * 37 % 500 }),
+        store: Layer.effect(Store.Store, Effect.map(Store.makeMemory, (s) => ({ ...s, groupCommit })))
+      }))))
+  }
+
   it.scoped("closing the scope mid-run interrupts the session: CANCELLED, INTERRUPTED, worktrees gone", () =>
     Effect.gen(function*() {
       const store = yield* Store.makeMemory
