@@ -142,6 +142,8 @@ const decodeRequest = Schema.decodeUnknownEither(TestRequest)
 /** TestQueued events written to the store per transaction */
 const queuedChunk = 500
 
+const duplicateId = "duplicate id: ids are unique in a session"
+
 /**
  * @since 0.1.0
  * @category constructors
@@ -169,8 +171,10 @@ export const make: Effect.Effect<
   const hurry = yield* Deferred.make<void>()
   const interrupted = yield* Ref.make(false)
   const outstanding = yield* TRef.make(0)
-  /** ids of every test of the session, to refuse a second one (ids only: results are in the store) */
-  const submitted = new Set<string>()
+  /** tests of the session, counted (a second test with an id the session holds is refused by asking the store) */
+  let submitted = 0
+  /** submissions one at a time, from the check of their ids to their TestQueued in the store */
+  const submitting = yield* Effect.makeSemaphore(1)
   const failures = yield* Ref.make(0)
   const shas = new Map<string, string>()
   /** what the store said of each waiting or running test's history (expected duration, flakiness) */
@@ -190,7 +194,7 @@ export const make: Effect.Effect<
     yield* testStream(store, session.id).pipe(
       Stream.runForEach((test) =>
         Effect.sync(() => {
-          submitted.add(test.id)
+          submitted++
           if (!isTerminal(test.status) && test.attempts.length > 0) earlierAttempts.set(test.id, test.attempts)
         })
       ),
@@ -422,13 +426,20 @@ export const make: Effect.Effect<
           return
         }
         const r = decoded.right
-        if (submitted.has(r.id) || seen.has(r.id)) {
-          issues.push(new Issue({ where: `test ${r.id}`, message: "duplicate id: ids are unique in a session" }))
+        if (seen.has(r.id)) {
+          issues.push(new Issue({ where: `test ${r.id}`, message: duplicateId }))
           return
         }
         seen.add(r.id)
         requests.push(r)
       })
+      // ids of earlier submissions: the store holds them (a store that cannot say is warned about)
+      const known = yield* store.queued(session.id, requests.map((r) => r.id)).pipe(
+        Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), new Set<string>()))
+      )
+      if (known.size > 0) {
+        for (const r of requests) if (known.has(r.id)) issues.push(new Issue({ where: `test ${r.id}`, message: duplicateId }))
+      }
       const resolved: Array<{ readonly request: TestRequest; readonly sha: string; readonly refName: string }> = []
       for (const request of requests) {
         const refName = request.ref ?? session.baseRef
@@ -462,7 +473,7 @@ export const make: Effect.Effect<
           (config.timeoutPercent !== undefined && expectedMs !== undefined
             ? Duration.millis(Math.max(1, Math.ceil(expectedMs * config.timeoutPercent / 100)))
             : config.timeout)
-        submitted.add(request.id)
+        submitted++
         return {
           seq: jobSeq++,
           priority: request.priority,
@@ -479,9 +490,10 @@ export const make: Effect.Effect<
       })
     })
 
-  const queueJobs = (jobs: ReadonlyArray<TestQueue.Job>) =>
+  /** the jobs' TestQueued events, in queue order; returns them in that order */
+  const recordQueued = (jobs: ReadonlyArray<TestQueue.Job>) =>
     Effect.gen(function*() {
-      if (jobs.length === 0) return
+      if (jobs.length === 0) return jobs
       yield* start
       yield* STM.commit(TRef.update(outstanding, (n) => n + jobs.length))
       const sorted = [...jobs].sort(scheduler.order)
@@ -491,11 +503,17 @@ export const make: Effect.Effect<
           Event.TestQueued({ test: job.request, sha: job.sha, refName: job.refName, expectedMs: job.expectedMs })
         ))
       }
-      for (const job of sorted) yield* enqueue(job, queue.offer)
+      return sorted
     })
+  /** into the waiting room, waiting for room there (backpressure) */
+  const enqueueAll = (sorted: ReadonlyArray<TestQueue.Job>) => Effect.forEach(sorted, (job) => enqueue(job, queue.offer), { discard: true })
 
+  // one submission at a time until its tests are in the store, where the next one's check
+  // finds them; the wait for room in the queue is outside the lock
   const submitBatch = (tests: Iterable<TestInput>) =>
-    accept([...tests]).pipe(Effect.flatMap(toJobs), Effect.flatMap(queueJobs))
+    submitting.withPermits(1)(accept([...tests]).pipe(Effect.flatMap(toJobs), Effect.flatMap(recordQueued))).pipe(
+      Effect.flatMap(enqueueAll)
+    )
 
   yield* publish(Event.SessionStarted({
     sessionId: session.id,
@@ -532,9 +550,11 @@ export const make: Effect.Effect<
     submit: (test) => submitBatch([test]),
     submitBatch,
     submitPending: (tests) =>
-      toJobs(tests.map((t) => ({ request: t.request, sha: t.sha, refName: t.refName, priorAttempts: t.attempts }))).pipe(
-        Effect.flatMap(queueJobs)
-      ),
+      submitting.withPermits(1)(
+        toJobs(tests.map((t) => ({ request: t.request, sha: t.sha, refName: t.refName, priorAttempts: t.attempts }))).pipe(
+          Effect.flatMap(recordQueued)
+        )
+      ).pipe(Effect.flatMap(enqueueAll)),
     runTests: (tests) => Effect.zipRight(submitBatch(tests), awaitCompletion),
     awaitCompletion,
     awaitIdle: Effect.zipRight(completed, Ref.get(state)),
@@ -542,7 +562,7 @@ export const make: Effect.Effect<
       const now = yield* Ref.get(state)
       return {
         sessionId: session.id,
-        submitted: submitted.size,
+        submitted,
         waiting: HashMap.size(now.waiting),
         running: SessionState.slots(now).flatMap((r) =>
           r === undefined ? [] : [{ testId: r.testId, worker: r.worker, attempt: r.n, startedAt: r.startedAt }]

@@ -199,6 +199,11 @@ export class Store extends Context.Tag("grove/Store")<Store, {
   readonly lastFailedTests: (repoRoot: string) => Effect.Effect<Option.Option<LastFailed>, StoreError>
   /** deletes a session with its executions and attempts */
   readonly deleteSession: (sessionId: string) => Effect.Effect<void, StoreError>
+  /**
+   * which of `ids` the session already holds (queued, running or ended): a second test
+   * with one of those ids is refused, without the engine keeping every id it was given
+   */
+  readonly queued: (sessionId: string, ids: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, StoreError>
   /** the summary of one session; fails with `StoreError({ reason: "UnknownSession" })` when there is none */
   readonly requireSession: (sessionId: string) => Effect.Effect<SessionSummary, StoreError>
   /**
@@ -1211,6 +1216,11 @@ export const makeMemoryWith = (options: StoreOptions = {}): Effect.Effect<Contex
     requireSession: (sessionId) =>
       Effect.map(require(sessionId), ([session]) => summaryOf(session, statusesOf(sessionId))),
     sessionConfig: (sessionId) => Effect.map(require(sessionId), ([session]) => session.config),
+    queued: (sessionId, ids) =>
+      Effect.sync(() => {
+        const tests = executions.get(sessionId)
+        return new Set(tests === undefined ? [] : ids.filter((id) => tests.has(id)))
+      }),
     gc: (keep) =>
       Effect.sync(() => {
         const doomed = [...sessions.values()].sort(newestFirst).slice(Math.max(0, keep)).map((s) => s.id)

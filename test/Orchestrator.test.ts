@@ -486,6 +486,31 @@ describe("Orchestrator (in memory, TestClock)", () => {
       assert.include(workers.message, "workers")
     }).pipe(Effect.provide(Testing.layer())))
 
+  it.scoped("an id submitted before is refused while it waits, runs or has ended; of two submissions at once, one gets it", () =>
+    Effect.gen(function*() {
+      const orch = yield* Orchestrator
+      const refused = (tests: ReadonlyArray<TestRequest>) =>
+        Effect.map(Effect.flip(orch.submitBatch(tests)), (e) => e.message)
+      yield* orch.submitBatch([req("slow"), req("done")])
+      yield* TestClock.adjust(Duration.seconds(1))
+      // "slow" runs, "done" has ended, "new" is fresh: nothing of the batch is queued
+      const message = yield* refused([req("new"), req("slow"), req("done")])
+      assert.include(message, "test slow: duplicate id")
+      assert.include(message, "test done: duplicate id")
+      assert.notInclude(message, "test new")
+      const both = yield* Effect.all([Effect.either(orch.submit(req("twice"))), Effect.either(orch.submit(req("twice")))], {
+        concurrency: 2
+      })
+      assert.deepStrictEqual(both.map((e) => e._tag).sort(), ["Left", "Right"])
+      yield* TestClock.adjust(Duration.minutes(2))
+      const report = yield* orch.awaitCompletion
+      assert.deepStrictEqual(report.tests.map((t) => t.id).sort(), ["done", "slow", "twice"])
+      assert.strictEqual((yield* orch.status).submitted, 3)
+    }).pipe(Effect.provide(Testing.layer({
+      config: { workers: 2 },
+      script: Harness.scriptTable({ slow: [{ exitCode: 0, durationMs: 60_000 }] })
+    }))))
+
   it.scoped("a test at another ref runs at that ref's commit", () =>
     Effect.gen(function*() {
       const orch = yield* Orchestrator

@@ -587,6 +587,24 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         assert.deepStrictEqual(pending.map((p) => p.request.id), [id("q")])
       })))
 
+    it.effect("queued: the ids a session holds, queued or ended, and no other session's", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        yield* finishedSession("20260402-0000-done", T0, [["a", "PASSED", 10], ["b", "FAILED", 20]])
+        yield* recordAll("20260402-0001-live", [
+          Events.SessionStarted({ sessionId: "20260402-0001-live", baseRef: "main", baseSha: "c", workers: 1, startedAt: T0 + 10 }),
+          Events.TestQueued({ test: request("q"), sha: "c", refName: "main", expectedMs: undefined })
+        ])
+        const ask = (sessionId: string, ids: ReadonlyArray<string>) => Effect.map(store.queued(sessionId, ids), (s) => [...s].sort())
+        assert.deepStrictEqual(yield* ask("20260402-0000-done", ["a", "b", "q", "z"]), ["a", "b"])
+        assert.deepStrictEqual(yield* ask("20260402-0001-live", ["a", "q", "q"]), ["q"])
+        assert.deepStrictEqual(yield* ask("20260402-0001-live", []), [])
+        assert.deepStrictEqual(yield* ask("no-such-session", ["a"]), [])
+        // more ids than one query takes
+        const many = Array.from({ length: 1200 }, (_, i) => `m${i}`)
+        assert.deepStrictEqual(yield* ask("20260402-0001-live", [...many, "q"]), ["q"])
+      })))
+
     it.effect("lastFailed: what did not pass in the latest finished session of the repository", () =>
       run(Effect.gen(function*() {
         const store = yield* Store

@@ -811,6 +811,19 @@ export const makeWith = (
           (rows) => rows[0] === undefined ? Effect.fail(unknownSession(sessionId, where)) : Effect.succeed(rows[0].config)
         )
       ),
+    queued: (sessionId, ids) =>
+      read(
+        `read the tests of session ${sessionId}`,
+        Effect.gen(function*() {
+          const found = new Set<string>()
+          for (const chunk of chunksOf([...new Set(ids)], 500)) {
+            const rows = yield* sql<{ readonly test_id: string }>`SELECT test_id FROM executions
+              WHERE session_id = ${sessionId} AND ${sql.in("test_id", chunk)}`
+            for (const row of rows) found.add(row.test_id)
+          }
+          return found
+        })
+      ),
     report: (sessionId) => loadReport(self, sessionId),
     events: (sessionId, { after, limit }) =>
       read(
