@@ -44,7 +44,7 @@ const main = async () => {
     ], { cwd: repo })
     if (s.code !== 0) throw new Error(`grove ${label} exited ${s.code}: ${s.stderr}\n${s.stdout}`)
     const json = JSON.parse(Fs.readFileSync(report, "utf8")) as {
-      session: { durationMs: number }
+      session: { durationMs: number; startedAt: string }
       tests: Array<{ id: string; attempts: Array<{ worker: number; startedAt: string; durationMs: number }> }>
     }
     // the test that started first: the longest one on the second run
@@ -56,6 +56,8 @@ const main = async () => {
       wallMs: s.wallMs,
       sessionMs: json.session.durationMs,
       firstStarted: first?.id,
+      // how long after the session's start its first attempt began: the first worktree's cost
+      firstStartMs: first === undefined ? undefined : Date.parse(first.attempts[0]!.startedAt) - Date.parse(json.session.startedAt),
       measuredBoundMs: Scheduler.lowerBound(measured, workers)
     }
   }
@@ -72,6 +74,8 @@ const main = async () => {
       groveSecondWallMs: second.wallMs,
       groveSecondSessionMs: second.sessionMs,
       secondFirstStarted: second.firstStarted,
+      secondFirstStartMs: second.firstStartMs,
+      secondRatio: Math.round(second.sessionMs / boundMs * 1000) / 1000,
       secondMeasuredBoundMs: second.measuredBoundMs,
       parallelWallMs: par.wallMs
     }
