@@ -9,7 +9,8 @@
  * - Effect's primitives a test pays several times, run inside a session's Context
  *   (the Context and FiberRefs a worker really has): `provideService`, `Effect.scoped`,
  *   a fork joined, a Deferred;
- * - a worktree borrowed from the session's `WorktreePool` and given back (in-memory Git);
+ * - a worktree borrowed from the session's `WorktreePool` and given back, and a worker's
+ *   leased worktree readied again for its next test (in-memory Git);
  * - an attempt through `Harness.runWithin` on an instant Harness (the deadline included);
  * - the events one test produced in a real session (recorded from it, not made up),
  *   written to the in-memory store and to SQLite (grouped as the session log groups
@@ -115,6 +116,9 @@ const program = Effect.gen(function*() {
     const pool = yield* WorktreePool.WorktreePool
     const harness = yield* Harness.Harness
     out.borrow = yield* perCall(Effect.scoped(pool.borrow("c0ffee1")))
+    // what a worker does per test: its leased worktree readied again
+    const lease = yield* pool.lease
+    out.leasePrepare = yield* perCall(lease.prepare("c0ffee1"))
     const spec: Harness.AttemptSpec = {
       testId: "t",
       attempt: 1,

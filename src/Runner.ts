@@ -22,7 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Crypto from "node:crypto"
@@ -42,7 +42,7 @@ import { slug } from "./Plan.js"
 import { Session, type SessionInfo } from "./Session.js"
 import { secretValues } from "./Store.js"
 import { type Job, TestQueue } from "./TestQueue.js"
-import { WorktreePool } from "./WorktreePool.js"
+import { type Lease, WorktreePool } from "./WorktreePool.js"
 
 /**
  * What a worker reports to, and takes its orders from: the session's side of the
@@ -269,35 +269,46 @@ export const attemptEnv = (
 })
 
 /**
- * Borrows a worktree for `sha`; a worktree that cannot be prepared is replaced by the
- * pool, so a failure other than Setup is tried again, up to `retries` more times.
- * (`Effect.retry` did the same but built a schedule driver for every borrow.)
+ * Readies the worker's worktree for `sha`; one that cannot be prepared is replaced by
+ * the pool, so a failure other than Setup is tried again, up to `retries` more times.
+ * (`Effect.retry` did the same but built a schedule driver for every attempt.)
  */
-const borrow = (pool: WorktreePool["Type"], sha: string, retries: number): ReturnType<WorktreePool["Type"]["borrow"]> =>
-  pool.borrow(sha).pipe(
-    Effect.catchIf((e) => retries > 0 && e.reason !== "Setup", () => borrow(pool, sha, retries - 1))
+const prepareLeased = (lease: Lease, sha: string, retries: number): ReturnType<Lease["prepare"]> =>
+  lease.prepare(sha).pipe(
+    Effect.catchIf((e) => retries > 0 && e.reason !== "Setup", () => prepareLeased(lease, sha, retries - 1))
   )
 
 /**
- * The Executor of a session on this machine: a worktree from the session's pool, the
- * attempt through the Harness under the test's timeout (`Harness.runWithin`).
+ * The Executor of a session on this machine: each worker slot holds a worktree of the
+ * session's pool from test to test (`WorktreePool.Lease`), readied for each attempt,
+ * and the attempt runs through the Harness under the test's timeout
+ * (`Harness.runWithin`). The leases go back to the pool when the layer's scope closes.
  *
  * @since 0.3.0
  * @category layers
  */
 export const layerLocal: Layer.Layer<Executor, never, Session | GroveConfigTag | WorktreePool | Harness.Harness> =
-  Layer.effect(
+  Layer.scoped(
     Executor,
     Effect.gen(function*() {
       const session = yield* Session
       const config = yield* GroveConfigTag
       const pool = yield* WorktreePool
       const harness = yield* Harness.Harness
+      const scope = yield* Effect.scope
+      const leases = new Map<number, Lease>()
+      const leaseOf = (slot: number) =>
+        Effect.suspend(() => {
+          const known = leases.get(slot)
+          return known !== undefined
+            ? Effect.succeed(known)
+            : Effect.tap(Scope.extend(pool.lease, scope), (lease) => Effect.sync(() => leases.set(slot, lease)))
+        })
       return Executor.of({
-        prepare: (job) =>
-          Effect.map(borrow(pool, job.sha, 2), (wt): Prepared => ({
+        prepare: (job, slot) =>
+          Effect.flatMap(leaseOf(slot), (lease) => Effect.map(prepareLeased(lease, job.sha, 2), (wt): Prepared => ({
             worktree: wt.path,
-            keep: pool.keep(wt),
+            keep: lease.keep,
             run: (input) => {
               const request = input.job.request
               return Harness.runWithin(harness, {
@@ -317,7 +328,7 @@ export const layerLocal: Layer.Layer<Executor, never, Session | GroveConfigTag |
                 onSpawn: input.onSpawn
               }, input.job.timeout)
             }
-          }))
+          })))
       })
     })
   )

@@ -1,6 +1,7 @@
 /**
  * A scoped pool of locked worktrees, at most one per worker, made as borrowers need
  * them, reused across tests and cleaned between them (SPEC §4), on Effect's `Pool`.
+ * A session's workers each lease one (`lease`) and keep it from test to test.
  *
  * @since 0.1.0
  */
@@ -34,7 +35,31 @@ export class WorktreePool extends Context.Tag("grove/WorktreePool")<WorktreePool
   readonly invalidate: (worktree: Worktree) => Effect.Effect<void>
   /** while borrowed: leave it on disk when the session ends (--keep-failed); the pool replaces it */
   readonly keep: (worktree: Worktree) => Effect.Effect<void>
+  /**
+   * a worktree held by one worker from test to test (`Lease`); what it holds goes back
+   * to the pool when the scope closes
+   */
+  readonly lease: Effect.Effect<Lease, never, Scope.Scope>
 }>() {}
+
+/**
+ * One worker's worktree, kept between its tests instead of going back to the pool
+ * after each one: `prepare` readies it for the next test exactly as `borrow` does (the
+ * state check, the clean, setup when needed). A worktree that cannot be prepared is
+ * discarded and given back before `prepare` fails — the pool replaces it, and the next
+ * `prepare` borrows another — so a worker that tries again never holds the worktree its
+ * replacement needs. With one worktree per worker at most, holding it changes nothing
+ * a test can see; it saves the pool's hand-over per test.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Lease {
+  /** the held worktree (or a newly borrowed one) at `sha`, clean and set up */
+  readonly prepare: (sha: string) => Effect.Effect<Worktree, WorktreeError>
+  /** --keep-failed: leave the held worktree on disk when the session ends; the next `prepare` borrows another */
+  readonly keep: Effect.Effect<void>
+}
 
 /** `rmdir`: removes a folder only when it is empty; anything else is left alone */
 const removeIfEmpty = (dir: string): Effect.Effect<void> =>
@@ -303,7 +328,51 @@ const build = Effect.gen(function*() {
         ? Effect.void
         : Effect.zipRight(Ref.update(item.state, (s) => ({ ...s, kept: true })), pool.invalidate(item)))
 
-  const service: WorktreePool["Type"] = { borrow, invalidate, keep }
+  const lease: Effect.Effect<Lease, never, Scope.Scope> = Effect.gen(function*() {
+    const outer = yield* Effect.scope
+    let held: { readonly scope: Scope.CloseableScope; readonly item: Item } | undefined
+    /** gives back what the lease holds */
+    const drop = (exit: Exit.Exit<unknown, unknown>) =>
+      Effect.suspend(() => {
+        const h = held
+        held = undefined
+        return h === undefined ? Effect.void : Scope.close(h.scope, exit)
+      })
+    yield* Scope.addFinalizer(outer, drop(Exit.void))
+    return {
+      prepare: (sha) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            if (held === undefined) {
+              const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+              const got = yield* restore(Scope.extend(pool.get, scope)).pipe(
+                Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+              )
+              held = { scope, item: got }
+            }
+            const item = held.item
+            // as in borrow: a failure discards it, and it is given back before the failure
+            // reaches the worker; an interruption does not
+            yield* restore(prepare(item, sha)).pipe(
+              Effect.onError((cause) =>
+                Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(discard(item), drop(Exit.failCause(cause)))
+              )
+            )
+            return item.worktree
+          })
+        ),
+      keep: Effect.suspend(() => {
+        const h = held
+        if (h === undefined) return Effect.void
+        return Effect.zipRight(
+          Ref.update(h.item.state, (st) => ({ ...st, kept: true })),
+          Effect.zipRight(pool.invalidate(h.item), drop(Exit.void))
+        )
+      })
+    }
+  })
+
+  const service: WorktreePool["Type"] = { borrow, invalidate, keep, lease }
   return { service, first: Effect.scoped(Effect.asVoid(pool.get)) }
 })
 

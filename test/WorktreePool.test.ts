@@ -507,6 +507,44 @@ describe("WorktreePool (memory git)", () => {
         assert.deepStrictEqual((yield* control.worktrees).map((x) => x.path), [w("w1-1")])
       })).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
 
+  it.effect("a lease keeps its worktree from test to test, cleaned when dirty; one that cannot be prepared is given back and replaced (no deadlock on one worker)", () =>
+    run({ workers: 1 }, recordingHarness().service, (pool, control) =>
+      Effect.gen(function*() {
+        const lease = yield* pool.lease
+        assert.strictEqual((yield* lease.prepare("sha2")).path, w("w1"))
+        assert.strictEqual((yield* lease.prepare("sha2")).path, w("w1"))
+        assert.strictEqual((yield* control.calls).checkoutClean, 0)
+        yield* control.dirty(w("w1"))
+        assert.strictEqual((yield* lease.prepare("sha2")).path, w("w1"))
+        assert.strictEqual((yield* control.calls).checkoutClean, 1, "the test that dirtied it is cleaned up before the next")
+        assert.strictEqual((yield* lease.prepare("sha1")).path, w("w1"))
+        assert.strictEqual((yield* control.calls).checkoutClean, 2)
+        // the lease holds the pool's only worktree: a prepare that fails must give it back
+        yield* control.failNext("state", w("w1"))
+        const failed = yield* Effect.flip(lease.prepare("sha2"))
+        assert.strictEqual(failed.reason, "Prepare")
+        const fiber = yield* Effect.fork(lease.prepare("sha2").pipe(Effect.timeoutFail({ duration: "1 hour", onTimeout: () => "deadlock" as const })))
+        yield* TestClock.adjust("1 hour")
+        assert.deepStrictEqual(yield* Fiber.await(fiber), Exit.succeed({ path: w("w1-1"), slot: 1, generation: 1 }))
+        assert.deepStrictEqual((yield* control.worktrees).map((x) => x.path), [w("w1-1")])
+      }).pipe(Effect.scoped)).pipe(Effect.map(({ remaining }) => assert.deepStrictEqual(remaining, []))))
+
+  it.effect("a lease gives its worktree back when its scope closes; keep leaves it on disk and the next prepare borrows another", () =>
+    run({ workers: 1 }, recordingHarness().service, (pool, control) =>
+      Effect.gen(function*() {
+        yield* Effect.scoped(Effect.flatMap(pool.lease, (lease) => lease.prepare("sha2")))
+        // given back: a borrow on this one-worker pool gets the same worktree, none made
+        assert.strictEqual((yield* Effect.scoped(pool.borrow("sha2"))).path, w("w1"))
+        assert.strictEqual((yield* control.calls).worktreeAdd, 1)
+        const lease = yield* pool.lease
+        assert.strictEqual((yield* lease.prepare("sha2")).path, w("w1"))
+        yield* lease.keep
+        assert.strictEqual((yield* lease.prepare("sha2")).path, w("w1-1"))
+      }).pipe(Effect.scoped)).pipe(Effect.map(({ remaining }) =>
+        // kept: still there (locked as kept) when the pool is gone; the other was removed
+        assert.deepStrictEqual(remaining.map((x) => [x.path, x.locked]), [[w("w1"), `grove ${sessionId} kept`]])
+      )))
+
   it.effect("make creates no worktree before the first borrow, then only as many as borrowers hold at once", () =>
     run({ workers: 3 }, recordingHarness().service, (pool, control) =>
       Effect.gen(function*() {
