@@ -33,12 +33,12 @@ import { createRequire } from "node:module"
 import * as Config from "../src/Config.js"
 import * as Domain from "../src/Domain.js"
 import * as Git from "../src/Git.js"
-import * as Harness from "../src/Harness.js"
 import * as Orchestrator from "../src/Orchestrator.js"
 import * as Report from "../src/Report.js"
 import * as SqlStore from "../src/SqlStore.js"
 import * as Store from "../src/Store.js"
 import { args, emit, numberArg, peakRssMiB } from "./common.js"
+import { instantHarness, memoryRepo, trueTest } from "./engine.js"
 
 const a = args()
 const tests = numberArg(a, "tests", 10_000)
@@ -90,39 +90,9 @@ const sample: () => void = (() => {
   return take
 })()
 
-/**
- * The instant harness: every attempt passes at once with no output. It reports a
- * spawn (as the real harness does, so the store writes AttemptSpawned) with a pgid
- * above any Linux pid, like the scripted fake; unlike the fake it records nothing.
- */
-const instant: Layer.Layer<Harness.Harness> = Layer.sync(Harness.Harness, () => {
-  let n = 0
-  return Harness.Harness.of({
-    spawn: (spec) => {
-      sample()
-      const outcome: Harness.AttemptOutcome = { _tag: "Exited", exitCode: 0, signal: null, failedStep: undefined, tail: "", bytes: 0 }
-      const spawned: Harness.Spawned = { exited: Effect.succeed(outcome), stop: Effect.succeed(outcome) }
-      return spec.onSpawn === undefined
-        ? Effect.succeed(spawned)
-        : Effect.as(spec.onSpawn({ pgid: Harness.memoryPgidBase + n++, startTime: "bench" }), spawned)
-    }
-  })
-})
-
-const repo: Git.MemoryRepo = { root: "/repo", refs: { main: "c0ffee1" }, files: { c0ffee1: { "README.md": "bench" } } }
-
-const request = (prefix: string, i: number) =>
-  new Domain.TestRequest({
-    id: Domain.TestId.make(`${prefix}-${i}`),
-    name: `test ${i}`,
-    source: "bench",
-    steps: [new Domain.Step({ shell: "sh", script: "true" })],
-    priority: 0,
-    tags: [],
-    env: {},
-    secretEnv: [],
-    resources: []
-  })
+const instant = instantHarness(sample)
+const repo = memoryRepo
+const request = (prefix: string, i: number) => trueTest(`${prefix}-${i}`, `test ${i}`)
 
 const requests = (count: number, prefix: string): ReadonlyArray<Domain.TestRequest> =>
   Array.from({ length: count }, (_, i) => request(prefix, i))

@@ -41,6 +41,7 @@ import * as Path from "node:path"
 import { Config, Domain, Git, Harness, Orchestrator, SqlStore } from "../src/index.js"
 import * as ProcessTree from "../src/internal/processTree.js"
 import { args, emit, median, numberArg, round, sh, spawn } from "./common.js"
+import { instantHarness, memoryRepo, trueTest } from "./engine.js"
 import { generate } from "./repo.js"
 
 const a = args()
@@ -150,38 +151,12 @@ const timed = async (n: number, f: () => Promise<unknown>): Promise<number> => {
   return median(xs)
 }
 
-/**
- * The instant harness: every attempt passes at once with no output (as in B1), after
- * reporting a spawn so the store writes AttemptSpawned.
- */
-const instant: Layer.Layer<Harness.Harness> = Layer.sync(Harness.Harness, () => {
-  let n = 0
-  return Harness.Harness.of({
-    spawn: (spec) => {
-      const outcome: Harness.AttemptOutcome = { _tag: "Exited", exitCode: 0, signal: null, failedStep: undefined, tail: "", bytes: 0 }
-      const spawned: Harness.Spawned = { exited: Effect.succeed(outcome), stop: Effect.succeed(outcome) }
-      return spec.onSpawn === undefined
-        ? Effect.succeed(spawned)
-        : Effect.as(spec.onSpawn({ pgid: Harness.memoryPgidBase + n++, startTime: "bench" }), spawned)
-    }
-  })
-})
+const instant = instantHarness()
 
 /** ms per test per worker of the engine alone: in-memory git, instant harness, SQLite store */
 const engineRun = (label: string): Promise<number> => {
-  const memRepo: Git.MemoryRepo = { root: "/repo", refs: { main: "c0ffee1" }, files: { c0ffee1: { "README.md": "bench" } } }
-  const requests = Array.from({ length: tests }, (_, i) =>
-    new Domain.TestRequest({
-      id: Domain.TestId.make(`t${i}`),
-      name: `t${i}`,
-      source: "--each",
-      steps: [new Domain.Step({ shell: "bash", script: "true" })],
-      priority: 0,
-      tags: [],
-      env: {},
-      secretEnv: [],
-      resources: []
-    }))
+  const memRepo = memoryRepo
+  const requests = Array.from({ length: tests }, (_, i) => trueTest(`t${i}`, `t${i}`, { source: "--each", shell: "bash" }))
   const session = Orchestrator.layerSession({ repo: memRepo.root, baseRef: "main" }).pipe(
     Layer.provide(Layer.mergeAll(
       Config.layer({ workers, retries: 0 }),

@@ -41,38 +41,15 @@ import * as SqlStore from "../src/SqlStore.js"
 import * as Store from "../src/Store.js"
 import * as WorktreePool from "../src/WorktreePool.js"
 import { args, emit, median, numberArg, round } from "./common.js"
+import { instantHarness, memoryRepo, trueTest } from "./engine.js"
 
 const a = args()
 const calls = numberArg(a, "calls", 20_000)
 const tests = numberArg(a, "tests", 5_000)
 
-/** every attempt passes at once with no output; the spawn is reported as the real one's is */
-const instant: Layer.Layer<Harness.Harness> = Layer.sync(Harness.Harness, () => {
-  let n = 0
-  const outcome: Harness.AttemptOutcome = { _tag: "Exited", exitCode: 0, signal: null, failedStep: undefined, tail: "", bytes: 0 }
-  const spawned: Harness.Spawned = { exited: Effect.succeed(outcome), stop: Effect.succeed(outcome) }
-  return Harness.Harness.of({
-    spawn: (spec) =>
-      spec.onSpawn === undefined
-        ? Effect.succeed(spawned)
-        : Effect.as(spec.onSpawn({ pgid: Harness.memoryPgidBase + n++, startTime: "bench" }), spawned)
-  })
-})
-
-const repo: Git.MemoryRepo = { root: "/repo", refs: { main: "c0ffee1" }, files: { c0ffee1: { "README.md": "bench" } } }
-
-const request = (prefix: string, i: number) =>
-  new Domain.TestRequest({
-    id: Domain.TestId.make(`${prefix}-${i}`),
-    name: `test ${i}`,
-    source: "bench",
-    steps: [new Domain.Step({ shell: "sh", script: "true" })],
-    priority: 0,
-    tags: [],
-    env: {},
-    secretEnv: [],
-    resources: []
-  })
+const instant = instantHarness()
+const repo = memoryRepo
+const request = (prefix: string, i: number) => trueTest(`${prefix}-${i}`, `test ${i}`)
 
 const base = Layer.mergeAll(Config.layer({ workers: 4, retries: 0 }), Git.layerMemory({ repos: [repo] }), instant)
 
