@@ -455,6 +455,8 @@ export const make: Effect.Effect<
         resolved.push({ request, sha, refName })
       }
       if (issues.length > 0) return yield* Effect.fail(new InvalidInput({ issues: issues as [Issue, ...Array<Issue>] }))
+      // a resumed session's own tests are counted from the store (above), not again when they re-enter
+      submitted += resolved.length
       return resolved
     })
 
@@ -473,7 +475,6 @@ export const make: Effect.Effect<
           (config.timeoutPercent !== undefined && expectedMs !== undefined
             ? Duration.millis(Math.max(1, Math.ceil(expectedMs * config.timeoutPercent / 100)))
             : config.timeout)
-        submitted++
         return {
           seq: jobSeq++,
           priority: request.priority,

@@ -388,6 +388,8 @@ describe("resuming a session in the Orchestrator", () => {
         const fiber = yield* Effect.fork(Effect.zipRight(orch.submitPending(pending), orch.awaitCompletion))
         yield* TestClock.adjust("1 minute")
         const report = yield* Fiber.join(fiber)
+        // the session's four tests, each counted once (the resumed ones are not counted again)
+        assert.strictEqual((yield* orch.status).submitted, 4)
         return { report, runs: yield* Effect.flatMap(Harness.HarnessMemory, (h) => h.runs) }
       }).pipe(Effect.scoped, Effect.provide(live))
 
