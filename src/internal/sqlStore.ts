@@ -458,9 +458,9 @@ export const makeWith = (
   /**
    * A statement of a write, run on its transaction's connection: compiled, then executed
    * without what @effect/sql's Statement adds to each execution (a span, the connection
-   * looked up, a scope) — 18–20 µs a statement where SQLite's own work is 2 (B8), and a
-   * write is ≈ 23 statements per test. The stores configure no row transforms, so none is
-   * lost. Outside a transaction it runs as the Statement does.
+   * looked up, a scope) — several times what SQLite itself spends on one of these
+   * statements, and a test writes about 23. The stores configure no row transforms, so
+   * none is lost. Outside a transaction it runs as the Statement does.
    */
   const run = <A extends object>(statement: Statement.Statement<A>): Effect.Effect<ReadonlyArray<A>, SqlError> =>
     Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (tx) => {
