@@ -231,7 +231,7 @@ export interface Prepared {
  * @category tags
  */
 export class Executor extends Context.Tag("grove/Executor")<Executor, {
-  readonly prepare: (job: Job, slot: number) => Effect.Effect<Prepared, { readonly message: string }, Scope.Scope>
+  readonly prepare: (job: Job, slot: number) => Effect.Effect<Prepared, { readonly message: string }>
 }>() {}
 
 /**
@@ -425,7 +425,7 @@ const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
           ...(fields.message === undefined ? {} : { message: fields.message })
         }, trusted))
 
-    return yield* Effect.scoped(Effect.gen(function*() {
+    return yield* Effect.gen(function*() {
       const prepared = yield* deps.executor.prepare(job, slot).pipe(Effect.either)
       if (Either.isLeft(prepared)) {
         return { attempt: yield* attempt("ERROR", { message: prepared.left.message }), keep: undefined }
@@ -493,9 +493,9 @@ const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
         })
       }
     }).pipe(
-      // keep-failed needs the decision while the worktree is still borrowed: settle inside the scope
+      // keep-failed decides while the worker still holds the worktree
       Effect.flatMap(({ attempt: a, keep }) => settle(deps, held, job, a, keep))
-    ))
+    )
   })
 
 /**
