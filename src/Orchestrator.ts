@@ -437,9 +437,7 @@ export const make: Effect.Effect<
       const known = yield* store.queued(session.id, requests.map((r) => r.id)).pipe(
         Effect.catchAll((e) => Effect.as(Effect.logWarning(`grove store: ${e.message}`), new Set<string>()))
       )
-      if (known.size > 0) {
-        for (const r of requests) if (known.has(r.id)) issues.push(new Issue({ where: `test ${r.id}`, message: duplicateId }))
-      }
+      for (const r of requests) if (known.has(r.id)) issues.push(new Issue({ where: `test ${r.id}`, message: duplicateId }))
       const resolved: Array<{ readonly request: TestRequest; readonly sha: string; readonly refName: string }> = []
       for (const request of requests) {
         const refName = request.ref ?? session.baseRef

@@ -31,10 +31,6 @@ import { Session } from "./Session.js"
 export class WorktreePool extends Context.Tag("grove/WorktreePool")<WorktreePool, {
   /** a worktree at `sha`, clean (keep paths aside) and set up; it goes back when the scope closes */
   readonly borrow: (sha: string) => Effect.Effect<Worktree, WorktreeError, Scope.Scope>
-  /** while borrowed: discard it when it comes back (removed, then replaced) */
-  readonly invalidate: (worktree: Worktree) => Effect.Effect<void>
-  /** while borrowed: leave it on disk when the session ends (--keep-failed); the pool replaces it */
-  readonly keep: (worktree: Worktree) => Effect.Effect<void>
   /**
    * a worktree held by one worker from test to test (`Lease`); what it holds goes back
    * to the pool when the scope closes
@@ -145,8 +141,6 @@ const build = Effect.gen(function*() {
   // in the reverse order of the lines below
   const scope = yield* Effect.flatMap(Effect.scope, (outer) => Scope.fork(outer, ExecutionStrategy.sequential))
   const lockReason = `grove ${session.id} ${process.pid}`
-  /** every worktree that exists, by path (for `invalidate` and `keep`, which get the Worktree) */
-  const items = new Map<string, Item>()
   const slots = yield* Ref.make<Slots>({
     free: Array.from({ length: config.workers }, (_, i) => i + 1),
     generations: new Map()
@@ -180,10 +174,7 @@ const build = Effect.gen(function*() {
           Effect.catchAll((e) => Effect.logWarning(`grove: could not mark worktree ${path} as kept: ${e.message}`))
         )
     }).pipe(
-      Effect.ensuring(Effect.suspend(() => {
-        items.delete(item.worktree.path)
-        return freeSlot(item.worktree.slot)
-      }))
+      Effect.ensuring(Effect.suspend(() => freeSlot(item.worktree.slot)))
     )
 
   /** the Pool's release: at once during the session, collected at its end (the Pool releases one by one) */
@@ -214,9 +205,7 @@ const build = Effect.gen(function*() {
         Effect.tapError(() => freeSlot(worktree.slot))
       )
       const state = yield* Ref.make<ItemState>({ setupSha: undefined, setupRuns: 0, discarded: false, kept: false })
-      const item: Item = { worktree, state }
-      items.set(worktree.path, item)
-      return item
+      return { worktree, state } satisfies Item
     }),
     release
   )
@@ -317,17 +306,6 @@ const build = Effect.gen(function*() {
       })
     )
 
-  const find = (worktree: Worktree) => Effect.sync(() => items.get(worktree.path))
-
-  const invalidate = (worktree: Worktree): Effect.Effect<void> =>
-    Effect.flatMap(find(worktree), (item) => item === undefined ? Effect.void : discard(item))
-
-  const keep = (worktree: Worktree): Effect.Effect<void> =>
-    Effect.flatMap(find(worktree), (item) =>
-      item === undefined
-        ? Effect.void
-        : Effect.zipRight(Ref.update(item.state, (s) => ({ ...s, kept: true })), pool.invalidate(item)))
-
   const lease: Effect.Effect<Lease, never, Scope.Scope> = Effect.gen(function*() {
     const outer = yield* Effect.scope
     let held: { readonly scope: Scope.CloseableScope; readonly item: Item } | undefined
@@ -372,7 +350,7 @@ const build = Effect.gen(function*() {
     }
   })
 
-  const service: WorktreePool["Type"] = { borrow, invalidate, keep, lease }
+  const service: WorktreePool["Type"] = { borrow, lease }
   return { service, first: Effect.scoped(Effect.asVoid(pool.get)) }
 })
 

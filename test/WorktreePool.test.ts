@@ -324,7 +324,7 @@ describe("WorktreePool (real git)", () => {
       assert.isTrue(yield* fs.exists(other))
     }).pipe(Effect.provide(RealGit)))
 
-  it.scopedLive("keep leaves a worktree on disk (replaced for later tests); invalidate removes it at once", () =>
+  it.scopedLive("a lease's keep leaves its worktree on disk (replaced for later tests); one that cannot be prepared is removed at once", () =>
     Effect.gen(function*() {
       const env = yield* realEnv
       const fs = yield* FileSystem.FileSystem
@@ -332,16 +332,19 @@ describe("WorktreePool (real git)", () => {
       let kept: Worktree | undefined
       yield* env.withPool({ workers: 1, keepFailed: true }, (pool) =>
         Effect.gen(function*() {
-          kept = yield* Effect.scoped(Effect.tap(pool.borrow(env.repo.second), (wt) =>
-            Effect.zipRight(fs.writeFileString(NodePath.join(wt.path, "failure.txt"), "evidence"), pool.keep(wt))))
-          const next = yield* Effect.scoped(pool.borrow(env.repo.second))
+          const lease = yield* pool.lease
+          kept = yield* lease.prepare(env.repo.second)
+          yield* fs.writeFileString(NodePath.join(kept.path, "failure.txt"), "evidence")
+          yield* lease.keep
+          const next = yield* lease.prepare(env.repo.second)
           assert.strictEqual(next.path, NodePath.join(dir, "w1-1"))
-          const dropped = yield* Effect.scoped(Effect.tap(pool.borrow(env.repo.second), (wt) => pool.invalidate(wt)))
-          assert.strictEqual(dropped.path, NodePath.join(dir, "w1-1"))
-          const third = yield* Effect.scoped(pool.borrow(env.repo.second))
+          // its .git file gone, it cannot be prepared: discarded and removed before the failure
+          yield* fs.remove(NodePath.join(next.path, ".git"))
+          assert.strictEqual((yield* Effect.flip(lease.prepare(env.repo.second))).reason, "Prepare")
+          assert.isFalse(yield* fs.exists(next.path))
+          const third = yield* lease.prepare(env.repo.second)
           assert.strictEqual(third.path, NodePath.join(dir, "w1-2"))
-          assert.isFalse(yield* fs.exists(dropped.path))
-        }))
+        }).pipe(Effect.scoped))
       assert.isDefined(kept)
       assert.strictEqual(yield* fs.readFileString(NodePath.join(kept!.path, "failure.txt")), "evidence")
       const entries = yield* env.git.worktreeList(env.info)
