@@ -5,7 +5,14 @@
  * the process's peak RSS.
  *
  *   node dist/bench/b1.js --tests 10000 --workers 4 --store memory --sessions 3 --warmup 1
- *   node dist/bench/b1.js --tests 100000 --workers 4 --store sqlite --path cli --sessions 1 --warmup 0
+ *   node dist/bench/bundle/b1.js --tests 100000 --workers 4 --store sqlite --path cli --sessions 1 --warmup 0
+ *
+ * The CLI path's memory is measured as the executable runs: bundled the same way
+ * (`node scripts/bundle.mjs --bench`, which `npm run bench` runs) and with the
+ * modules `grove` loads (the command line's too) resident — node keeps about half as
+ * much of a bundle's modules as of the same modules read one file at a time, and V8
+ * lets the heap grow to about four times what is live. `bundled` on the BENCH line
+ * says which build ran.
  *
  * Each run also reports its CPU time (`cpuMs`, `cpuUsPerTest`), steadier than tests/s on a
  * shared machine; `--samples FILE [--sample-ms N]` writes the memory use over time.
@@ -38,6 +45,10 @@ import * as Report from "../src/Report.js"
 import * as SqlStore from "../src/SqlStore.js"
 import * as Store from "../src/Store.js"
 import { args, emit, numberArg, peakRssMiB } from "./common.js"
+
+/** set by `scripts/bundle.mjs --bench` */
+declare const __GROVE_BUNDLED__: boolean | undefined
+const bundled = typeof __GROVE_BUNDLED__ === "boolean" && __GROVE_BUNDLED__
 import { instantHarness, memoryRepo, trueTest } from "./engine.js"
 
 const a = args()
@@ -190,6 +201,14 @@ const session = (count: number, label: string) =>
   })
 
 const program = Effect.gen(function*() {
+  if (path === "cli") {
+    if (!bundled) {
+      process.stderr.write("b1: --path cli from the unbundled build: its memory is not the executable's (run node dist/bench/bundle/b1.js)\n")
+    }
+    // what `grove run` has loaded besides the session: the command line, the plan parser
+    const cli = yield* Effect.promise(() => import("../src/Cli.js"))
+    if (typeof cli.main !== "function") return yield* Effect.die(new Error("src/Cli.js has no main"))
+  }
   for (let i = 0; i < warmup; i++) yield* session(Math.min(tests, 2000), `warm${i}`)
   const runs: Array<{ ms: number; testsPerSecond: number; cpuMs: number; cpuUsPerTest: number; statementsPerTest?: number }> = []
   for (let i = 0; i < sessions; i++) runs.push(yield* session(tests, `s${i}`))
@@ -197,7 +216,7 @@ const program = Effect.gen(function*() {
   V8.setFlagsFromString("--expose-gc")
   const gc = Vm.runInNewContext("gc") as () => void
   gc()
-  emit({ tests, workers, store, path, runs, peakRssMiB: peakRssMiB(), heapUsedMiB: process.memoryUsage().heapUsed / 1048576 })
+  emit({ tests, workers, store, path, bundled, runs, peakRssMiB: peakRssMiB(), heapUsedMiB: process.memoryUsage().heapUsed / 1048576 })
 })
 
 Effect.runPromise(program).then(
