@@ -449,8 +449,10 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
       .addError(NotFound)
       .annotate(
         OpenApi.Description,
-        "The session's live events as Server-Sent Events. First `event: snapshot` with `data: {\"seq\": N, \"state\": …}` " +
-          "(the fold's state, SessionState.Snapshot), then each event after N with `id:` = its sequence number and " +
+        "The session's live events as Server-Sent Events. First `event: snapshot` with `data: {\"seq\": N, \"state\": …, \"eta\": …}` " +
+          "(the fold's state, SessionState.Snapshot; `eta`: the time left then, `{\"millis\": ms, \"estimate\": bool}` — " +
+          "estimate when it stands on the mean of the finished tests rather than their history —, 0 once the session " +
+          "ended, null while nothing is known yet), then each event after N with `id:` = its sequence number and " +
           "`data:` = the event (Domain.SessionEvent). A client that reconnects with `Last-Event-ID: N` (or `?after=N`) " +
           "gets no snapshot but every event after N, once. The stream ends after SessionFinished."
       )

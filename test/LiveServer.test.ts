@@ -3,7 +3,7 @@
  * the TestClock's: the snapshot Schema's round trip through JSON; the frames of a
  * stored session — snapshot, the events as they are written, a heartbeat every
  * interval (and none before), the end after SessionFinished — with the notifier's
- * polls on the TestClock; a resumed follower; a session resumed after its
+ * polls on the TestClock; the snapshot's time left; a resumed follower; a session resumed after its
  * SessionFinished goes on. The frames over real HTTP, with real `grove run`s and
  * `grove serve`, are `LiveServerCli.test.ts`.
  */
@@ -185,6 +185,40 @@ describe("Live frames", () => {
       assert.deepStrictEqual(Chunk.toArray(after6), [])
       assert.isTrue(Option.isNone(yield* live.frames("20261201-1000-none", { _tag: "Snapshot" })))
       assert.isTrue(Option.isNone(yield* live.frames("20261201-1000-none", { _tag: "After", seq: 0 })))
+    }))
+
+  it.scoped("the snapshot carries the time left when it was taken, on the Clock of the events; null while unknown, 0 once ended", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.makeMemory
+      yield* store.record(sessionId, events[0]!, { meta })
+      for (const event of events.slice(1)) yield* store.record(sessionId, event)
+      const live = yield* Live.make({ heartbeat: "15 seconds" }).pipe(Effect.provideService(Store.Store, store))
+      const snapshotAt = (id: string) =>
+        Effect.gen(function*() {
+          const frames = Option.getOrThrow(yield* live.frames(id, { _tag: "Snapshot" }))
+          const first = Chunk.toArray(yield* Stream.runCollect(Stream.take(frames, 1)))[0]!
+          const sse = Live.sseText(first)
+          const data = JSON.parse(sse.slice(sse.indexOf("data: ") + 6))
+          assert.deepStrictEqual(JSON.parse(Live.wsText(first)!).data.eta, data.eta, "SSE and WebSocket say the same")
+          return data.eta
+        })
+      // c runs since T0 + 200 and expects 50 ms: 30 left at T0 + 220; b and d have no history and count as
+      // the mean of what is known (30); 90 ms over 2 workers, never below the longest (30): 45
+      yield* TestClock.setTime(T0 + 220)
+      assert.deepStrictEqual(yield* snapshotAt(sessionId), { millis: 45, estimate: false })
+      yield* TestClock.setTime(T0 + 240)
+      assert.deepStrictEqual(yield* snapshotAt(sessionId), { millis: 15, estimate: false })
+
+      // nothing known: a waiting test without history and fewer than 3 finished
+      const other = "20261201-1000-eta0"
+      yield* store.record(other, Events.SessionStarted({ sessionId: other, baseRef: "main", baseSha: "c0ffee", workers: 2, startedAt: T0 }), { meta })
+      yield* store.record(other, Events.TestQueued({ test: request("x"), sha: "c0ffee", refName: "main" }))
+      assert.strictEqual(yield* snapshotAt(other), null)
+
+      // ended: nothing is left
+      const zero = new Counts({ total: 1, passed: 0, flaky: 0, failed: 0, timedOut: 0, error: 0, cancelled: 1 })
+      yield* store.record(other, Events.SessionFinished({ status: "INTERRUPTED", completedAt: T0 + 300, counts: zero }))
+      assert.deepStrictEqual(yield* snapshotAt(other), { millis: 0, estimate: false })
     }))
 
   it.scoped("reads a long log in pages, each event once, and goes on past a SessionFinished that a resume followed", () =>

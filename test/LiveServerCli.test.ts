@@ -36,6 +36,7 @@ import { Events, Logged, SessionEvent } from "../src/Domain.js"
 import * as SessionState from "../src/SessionState.js"
 import * as SqlStore from "../src/SqlStore.js"
 import * as Store from "../src/Store.js"
+import { eta } from "../src/view/Live.js"
 import * as Cli from "./support/cli.js"
 import { type EmptyRepo, makeEmptyRepo } from "./support/repo.js"
 
@@ -374,6 +375,11 @@ layer(FixtureLive, { timeout: "180 seconds", excludeTestServices: true })("grove
       assert.deepStrictEqual(seqs(rest), range(snapshot.seq + 1, fx.stored.length))
       const start = SessionState.decodeSnapshot(snapshot.state)
       assert.strictEqual(start.seq, snapshot.seq)
+      // the time left when it was taken: null exactly when nothing was known (whatever the time), else ≥ 0
+      assert.strictEqual(start.status, "RUNNING")
+      assert.property(snapshot, "eta")
+      assert.strictEqual(snapshot.eta === null, eta(start, Date.now()) === undefined, `eta: ${JSON.stringify(snapshot.eta)}`)
+      if (snapshot.eta !== null) assert.isAtLeast(snapshot.eta.millis, 0)
       const folded = rest.reduce(
         (state, f) => SessionState.update(state, new Logged({ seq: seqOf(f), event: decodeEvent(JSON.parse(f.data)) })),
         start

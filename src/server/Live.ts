@@ -7,8 +7,10 @@
  * How a client is fed:
  *
  * 1. A client from the start gets a **snapshot**: the session's stored events folded
- *    (`SessionState`, a page at a time), with the sequence number N it covers. A
- *    client that resumes (`Last-Event-ID: N`, or `?after=N`) gets no snapshot.
+ *    (`SessionState`, a page at a time), with the sequence number N it covers and
+ *    the time left then (the terminal's and the dashboard's ETA, on the Clock the
+ *    events' times are on). A client that resumes (`Last-Event-ID: N`, or `?after=N`)
+ *    gets no snapshot.
  * 2. Then the events after N, **pulled** from the store a page (`page`, default 50)
  *    at a time, each page only when the connection has taken the one before: a slow
  *    client lags behind, the server holds at most a page for it, never a queue.
@@ -36,6 +38,7 @@
  * @since 0.2.0
  */
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -50,6 +53,7 @@ import { type Logged, SessionEvent } from "../Domain.js"
 import type { StoreError } from "../GroveError.js"
 import * as SessionState from "../SessionState.js"
 import { stateOf, Store } from "../Store.js"
+import { eta } from "../view/Live.js"
 
 /**
  * @since 0.2.0
@@ -73,7 +77,15 @@ export interface Options {
  * @category models
  */
 export type Frame =
-  | { readonly _tag: "Snapshot"; readonly state: SessionState.SessionState }
+  | {
+    readonly _tag: "Snapshot"
+    readonly state: SessionState.SessionState
+    /**
+     * the time left when the snapshot was taken (`view/Live.ts`'s `eta`, as the terminal
+     * and the dashboard show it): `undefined` while nothing is known yet
+     */
+    readonly eta: { readonly millis: number; readonly estimate: boolean } | undefined
+  }
   | {
     readonly _tag: "Event"
     readonly seq: number
@@ -125,6 +137,13 @@ export class Live extends Context.Tag("grove/server/Live")<Live, {
 
 const encodeEvent = Schema.encodeSync(SessionEvent)
 
+/** a snapshot frame's `data`: `{ seq, state, eta }`, `eta` `{ millis, estimate }` or null while unknown */
+const snapshotData = (frame: Extract<Frame, { readonly _tag: "Snapshot" }>) => ({
+  seq: frame.state.seq,
+  state: SessionState.encodeSnapshot(frame.state),
+  eta: frame.eta ?? null
+})
+
 /**
  * A frame as Server-Sent Events text (`id:`, `event:`, `data:`; a heartbeat is a comment).
  *
@@ -136,9 +155,7 @@ export const sseText = (frame: Frame): string => {
     case "Ping":
       return ": ping\n\n"
     case "Snapshot":
-      return `id: ${frame.state.seq}\nevent: snapshot\ndata: ${
-        JSON.stringify({ seq: frame.state.seq, state: SessionState.encodeSnapshot(frame.state) })
-      }\n\n`
+      return `id: ${frame.state.seq}\nevent: snapshot\ndata: ${JSON.stringify(snapshotData(frame))}\n\n`
     case "Event":
       return `id: ${frame.seq}\nevent: ${frame.event}\ndata: ${frame.data}\n\n`
   }
@@ -156,11 +173,7 @@ export const wsText = (frame: Frame): string | undefined => {
     case "Ping":
       return undefined
     case "Snapshot":
-      return JSON.stringify({
-        id: frame.state.seq,
-        event: "snapshot",
-        data: { seq: frame.state.seq, state: SessionState.encodeSnapshot(frame.state) }
-      })
+      return JSON.stringify({ id: frame.state.seq, event: "snapshot", data: snapshotData(frame) })
     case "Event":
       return `{"id":${frame.seq},"event":${JSON.stringify(frame.event)},"data":${frame.data}}`
   }
@@ -404,7 +417,10 @@ export const make = (options: Options = {}) =>
         if (from._tag === "Snapshot") {
           const state = yield* stateOf(store, sessionId)
           if (Option.isNone(state)) return Option.none()
-          const snapshot = Stream.succeed<Frame>({ _tag: "Snapshot", state: state.value })
+          // on the Clock the events' times are on (a session's `startedAt` and its attempts')
+          const now = yield* Clock.currentTimeMillis
+          const left = state.value.status === "RUNNING" ? eta(state.value, now) : { millis: 0, estimate: false }
+          const snapshot = Stream.succeed<Frame>({ _tag: "Snapshot", state: state.value, eta: left })
           return Option.some(
             state.value.status === "RUNNING"
               ? Stream.concat(snapshot, follow(sessionId, state.value.seq, false))
