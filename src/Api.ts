@@ -405,10 +405,29 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   .add(
     HttpApiEndpoint.get("tests", "/sessions/:id/tests")
       .setPath(SessionPath)
-      .setUrlParams(Schema.Struct({ status: Schema.optional(oneOf(TestStatus)) }))
+      .setUrlParams(Schema.Struct({
+        status: Schema.optional(oneOf(TestStatus)),
+        after: Schema.optional(
+          Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(0)).annotations({
+            description: "a queue position: only the tests queued after it (a page's `Link: rel=\"next\"` names it)",
+            message: (issue) => ({ message: `expected a queue position (0, 1, 2, …), got ${actualOf(issue)}`, override: true })
+          })
+        ),
+        limit: Schema.optional(
+          Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 10_000)).annotations({
+            description: "at most this many tests (a page); without it, all of them",
+            message: (issue) => ({ message: `expected a whole number from 1 to 10000, got ${actualOf(issue)}`, override: true })
+          })
+        )
+      }))
       .addSuccess(Schema.Array(TestResult))
       .addError(NotFound)
-      .annotate(OpenApi.Description, "The session's tests in queue order, with their attempts; `status` keeps those with that status.")
+      .annotate(
+        OpenApi.Description,
+        "The session's tests in queue order, with their attempts; `status` keeps those with that status. With `limit`, " +
+          "one page: when it is full, a `Link: <…?after=N&limit=M>; rel=\"next\"` header names the next one. Without " +
+          "it, every test, streamed from the store a page at a time."
+      )
   )
   .add(
     HttpApiEndpoint.get("test", "/sessions/:id/tests/:testId")

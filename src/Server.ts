@@ -62,7 +62,7 @@ import * as Http from "node:http"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import * as Api from "./Api.js"
-import type { TestId } from "./Domain.js"
+import { type TestId, TestResult } from "./Domain.js"
 import * as Git from "./Git.js"
 import type { GitError, StoreError } from "./GroveError.js"
 import * as Resume from "./Resume.js"
@@ -322,6 +322,27 @@ const storeFailure = (id: string) => (e: StoreError): Effect.Effect<never, Api.N
 /** whether the owner of a session lives (`Resume.sessionOwner`) */
 const ownerOf = (id: string) => Effect.catchTag(Resume.sessionOwner(id), "StoreError", storeFailure(id))
 
+const encodeTestResult = Schema.encodeSync(TestResult)
+
+/**
+ * Tests as one JSON array, written as they are read from the store (a page at a time):
+ * grove serve holds a page of a session's tests, not all of them. A store failure after
+ * the first bytes ends the response early (its JSON unterminated) and is logged.
+ */
+const testsStreamed = (tests: Stream.Stream<TestResult, StoreError>) =>
+  HttpServerResponse.stream(
+    Stream.make("[").pipe(
+      Stream.concat(Stream.mapChunks(
+        Stream.zipWithIndex(tests),
+        Chunk.map(([test, i]) => (i === 0 ? "" : ",") + JSON.stringify(encodeTestResult(test)))
+      )),
+      Stream.concat(Stream.make("]")),
+      Stream.tapErrorCause((cause) => Effect.logWarning(`grove serve: reading a session's tests: ${Cause.pretty(cause)}`)),
+      Stream.encodeText
+    ),
+    { contentType: "application/json" }
+  )
+
 const requireSession = (id: string) =>
   Effect.flatMap(Store, (store) => store.requireSession(id)).pipe(Effect.catchTag("StoreError", storeFailure(id)))
 
@@ -566,10 +587,20 @@ const sessionsGroup = (options: Options) =>
         Effect.gen(function*() {
           yield* requireSession(path.id)
           const store = yield* Store
-          const tests = yield* Stream.runCollect(
-            testStream(store, path.id, urlParams.status === undefined ? undefined : [urlParams.status])
-          ).pipe(Effect.catchTag("StoreError", storeFailure(path.id)))
-          return Chunk.toReadonlyArray(tests)
+          const statuses = urlParams.status === undefined ? undefined : [urlParams.status]
+          const after = urlParams.after ?? 0
+          if (urlParams.limit === undefined) return testsStreamed(testStream(store, path.id, statuses, after))
+          const rows = yield* store.tests(path.id, { after, limit: urlParams.limit, ...(statuses === undefined ? {} : { statuses }) })
+            .pipe(Effect.catchTag("StoreError", storeFailure(path.id)))
+          const last = rows[rows.length - 1]
+          const next = rows.length < urlParams.limit || last === undefined ? undefined : new URLSearchParams({
+            ...(urlParams.status === undefined ? {} : { status: urlParams.status }),
+            after: String(last.seq),
+            limit: String(urlParams.limit)
+          })
+          return HttpServerResponse.unsafeJson(rows.map((r) => encodeTestResult(r.result)), {
+            headers: next === undefined ? {} : { link: `</api/v1/sessions/${encodeURIComponent(path.id)}/tests?${next}>; rel="next"` }
+          })
         }))
       .handle("test", ({ path }) => Effect.map(requireTest(path.id, path.testId), ({ test }) => test))
       .handle("log", ({ headers, path }) => attemptLog(options, path, headers.range))

@@ -644,8 +644,8 @@ export const eventStream = (
     }))
 
 /**
- * The tests of a session in queue order (with `statuses`: only those), read from the
- * store a page at a time.
+ * The tests of a session in queue order (with `statuses`: only those; with `after`:
+ * those queued after that position), read from the store a page at a time.
  *
  * @since 0.2.0
  * @category utils
@@ -653,9 +653,10 @@ export const eventStream = (
 export const testStream = (
   store: Pick<Context.Tag.Service<Store>, "tests">,
   sessionId: string,
-  statuses?: ReadonlyArray<TestStatus>
+  statuses?: ReadonlyArray<TestStatus>,
+  after = 0
 ): Stream.Stream<TestResult, StoreError> =>
-  Stream.paginateChunkEffect(0, (from) =>
+  Stream.paginateChunkEffect(after, (from) =>
     Effect.map(
       store.tests(sessionId, { after: from, limit: page, ...(statuses === undefined ? {} : { statuses }) }),
       (rows) => {

@@ -364,6 +364,36 @@ layer(FixtureLive, { timeout: "120 seconds", excludeTestServices: true })("grove
         ])
         const failed = json(yield* get(fx, `/api/v1/sessions/${fx.first}/tests?status=FAILED`))
         assert.deepStrictEqual(failed.map((t: any) => t.id), ["bad"])
+        assert.deepStrictEqual(json(yield* get(fx, `/api/v1/sessions/${fx.first}/tests?status=TIMED_OUT`)), [])
+
+        // pages: each full one names the next in `Link`; together they are the whole list, in its order
+        const whole = tests.map((t: any) => t.id)
+        const paged: Array<string> = []
+        let next: string | undefined = `/api/v1/sessions/${fx.first}/tests?limit=2`
+        const links: Array<string | undefined> = []
+        while (next !== undefined) {
+          const page = yield* get(fx, next)
+          assert.strictEqual(page.status, 200, show(page))
+          paged.push(...json(page).map((t: any) => t.id))
+          const link = page.headers["link"] as string | undefined
+          links.push(link)
+          next = link === undefined ? undefined : /^<([^>]+)>; rel="next"$/.exec(link)![1]
+        }
+        assert.deepStrictEqual(paged, whole)
+        assert.strictEqual(links.length, 2, `a full page of 2, then the last of 1: ${links}`)
+        assert.match(links[0]!, new RegExp(`^</api/v1/sessions/${fx.first}/tests\\?after=\\d+&limit=2>; rel="next"$`))
+        assert.isUndefined(links[1])
+        const after = /after=(\d+)/.exec(links[0]!)![1]
+        // `after` without `limit`: the rest, streamed; with a status, the next page keeps it
+        assert.deepStrictEqual(json(yield* get(fx, `/api/v1/sessions/${fx.first}/tests?after=${after}`)).map((t: any) => t.id), whole.slice(2))
+        const onlyFailed = yield* get(fx, `/api/v1/sessions/${fx.first}/tests?status=FAILED&limit=1`)
+        assert.deepStrictEqual(json(onlyFailed).map((t: any) => t.id), ["bad"])
+        assert.match(String(onlyFailed.headers["link"]), /\?status=FAILED&after=\d+&limit=1>/)
+        for (const [query, field] of [["limit=0", "limit"], ["limit=10001", "limit"], ["after=-1", "after"], ["after=x", "after"]]) {
+          const bad = yield* get(fx, `/api/v1/sessions/${fx.first}/tests?${query}`)
+          assert.strictEqual(bad.status, 400, `${query}: ${show(bad)}`)
+          assert.deepStrictEqual(json(bad).issues.map((i: any) => i.where), [field])
+        }
         const flaky = json(yield* get(fx, `/api/v1/sessions/${fx.first}/tests/flaky`))
         assert.deepStrictEqual(flaky.attempts.map((a: any) => [a.n, a.status]), [[1, "FAILED"], [2, "PASSED"]])
         assert.strictEqual(flaky.attempts[0].tail, "try 1\n")

@@ -640,9 +640,17 @@ class SessionView {
 
   private async loadTests() {
     try {
-      // the API answers a session's tests at once: the page keeps the newest `keptTests`
-      const list = decodeTests(await getJson(`/sessions/${enc(this.id)}/tests`))
-      for (const t of list.slice(-keptTests)) if (!this.tests.has(t.id)) this.addTest(t)
+      // a page of `keptTests` at a time, each full one naming the next in its `Link` header: the
+      // page holds two at most and keeps the newest `keptTests`, however many the session has
+      let next: string | undefined = `${api}/sessions/${enc(this.id)}/tests?limit=${keptTests}`
+      let newest: ReadonlyArray<TestResultType> = []
+      while (next !== undefined) {
+        const response: Response = await fetch(next, { headers: { accept: "application/json" } })
+        if (!response.ok) throw await failure(response)
+        newest = [...newest, ...decodeTests(await response.json())].slice(-keptTests)
+        next = /^<([^>]+)>; rel="next"$/.exec(response.headers.get("link") ?? "")?.[1]
+      }
+      for (const t of newest) if (!this.tests.has(t.id)) this.addTest(t)
       this.dirty = true
     } catch (e) {
       showError(this.el.message, e)
