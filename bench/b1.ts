@@ -45,11 +45,11 @@ import * as Report from "../src/Report.js"
 import * as SqlStore from "../src/SqlStore.js"
 import * as Store from "../src/Store.js"
 import { args, emit, numberArg, peakRssMiB } from "./common.js"
+import { instantHarness, memoryRepo, trueTest } from "./engine.js"
 
 /** set by `scripts/bundle.mjs --bench` */
 declare const __GROVE_BUNDLED__: boolean | undefined
 const bundled = typeof __GROVE_BUNDLED__ === "boolean" && __GROVE_BUNDLED__
-import { instantHarness, memoryRepo, trueTest } from "./engine.js"
 
 const a = args()
 const tests = numberArg(a, "tests", 10_000)

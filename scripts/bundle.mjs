@@ -57,6 +57,9 @@ const node = {
   // 12.8 MiB after `grove --version`) and B1's CLI path peaks 13 MiB lower
   minifyWhitespace: true,
   minifySyntax: true,
+  // what only one command loads (`grove serve`'s server) stays in chunks of its own
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   logLevel: "warning"
 }
 
@@ -64,8 +67,6 @@ await esbuild.build({
   ...node,
   entryPoints: { grove: "src/bin.ts" },
   outdir: "dist/bin",
-  splitting: true,
-  chunkNames: "chunks/[name]-[hash]",
   define: { __GROVE_DASHBOARD__: JSON.stringify(JSON.stringify({ js: assets["app.js"], css: assets["app.css"] })) }
 })
 
@@ -79,9 +80,6 @@ if (process.argv.includes("--bench")) {
     ...node,
     entryPoints: { b1: "bench/b1.ts" },
     outdir: "dist/bench/bundle",
-    // as the executable's: what only `grove serve` loads stays in its own chunks
-    splitting: true,
-    chunkNames: "chunks/[name]-[hash]",
     define: { __GROVE_BUNDLED__: "true" }
   })
 }
