@@ -645,6 +645,22 @@ export const suite = <E>(name: string, layer: (environment: Environment) => Laye
         assert.deepStrictEqual(yield* store.requireSession("20261124-0912-mid0"), list[1])
       })))
 
+    it.effect("a session deleted while it runs: its next events are refused, none is written", () =>
+      run(Effect.gen(function*() {
+        const store = yield* Store
+        const sessionId = "20261124-0912-del3"
+        const s = scenario(sessionId, T0)
+        // running: the store has written the session and its tests (a backend may skip its checks for them)
+        yield* recordAll(sessionId, s.inFlight, s.meta)
+        yield* store.deleteSession(sessionId)
+        for (const event of [Events.AttemptFinished({ testId: TestId.make("c"), attempt: s.report.tests[2]!.attempts[0]! }), Events.TestFinished({ result: s.report.tests[0]! })]) {
+          const error = yield* Effect.flip(store.record(sessionId, event))
+          assert.strictEqual(error.reason, "UnknownSession", event._tag)
+        }
+        assert.isTrue(Option.isNone(yield* store.report(sessionId)))
+        assert.deepStrictEqual(yield* store.events(sessionId, { after: 0, limit: 100 }), [])
+      })))
+
     it.effect("deleteSession removes the session with its executions and attempts", () =>
       run(Effect.gen(function*() {
         const store = yield* Store

@@ -426,8 +426,20 @@ export const makeWith = (
   /** secret values per `session\0test`, to mask tails and messages of this process's sessions */
   const secrets = new Map<string, ReadonlyArray<string>>()
   const key = (sessionId: string, testId: string) => `${sessionId}\u0000${testId}`
+  /**
+   * Sessions (`key(id, "")`) and tests this store has seen stored — written in a committed
+   * transaction, or read — and not forgotten since: the check before each event's write
+   * (does the session, does the test exist?) needs no query for them. Bounded like
+   * `secrets`: a test is forgotten when its TestFinished commits, a session with all its
+   * tests when its SessionFinished does or it is deleted. A running session is never
+   * deleted by another process (the API and `grove gc` refuse), and the foreign keys
+   * would refuse a write to one that was gone.
+   */
+  const stored = new Set<string>()
   const forgetSession = (sessionId: string) => {
-    for (const k of secrets.keys()) if (k.startsWith(key(sessionId, ""))) secrets.delete(k)
+    const prefix = key(sessionId, "")
+    for (const k of secrets.keys()) if (k.startsWith(prefix)) secrets.delete(k)
+    for (const k of stored) if (k.startsWith(prefix)) stored.delete(k)
   }
 
   /** the newest session of `repoRoot` that is not running (none or one row) */
@@ -484,11 +496,18 @@ export const makeWith = (
       Effect.catchTag("SqlError", (e) => Effect.fail(dialect.queryFailed(what, e)))
     )
 
-  const requireSession = (sessionId: string) =>
+  /** fails with UnknownSession unless the store holds the session: always asks */
+  const checkSession = (sessionId: string) =>
     Effect.flatMap(
       run(sql<{ readonly id: string }>`SELECT id FROM sessions WHERE id = ${sessionId}`),
       (rows) => rows.length === 0 ? Effect.fail(unknownSession(sessionId, where)) : Effect.void
     )
+
+  /** `checkSession` before an event's write: asks only of a session not `stored` */
+  const requireSession = (sessionId: string) =>
+    stored.has(key(sessionId, ""))
+      ? Effect.void
+      : Effect.tap(checkSession(sessionId), () => Effect.sync(() => stored.add(key(sessionId, ""))))
 
   const executionStatus = (sessionId: string, testId: string) =>
     Effect.map(
@@ -500,11 +519,11 @@ export const makeWith = (
   const requireTest = (sessionId: string, testId: string) =>
     Effect.zipRight(
       requireSession(sessionId),
-      Effect.flatMap(
+      stored.has(key(sessionId, testId)) ? Effect.void : Effect.flatMap(
         executionStatus(sessionId, testId),
         Option.match({
           onNone: () => Effect.fail(unknownTest(sessionId, testId, where)),
-          onSome: Effect.succeed
+          onSome: () => Effect.sync(() => stored.add(key(sessionId, testId)))
         })
       )
     )
@@ -557,7 +576,8 @@ export const makeWith = (
               cancelled = NULL, success_rate = NULL,
               repo_root = COALESCE(${meta?.repoRoot ?? null}, sessions.repo_root),
               pid = COALESCE(${meta?.pid ?? null}, sessions.pid),
-              config = COALESCE(${meta?.config ?? null}, sessions.config)`).pipe(Effect.zipRight(recordOwner(sessionId, meta)))
+              config = COALESCE(${meta?.config ?? null}, sessions.config)`).pipe(Effect.zipRight(recordOwner(sessionId, meta))),
+          committed: () => stored.add(key(sessionId, ""))
         })
       case "TestQueued": {
         const test = event.test
@@ -581,7 +601,8 @@ export const makeWith = (
                   VALUES (${sessionId}, ${test.id}, ${nextSeq(sessionId)}, ${test.name}, ${test.source},
                     ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs === undefined ? null : Math.round(event.expectedMs)})`)
               }
-            })
+            }),
+            committed: () => stored.add(key(sessionId, test.id))
           }
         })
       }
@@ -659,7 +680,10 @@ export const makeWith = (
               yield* upsertAttempt(attemptRow(sessionId, result.id, attempt, values))
             }
           }),
-          committed: () => secrets.delete(key(sessionId, result.id))
+          committed: () => {
+            secrets.delete(key(sessionId, result.id))
+            stored.delete(key(sessionId, result.id))
+          }
         })
       }
       case "SessionFinished": {
@@ -888,7 +912,7 @@ export const makeWith = (
       read(
         `read the tests left in session ${sessionId}`,
         Effect.gen(function*() {
-          yield* requireSession(sessionId)
+          yield* checkSession(sessionId)
           return yield* testsWithStatus(sessionId, ["QUEUED", "RUNNING"], where)
         })
       ),
@@ -896,7 +920,7 @@ export const makeWith = (
       read(
         `read the running attempts of session ${sessionId}`,
         Effect.gen(function*() {
-          yield* requireSession(sessionId)
+          yield* checkSession(sessionId)
           const rows = yield* sql<{ readonly pgid: number; readonly process_start_time: string }>`
             SELECT pgid, process_start_time FROM attempts
             WHERE session_id = ${sessionId} AND status = 'RUNNING'
@@ -936,7 +960,7 @@ export const makeWith = (
       write(
         sessionId,
         `delete session ${sessionId}`,
-        Effect.zipRight(requireSession(sessionId), deleteRows([sessionId]))
+        Effect.zipRight(checkSession(sessionId), deleteRows([sessionId]))
       ).pipe(Effect.tap(() => Effect.sync(() => forgetSession(sessionId)))),
     gc: (keep) =>
       write(
