@@ -427,13 +427,14 @@ export const makeWith = (
   const secrets = new Map<string, ReadonlyArray<string>>()
   const key = (sessionId: string, testId: string) => `${sessionId}\u0000${testId}`
   /**
-   * Sessions (`key(id, "")`) and tests this store has seen stored — written in a committed
-   * transaction, or read — and not forgotten since: the check before each event's write
-   * (does the session, does the test exist?) needs no query for them. Bounded like
-   * `secrets`: a test is forgotten when its TestFinished commits, a session with all its
-   * tests when its SessionFinished does or it is deleted. A running session is never
-   * deleted by another process (the API and `grove gc` refuse), and the foreign keys
-   * would refuse a write to one that was gone.
+   * Sessions (`key(id, "")`) and tests whose row this store has written in a committed
+   * transaction (their SessionStarted, their TestQueued) and not forgotten since: the check
+   * before each event's write (does the session, does the test exist?) needs no query for
+   * them. Only commits add to it — a read inside a write may see a row of the same
+   * transaction, which a rollback takes back. Bounded like `secrets`: a test is forgotten
+   * when its TestFinished commits, a session with all its tests when its SessionFinished
+   * does or it is deleted. A running session is never deleted by another process (the API
+   * and `grove gc` refuse), and the foreign keys would refuse a write to one that was gone.
    */
   const stored = new Set<string>()
   const forgetSession = (sessionId: string) => {
@@ -504,10 +505,7 @@ export const makeWith = (
     )
 
   /** `checkSession` before an event's write: asks only of a session not `stored` */
-  const requireSession = (sessionId: string) =>
-    stored.has(key(sessionId, ""))
-      ? Effect.void
-      : Effect.tap(checkSession(sessionId), () => Effect.sync(() => stored.add(key(sessionId, ""))))
+  const requireSession = (sessionId: string) => stored.has(key(sessionId, "")) ? Effect.void : checkSession(sessionId)
 
   const executionStatus = (sessionId: string, testId: string) =>
     Effect.map(
@@ -523,7 +521,7 @@ export const makeWith = (
         executionStatus(sessionId, testId),
         Option.match({
           onNone: () => Effect.fail(unknownTest(sessionId, testId, where)),
-          onSome: () => Effect.sync(() => stored.add(key(sessionId, testId)))
+          onSome: () => Effect.void
         })
       )
     )
