@@ -121,11 +121,14 @@ const failure = async (response: Response): Promise<ApiError> => {
   return new ApiError(response.status, `${response.status} ${response.statusText}${text === "" ? "" : `: ${text.slice(0, 200)}`}`)
 }
 
-const getJson = async (path: string): Promise<unknown> => {
-  const response = await fetch(api + path, { headers: { accept: "application/json" } })
+/** a GET of `url`; a reply other than 2xx is thrown as the API's error */
+const get = async (url: string): Promise<Response> => {
+  const response = await fetch(url, { headers: { accept: "application/json" } })
   if (!response.ok) throw await failure(response)
-  return response.json()
+  return response
 }
+
+const getJson = async (path: string): Promise<unknown> => (await get(api + path)).json()
 
 const postJson = async (path: string, body: unknown): Promise<unknown> => {
   const response = await fetch(api + path, {
@@ -645,8 +648,7 @@ class SessionView {
       let next: string | undefined = `${api}/sessions/${enc(this.id)}/tests?limit=${keptTests}`
       let newest: ReadonlyArray<TestResultType> = []
       while (next !== undefined) {
-        const response: Response = await fetch(next, { headers: { accept: "application/json" } })
-        if (!response.ok) throw await failure(response)
+        const response: Response = await get(next)
         newest = [...newest, ...decodeTests(await response.json())].slice(-keptTests)
         next = /^<([^>]+)>; rel="next"$/.exec(response.headers.get("link") ?? "")?.[1]
       }
