@@ -6,7 +6,8 @@
  * 1. The file is inspected read-only before SQLite opens it. Opening switches a
  *    database to WAL and creates `-wal`/`-shm` files; a file that is not SQLite, or
  *    whose schema is newer than this grove knows, is refused with its bytes untouched.
- * 2. Every connection sets `busy_timeout`, `foreign_keys` and `synchronous` when it opens.
+ * 2. Every connection sets `busy_timeout`, `foreign_keys`, `synchronous` and `cache_size`
+ *    when it opens.
  * 3. The schema version is `PRAGMA user_version`. Migrations run in a
  *    `BEGIN EXCLUSIVE` transaction that reads the version again, so two processes
  *    opening a new file at once migrate it once.
@@ -186,6 +187,10 @@ const prepare = (
     yield* sql.unsafe("PRAGMA foreign_keys = ON")
     // with WAL, NORMAL keeps every committed transaction through a crash of the process
     yield* sql.unsafe("PRAGMA synchronous = NORMAL")
+    // SQLite's own default page cache (2 MB), not better-sqlite3's 16 MB: grove appends
+    // and reads by key, with the OS's file cache behind it, and the larger cache filled
+    // with the pages a long session wrote (≈ 14 MiB more resident memory, no faster)
+    yield* sql.unsafe("PRAGMA cache_size = -2000")
     const seen = yield* userVersion(sql)
     if (seen > schemaVersion) return yield* Effect.fail(schemaTooNew(filename, seen))
     if (seen === schemaVersion) return
