@@ -6,6 +6,15 @@
  * @since 0.1.0
  * @internal
  */
+import * as Chunk from "effect/Chunk"
+
+/**
+ * A chunk of texts as one text. A report streamed test by test is written a chunk of
+ * tests (a page read from the store) at a time: one buffer and one write for each,
+ * not one per test.
+ */
+export const joinChunk = (texts: Chunk.Chunk<string>): Chunk.Chunk<string> =>
+  Chunk.size(texts) <= 1 ? texts : Chunk.of(Chunk.join(texts, ""))
 
 /**
  * ANSI / ECMA-48 escape sequences:
