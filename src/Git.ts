@@ -1028,14 +1028,14 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<{ readonly git
             if (w.repo === r.info.root && w.broken && w.locked === undefined) worktrees.delete(w.path)
           }
         }),
-      state: (worktree, keep) =>
-        Effect.gen(function*() {
-          yield* enter("state", worktree)
-          const wt = yield* linked(worktree)
-          const r = repos.get(wt.repo)
-          if (r === undefined) return yield* Effect.fail(new GitError({ reason: "NotARepository", subject: worktree }))
-          return { head: wt.head, clean: isClean(r, wt, keptBy(keep)) }
-        }),
+      // per test: one generator function, not one per call (Runner.ts says why)
+      state: Effect.fnUntraced(function*(worktree: string, keep: ReadonlyArray<string>) {
+        yield* enter("state", worktree)
+        const wt = yield* linked(worktree)
+        const r = repos.get(wt.repo)
+        if (r === undefined) return yield* Effect.fail(new GitError({ reason: "NotARepository", subject: worktree }))
+        return { head: wt.head, clean: isClean(r, wt, keptBy(keep)) }
+      }),
       checkoutClean: (worktree, sha, keep) =>
         Effect.gen(function*() {
           yield* enter("checkoutClean", worktree)

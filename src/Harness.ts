@@ -222,26 +222,29 @@ export const runWithin = (
   harness: Harness["Type"],
   spec: AttemptSpec,
   timeout: Duration.Duration
-): Effect.Effect<AttemptOutcome, HarnessError> =>
-  Effect.scoped(Effect.gen(function*() {
-    const provided = yield* Effect.serviceOption(Deadlines)
-    const deadlines = Option.isSome(provided) ? provided.value : yield* makeDeadlines
-    const spawned = yield* harness.spawn(spec)
-    const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
-    const ended = Deferred.unsafeMake<Ended>(FiberId.none)
-    // interruptible whatever the caller's region: the deadline interrupts it
-    const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
-    steps.addObserver((exit) => Deferred.unsafeDone(ended, Effect.succeed({ _tag: "Exited", exit })))
-    const cancel = yield* deadlines.at(at, () => Deferred.unsafeDone(ended, Effect.succeed(deadlineReached)))
-    const first = yield* Deferred.await(ended).pipe(
-      Effect.onInterrupt(() => Fiber.interrupt(steps)),
-      Effect.ensuring(Effect.sync(cancel))
-    )
-    if (first._tag === "Exited") return yield* first.exit
-    yield* Fiber.interrupt(steps)
-    const seen = yield* spawned.stop
-    return { ...seen, _tag: "TimedOut", exitCode: null } satisfies AttemptOutcome
-  }))
+): Effect.Effect<AttemptOutcome, HarnessError> => Effect.scoped(attemptWithin(harness, spec, timeout))
+
+// made once: a generator function made per call gets a prototype and maps of its own
+// from V8 on its first call (Runner.ts)
+const attemptWithin = Effect.fnUntraced(function*(harness: Harness["Type"], spec: AttemptSpec, timeout: Duration.Duration) {
+  const provided = yield* Effect.serviceOption(Deadlines)
+  const deadlines = Option.isSome(provided) ? provided.value : yield* makeDeadlines
+  const spawned = yield* harness.spawn(spec)
+  const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
+  const ended = Deferred.unsafeMake<Ended>(FiberId.none)
+  // interruptible whatever the caller's region: the deadline interrupts it
+  const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
+  steps.addObserver((exit) => Deferred.unsafeDone(ended, Effect.succeed({ _tag: "Exited", exit })))
+  const cancel = yield* deadlines.at(at, () => Deferred.unsafeDone(ended, Effect.succeed(deadlineReached)))
+  const first = yield* Deferred.await(ended).pipe(
+    Effect.onInterrupt(() => Fiber.interrupt(steps)),
+    Effect.ensuring(Effect.sync(cancel))
+  )
+  if (first._tag === "Exited") return yield* first.exit
+  yield* Fiber.interrupt(steps)
+  const seen = yield* spawned.stop
+  return { ...seen, _tag: "TimedOut", exitCode: null } satisfies AttemptOutcome
+})
 
 // ---------------------------------------------------------------------------
 // output: masked, capped log + bounded tail (shared by the real and the fake)

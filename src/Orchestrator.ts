@@ -247,25 +247,26 @@ export const make: Effect.Effect<
     readonly events: ReadonlyArray<SessionEvent>
     readonly first: number
   }
-  const writeBatches = (batches: ReadonlyArray<Batch>) =>
-    Effect.gen(function*() {
-      const events = batches.flatMap((b) => b.events)
-      const first = batches[0]!.first
-      const head = events[0]!
-      // SessionStarted carries the process's facts (pid, config snapshot) for its row
-      const write = head._tag === "SessionStarted"
-        ? Effect.zipRight(
-          store.record(session.id, head, { seq: first, meta }),
-          events.length === 1 ? Effect.void : store.recordAll(session.id, events.slice(1), { firstSeq: first + 1 })
-        )
-        : events.length === 1
-        ? store.record(session.id, head, { seq: first })
-        : store.recordAll(session.id, events, { firstSeq: first })
-      yield* write.pipe(Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)))
-      const logged = events.map((event, i) => new Logged({ seq: first + i, event }, { disableValidation: true }))
-      yield* Ref.update(state, (s) => logged.reduce(SessionState.update, s))
-      yield* PubSub.publishAll(pubsub, logged)
-    })
+  // (Effect.fnUntraced for what runs per test: one generator function, not a new one
+  // per call, which V8 would give a prototype and maps of its own: Runner.ts)
+  const writeBatches = Effect.fnUntraced(function*(batches: ReadonlyArray<Batch>) {
+    const events = batches.flatMap((b) => b.events)
+    const first = batches[0]!.first
+    const head = events[0]!
+    // SessionStarted carries the process's facts (pid, config snapshot) for its row
+    const write = head._tag === "SessionStarted"
+      ? Effect.zipRight(
+        store.record(session.id, head, { seq: first, meta }),
+        events.length === 1 ? Effect.void : store.recordAll(session.id, events.slice(1), { firstSeq: first + 1 })
+      )
+      : events.length === 1
+      ? store.record(session.id, head, { seq: first })
+      : store.recordAll(session.id, events, { firstSeq: first })
+    yield* write.pipe(Effect.catchAll((e) => Effect.logWarning(`grove store: ${e.message}`)))
+    const logged = events.map((event, i) => new Logged({ seq: first + i, event }, { disableValidation: true }))
+    yield* Ref.update(state, (s) => logged.reduce(SessionState.update, s))
+    yield* PubSub.publishAll(pubsub, logged)
+  })
   /** batches of one transaction, at most (each holds at most `queuedChunk` events) */
   const groupLimit = 64
   /** the log of a store with group commit: callers queue, one writer takes what waits */
@@ -300,20 +301,19 @@ export const make: Effect.Effect<
     : yield* groupCommitted
   const publish = (event: SessionEvent): Effect.Effect<void> => publishAll([event])
 
-  const finish = (ran: TestResult): Effect.Effect<void> =>
-    Effect.gen(function*() {
-      const ended = withEarlier(ran)
-      const flakiness = flakinessWith(histories.get(ended.id), ended.status)
-      histories.delete(ended.id)
-      // ended is a valid TestResult and flakiness a share: no need to validate it all again
-      const result = flakiness === undefined ? ended : new TestResult({ ...ended, flakiness }, { disableValidation: true })
-      yield* publish(Event.TestFinished({ result }))
-      yield* STM.commit(TRef.update(outstanding, (n) => n - 1))
-      if (!isSuccess(result.status) && result.status !== "CANCELLED") {
-        const n = yield* Ref.updateAndGet(failures, (x) => x + 1)
-        if (config.maxFail !== undefined && n >= config.maxFail) yield* stop({ interrupted: false })
-      }
-    })
+  const finish: (ran: TestResult) => Effect.Effect<void> = Effect.fnUntraced(function*(ran: TestResult) {
+    const ended = withEarlier(ran)
+    const flakiness = flakinessWith(histories.get(ended.id), ended.status)
+    histories.delete(ended.id)
+    // ended is a valid TestResult and flakiness a share: no need to validate it all again
+    const result = flakiness === undefined ? ended : new TestResult({ ...ended, flakiness }, { disableValidation: true })
+    yield* publish(Event.TestFinished({ result }))
+    yield* STM.commit(TRef.update(outstanding, (n) => n - 1))
+    if (!isSuccess(result.status) && result.status !== "CANCELLED") {
+      const n = yield* Ref.updateAndGet(failures, (x) => x + 1)
+      if (config.maxFail !== undefined && n >= config.maxFail) yield* stop({ interrupted: false })
+    }
+  })
 
   const cancel = (job: TestQueue.Job) =>
     finish(Runner.resultOf(job, job.attempts, undefined, "CANCELLED"))

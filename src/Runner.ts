@@ -360,21 +360,20 @@ interface Held {
  * `Effect.raceFirst`. Interrupting the worker interrupts the attempt and waits for it
  * (its process tree is gone when this returns).
  */
-const stoppable = <A, E>(deps: Deps, held: Held, run: Effect.Effect<A, E>) =>
-  Effect.gen(function*() {
-    const stopped = deps.coordinator.stopped
-    const fiber = yield* Effect.fork(run)
-    held.fiber = fiber
-    // a stop whose watcher ran before the fiber was registered
-    if (yield* Deferred.isDone(stopped)) yield* Fiber.interrupt(fiber)
-    const exit = yield* Fiber.await(fiber).pipe(
-      Effect.onInterrupt(() => Fiber.interrupt(fiber)),
-      Effect.ensuring(Effect.sync(() => {
-        held.fiber = undefined
-      }))
-    )
-    return Exit.isInterrupted(exit) && (yield* Deferred.isDone(stopped)) ? Option.none() : Option.some(exit)
-  })
+const stoppable = Effect.fnUntraced(function*(deps: Deps, held: Held, run: Effect.Effect<Ran, HarnessError>) {
+  const stopped = deps.coordinator.stopped
+  const fiber = yield* Effect.fork(run)
+  held.fiber = fiber
+  // a stop whose watcher ran before the fiber was registered
+  if (yield* Deferred.isDone(stopped)) yield* Fiber.interrupt(fiber)
+  const exit = yield* Fiber.await(fiber).pipe(
+    Effect.onInterrupt(() => Fiber.interrupt(fiber)),
+    Effect.ensuring(Effect.sync(() => {
+      held.fiber = undefined
+    }))
+  )
+  return Exit.isInterrupted(exit) && (yield* Deferred.isDone(stopped)) ? Option.none() : Option.some(exit)
+})
 
 /** a defect's own message (its first line), not the trace */
 const describe = (cause: Cause.Cause<unknown>): string => {
@@ -403,130 +402,152 @@ const emptyAttempt = (deps: Deps, job: Job, slot: number, n: number, status: Tes
 /**
  * Runs one attempt of `job` on worker `slot` under the job's timeout, as an Attempt,
  * then settles it.
+ *
+ * What runs per test is written with Effect.fnUntraced, whose generator function is
+ * made once, not as an `Effect.gen` made per call: V8 gives every new generator function,
+ * on its first call, a prototype object and two maps of its own, in old space.
  */
-const attemptOnce = (deps: Deps, held: Held, slot: number, job: Job) =>
-  Effect.gen(function*() {
-    const { coordinator, session } = deps
-    const n = job.priorAttempts + job.attempts.length + 1
-    const log = logPath(session, job.request.id, n)
-    const startedAt = yield* Clock.currentTimeMillis
-    const attempt = (status: TestStatus, fields: Partial<Omit<Attempt, "n" | "status">> & { readonly end?: number }) =>
-      Effect.map(Clock.currentTimeMillis, (now) =>
-        new Attempt({
-          n,
-          status,
-          exitCode: fields.exitCode ?? null,
-          signal: fields.signal ?? null,
-          worker: slot,
-          worktree: fields.worktree ?? "",
-          startedAt: DateTime.unsafeMake(startedAt),
-          durationMs: Math.max(0, (fields.end ?? now) - startedAt),
-          logPath: fields.logPath ?? log,
-          tail: fields.tail ?? "",
-          ...(fields.message === undefined ? {} : { message: fields.message })
-        }, trusted))
-
-    return yield* Effect.gen(function*() {
-      const prepared = yield* deps.executor.prepare(job, slot).pipe(Effect.either)
-      if (Either.isLeft(prepared)) {
-        return { attempt: yield* attempt("ERROR", { message: prepared.left.message }), keep: undefined }
-      }
-      const { worktree } = prepared.right
-      yield* coordinator.publish(Event.AttemptStarted({
-        testId: job.request.id,
+const attemptOnce = Effect.fnUntraced(function*(deps: Deps, held: Held, slot: number, job: Job) {
+  const { session } = deps
+  const n = job.priorAttempts + job.attempts.length + 1
+  const log = logPath(session, job.request.id, n)
+  const startedAt = yield* Clock.currentTimeMillis
+  const attempt = (status: TestStatus, fields: Partial<Omit<Attempt, "n" | "status">> & { readonly end?: number }) =>
+    Effect.map(Clock.currentTimeMillis, (now) =>
+      new Attempt({
         n,
+        status,
+        exitCode: fields.exitCode ?? null,
+        signal: fields.signal ?? null,
         worker: slot,
-        worktree,
-        startedAt,
-        logPath: log
-      }))
-      const request = job.request
-      const input: AttemptInput = {
-        job,
-        n,
-        slot,
-        logPath: log,
-        hurry: coordinator.hurry,
-        onSpawn: (info) =>
-          coordinator.publish(Event.AttemptSpawned({ testId: request.id, n, pgid: info.pgid, processStartTime: info.startTime }))
-      }
-      // the Executor applies the deadline; a stop wins only while the attempt runs, and
-      // its process tree is gone when this returns
-      const outcome = yield* stoppable(deps, held, prepared.right.run(input))
-      const end = yield* Clock.currentTimeMillis
-      const keep = prepared.right.keep
-      if (Option.isNone(outcome)) {
-        return {
-          attempt: yield* attempt("CANCELLED", { worktree, end, message: "the session stopped during this attempt" }),
-          keep
-        }
-      }
-      // a cluster runner that died mid-attempt: the attempt ran again, with its number, elsewhere
-      const ran = Exit.isSuccess(outcome.value) ? outcome.value.value : undefined
-      if (ran?.relocated !== undefined) {
-        yield* coordinator.publish(Event.Relocated({ testId: request.id, n, from: ran.relocated.from, to: ran.relocated.to }))
-      }
-      const base = { worktree: ran?.worktree ?? worktree, end }
-      return {
-        keep,
-        attempt: yield* Exit.match(outcome.value, {
-          onFailure: (cause) =>
-            attempt("ERROR", {
-              ...base,
-              message: Cause.failureOption(cause).pipe(Option.map((e) => e.message), Option.getOrElse(() => describe(cause)))
-            }),
-          onSuccess: (o) =>
-            attempt(o._tag === "TimedOut" ? "TIMED_OUT" : o.exitCode === 0 ? "PASSED" : "FAILED", {
-              ...base,
-              exitCode: o.exitCode,
-              signal: o.signal,
-              tail: o.tail,
-              ...(o._tag === "TimedOut"
-                ? {
-                  message: `timed out after ${Duration.format(job.timeout)}${
-                    o.failedStep === undefined ? "" : ` in step ${o.failedStep + 1} of ${request.steps.length}`
-                  }`
-                }
-                : o.failedStep !== undefined && o.exitCode !== 0
-                ? { message: `step ${o.failedStep + 1} of ${request.steps.length} exited with ${o.signal ?? o.exitCode}` }
-                : {})
-            })
+        worktree: fields.worktree ?? "",
+        startedAt: DateTime.unsafeMake(startedAt),
+        durationMs: Math.max(0, (fields.end ?? now) - startedAt),
+        logPath: fields.logPath ?? log,
+        tail: fields.tail ?? "",
+        ...(fields.message === undefined ? {} : { message: fields.message })
+      }, trusted))
+  const { attempt: a, keep } = yield* attemptRun(deps, held, slot, job, { n, log, startedAt, attempt })
+  // keep-failed decides while the worker still holds the worktree
+  return yield* settle(deps, held, job, a, keep)
+})
+
+/** what attemptOnce's attempt needs to know of it: its number, log, start, how it is built */
+interface AttemptContext {
+  readonly n: number
+  readonly log: string
+  readonly startedAt: number
+  readonly attempt: (
+    status: TestStatus,
+    fields: Partial<Omit<Attempt, "n" | "status">> & { readonly end?: number }
+  ) => Effect.Effect<Attempt>
+}
+
+/** the attempt of attemptOnce, and whether its worktree may be kept */
+const attemptRun = Effect.fnUntraced(function*(deps: Deps, held: Held, slot: number, job: Job, context: AttemptContext) {
+  const { coordinator } = deps
+  const { attempt, log, n, startedAt } = context
+  const prepared = yield* deps.executor.prepare(job, slot).pipe(Effect.either)
+  if (Either.isLeft(prepared)) {
+    return { attempt: yield* attempt("ERROR", { message: prepared.left.message }), keep: undefined }
+  }
+  const { worktree } = prepared.right
+  yield* coordinator.publish(Event.AttemptStarted({
+    testId: job.request.id,
+    n,
+    worker: slot,
+    worktree,
+    startedAt,
+    logPath: log
+  }))
+  const request = job.request
+  const input: AttemptInput = {
+    job,
+    n,
+    slot,
+    logPath: log,
+    hurry: coordinator.hurry,
+    onSpawn: (info) =>
+      coordinator.publish(Event.AttemptSpawned({ testId: request.id, n, pgid: info.pgid, processStartTime: info.startTime }))
+  }
+  // the Executor applies the deadline; a stop wins only while the attempt runs, and
+  // its process tree is gone when this returns
+  const outcome = yield* stoppable(deps, held, prepared.right.run(input))
+  const end = yield* Clock.currentTimeMillis
+  const keep = prepared.right.keep
+  if (Option.isNone(outcome)) {
+    return {
+      attempt: yield* attempt("CANCELLED", { worktree, end, message: "the session stopped during this attempt" }),
+      keep
+    }
+  }
+  // a cluster runner that died mid-attempt: the attempt ran again, with its number, elsewhere
+  const ran = Exit.isSuccess(outcome.value) ? outcome.value.value : undefined
+  if (ran?.relocated !== undefined) {
+    yield* coordinator.publish(Event.Relocated({ testId: request.id, n, from: ran.relocated.from, to: ran.relocated.to }))
+  }
+  const base = { worktree: ran?.worktree ?? worktree, end }
+  return {
+    keep,
+    attempt: yield* Exit.match(outcome.value, {
+      onFailure: (cause) =>
+        attempt("ERROR", {
+          ...base,
+          message: Cause.failureOption(cause).pipe(Option.map((e) => e.message), Option.getOrElse(() => describe(cause)))
+        }),
+      onSuccess: (o) =>
+        attempt(o._tag === "TimedOut" ? "TIMED_OUT" : o.exitCode === 0 ? "PASSED" : "FAILED", {
+          ...base,
+          exitCode: o.exitCode,
+          signal: o.signal,
+          tail: o.tail,
+          ...(o._tag === "TimedOut"
+            ? {
+              message: `timed out after ${Duration.format(job.timeout)}${
+                o.failedStep === undefined ? "" : ` in step ${o.failedStep + 1} of ${request.steps.length}`
+              }`
+            }
+            : o.failedStep !== undefined && o.exitCode !== 0
+            ? { message: `step ${o.failedStep + 1} of ${request.steps.length} exited with ${o.signal ?? o.exitCode}` }
+            : {})
         })
-      }
-    }).pipe(
-      // keep-failed decides while the worker still holds the worktree
-      Effect.flatMap(({ attempt: a, keep }) => settle(deps, held, job, a, keep))
-    )
-  })
+    })
+  }
+})
 
 /**
  * Records the attempt, then lets the test's retry Schedule decide: run it again after
  * the delay it gives (recorded first), or finish it.
  */
-const settle = (deps: Deps, held: Held, job: Job, attempt: Attempt, keepable: Effect.Effect<void> | undefined) =>
-  Effect.gen(function*() {
-    const { config, coordinator } = deps
-    yield* coordinator.publish(Event.AttemptFinished({ testId: job.request.id, attempt }))
-    const attempts = [...job.attempts, attempt]
-    held.job = { ...job, attempts }
-    const retry = isRetryable(attempt.status) && !(yield* Deferred.isDone(coordinator.stopped))
-      ? yield* nextRetry(config, job, attempt)
-      : Option.none()
-    if (Option.isSome(retry)) {
-      const { delay, retrySchedule } = retry.value
-      yield* coordinator.publish(
-        Event.RetryScheduled({ testId: job.request.id, nextAttempt: attempt.n + 1, delayMs: Duration.toMillis(delay) })
-      )
-      yield* coordinator.retryLater({ ...job, attempts, retry: true, retrySchedule }, delay)
-      held.job = undefined // handed over: the retry is the Coordinator's now
-      return
-    }
-    const failed = attempt.status !== "PASSED" && attempt.status !== "CANCELLED"
-    const keep = failed && config.keepFailed && keepable !== undefined
-    if (keep) yield* keepable
-    yield* coordinator.finish(resultOf(job, attempts, keep ? attempt.worktree : undefined))
-    held.job = undefined
-  })
+const settle = Effect.fnUntraced(function*(
+  deps: Deps,
+  held: Held,
+  job: Job,
+  attempt: Attempt,
+  keepable: Effect.Effect<void> | undefined
+) {
+  const { config, coordinator } = deps
+  yield* coordinator.publish(Event.AttemptFinished({ testId: job.request.id, attempt }))
+  const attempts = [...job.attempts, attempt]
+  held.job = { ...job, attempts }
+  const retry = isRetryable(attempt.status) && !(yield* Deferred.isDone(coordinator.stopped))
+    ? yield* nextRetry(config, job, attempt)
+    : Option.none()
+  if (Option.isSome(retry)) {
+    const { delay, retrySchedule } = retry.value
+    yield* coordinator.publish(
+      Event.RetryScheduled({ testId: job.request.id, nextAttempt: attempt.n + 1, delayMs: Duration.toMillis(delay) })
+    )
+    yield* coordinator.retryLater({ ...job, attempts, retry: true, retrySchedule }, delay)
+    held.job = undefined // handed over: the retry is the Coordinator's now
+    return
+  }
+  const failed = attempt.status !== "PASSED" && attempt.status !== "CANCELLED"
+  const keep = failed && config.keepFailed && keepable !== undefined
+  if (keep) yield* keepable
+  yield* coordinator.finish(resultOf(job, attempts, keep ? attempt.worktree : undefined))
+  held.job = undefined
+})
 
 /** takes tests until the session stops (the queue closes) */
 const work = (deps: Deps, held: Held, slot: number): Effect.Effect<void> =>

@@ -93,14 +93,16 @@ export const make = (capacity: number): Effect.Effect<TestQueue["Type"], never, 
 
     const add = (entry: Job) => TRef.update(waiting, RedBlackTree.insert(entry, true as const))
 
-    const offer = (entry: Job) =>
-      STM.gen(function*() {
-        if (yield* TRef.get(closed)) return false
-        if ((yield* TRef.get(fresh)) >= capacity) return yield* STM.retry
-        yield* TRef.update(fresh, (n) => n + 1)
-        yield* add(entry)
-        return true
-      }).pipe(STM.commit)
+    // one generator function for every offer (the entry is its `this`): V8 gives a
+    // generator function made per call a prototype and maps of its own (Runner.ts)
+    const offering = function*(this: Job) {
+      if (yield* TRef.get(closed)) return false
+      if ((yield* TRef.get(fresh)) >= capacity) return yield* STM.retry
+      yield* TRef.update(fresh, (n) => n + 1)
+      yield* add(this)
+      return true
+    }
+    const offer = (entry: Job) => STM.commit(STM.gen(entry, offering))
 
     const requeue = (entry: Job) =>
       STM.gen(function*() {

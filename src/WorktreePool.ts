@@ -94,6 +94,9 @@ interface Slots {
   readonly generations: ReadonlyMap<number, number>
 }
 
+/** what `Effect.uninterruptibleMask` hands its body */
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
 const lastLines = (text: string, n: number) => text.trimEnd().split("\n").slice(-n).join("\n")
 
 /**
@@ -258,29 +261,30 @@ const build = Effect.gen(function*() {
       yield* Ref.update(item.state, (s) => ({ ...s, setupSha: sha }))
     })
 
-  const prepare = (item: Item, sha: string) =>
-    Effect.gen(function*() {
-      const path = item.worktree.path
-      const submodules = { submodules: config.submodules }
-      const state = yield* git.state(path, config.keep, submodules).pipe(
-        Effect.mapError((e) => prepareError(item, e, "cannot read its state"))
+  // made once (Effect.fnUntraced): it runs per test, and V8 gives a generator function
+  // made per call a prototype and maps of its own on its first call (Runner.ts)
+  const prepare = Effect.fnUntraced(function*(item: Item, sha: string) {
+    const path = item.worktree.path
+    const submodules = { submodules: config.submodules }
+    const state = yield* git.state(path, config.keep, submodules).pipe(
+      Effect.mapError((e) => prepareError(item, e, "cannot read its state"))
+    )
+    if (!(state.clean && state.head === sha)) {
+      yield* git.checkoutClean(path, sha, config.keep, submodules).pipe(
+        Effect.mapError((e) => prepareError(item, e, `cannot move it to ${sha} and clean it`))
       )
-      if (!(state.clean && state.head === sha)) {
-        yield* git.checkoutClean(path, sha, config.keep, submodules).pipe(
-          Effect.mapError((e) => prepareError(item, e, `cannot move it to ${sha} and clean it`))
-        )
-      }
-      if (config.setup.length === 0) return
-      const { setupSha } = yield* Ref.get(item.state)
-      const needed = setupSha === undefined
-        ? true
-        : setupSha !== sha && config.setupInputs.length > 0
-        ? yield* git.changedBetween(repo, setupSha, sha, config.setupInputs).pipe(
-          Effect.mapError((e) => prepareError(item, e, "cannot compare its setup inputs"))
-        )
-        : false
-      if (needed) yield* setup(item, sha)
-    })
+    }
+    if (config.setup.length === 0) return
+    const { setupSha } = yield* Ref.get(item.state)
+    const needed = setupSha === undefined
+      ? true
+      : setupSha !== sha && config.setupInputs.length > 0
+      ? yield* git.changedBetween(repo, setupSha, sha, config.setupInputs).pipe(
+        Effect.mapError((e) => prepareError(item, e, "cannot compare its setup inputs"))
+      )
+      : false
+    if (needed) yield* setup(item, sha)
+  })
 
   /** marks it discarded and tells the Pool, which removes it when it comes back and makes another */
   const discard = (item: Item) =>
@@ -317,28 +321,26 @@ const build = Effect.gen(function*() {
         return h === undefined ? Effect.void : Scope.close(h.scope, exit)
       })
     yield* Scope.addFinalizer(outer, drop(Exit.void))
+    const prepareHeld = Effect.fnUntraced(function*(restore: Restore, sha: string) {
+      if (held === undefined) {
+        const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+        const got = yield* restore(Scope.extend(pool.get, scope)).pipe(
+          Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+        )
+        held = { scope, item: got }
+      }
+      const item = held.item
+      // as in borrow: a failure discards it, and it is given back before the failure
+      // reaches the worker; an interruption does not
+      yield* restore(prepare(item, sha)).pipe(
+        Effect.onError((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(discard(item), drop(Exit.failCause(cause)))
+        )
+      )
+      return item.worktree
+    })
     return {
-      prepare: (sha) =>
-        Effect.uninterruptibleMask((restore) =>
-          Effect.gen(function*() {
-            if (held === undefined) {
-              const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
-              const got = yield* restore(Scope.extend(pool.get, scope)).pipe(
-                Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
-              )
-              held = { scope, item: got }
-            }
-            const item = held.item
-            // as in borrow: a failure discards it, and it is given back before the failure
-            // reaches the worker; an interruption does not
-            yield* restore(prepare(item, sha)).pipe(
-              Effect.onError((cause) =>
-                Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(discard(item), drop(Exit.failCause(cause)))
-              )
-            )
-            return item.worktree
-          })
-        ),
+      prepare: (sha) => Effect.uninterruptibleMask((restore) => prepareHeld(restore, sha)),
       keep: Effect.suspend(() => {
         const h = held
         if (h === undefined) return Effect.void

@@ -13,7 +13,17 @@ import type * as Statement from "@effect/sql/Statement"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { Events, isTerminal, type SessionEvent, type SessionStatus, type TestId, type TestStatus } from "../Domain.js"
+import {
+  type AttemptStarted,
+  Events,
+  isTerminal,
+  type SessionEvent,
+  type SessionStatus,
+  type TestId,
+  type TestQueued,
+  type TestResult,
+  type TestStatus
+} from "../Domain.js"
 import { StoreError } from "../GroveError.js"
 import * as SessionState from "../SessionState.js"
 import {
@@ -560,6 +570,57 @@ export const makeWith = (
     readonly committed?: () => void
   }
 
+  // What an event writes, one function each. Effect.fnUntraced, not an `Effect.gen` made
+  // per event: V8 gives every new generator function, on its first call, a prototype
+  // object and two maps of its own, in old space (≈ 425 bytes and 1.8 µs each), and a
+  // test wrote about 25 of them; these generator functions are made once per store.
+  const queuedRows = Effect.fnUntraced(function*(sessionId: string, event: TestQueued, request: string) {
+    const test = event.test
+    yield* requireSession(sessionId)
+    const status = yield* executionStatus(sessionId, test.id)
+    if (Option.isSome(status) && isTerminal(status.value)) return
+    if (Option.isSome(status)) {
+      yield* run(sql`UPDATE executions SET status = 'QUEUED', name = ${test.name}, source = ${test.source},
+          ref_name = ${event.refName}, sha = ${event.sha}, request = ${request},
+          priority = ${test.priority}, expected_ms = ${event.expectedMs === undefined ? null : Math.round(event.expectedMs)}
+        WHERE session_id = ${sessionId} AND test_id = ${test.id}`)
+    } else {
+      yield* run(sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
+          request, priority, expected_ms)
+        VALUES (${sessionId}, ${test.id}, ${nextSeq(sessionId)}, ${test.name}, ${test.source},
+          ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs === undefined ? null : Math.round(event.expectedMs)})`)
+    }
+  })
+
+  const startedRows = Effect.fnUntraced(function*(sessionId: string, event: AttemptStarted) {
+    yield* requireTest(sessionId, event.testId)
+    yield* run(sql`INSERT INTO attempts (session_id, test_id, n, status, worker, worktree, started_at, log_path)
+      VALUES (${sessionId}, ${event.testId}, ${event.n}, 'RUNNING', ${event.worker}, ${event.worktree},
+        ${event.startedAt}, ${event.logPath})
+      ON CONFLICT (session_id, test_id, n) DO UPDATE SET
+        status = 'RUNNING', worker = excluded.worker, worktree = excluded.worktree,
+        started_at = excluded.started_at, log_path = excluded.log_path, exit_code = NULL, signal = NULL,
+        duration_ms = NULL, tail = NULL, message = NULL, pgid = NULL, process_start_time = NULL`)
+    yield* run(sql`UPDATE executions SET status = 'RUNNING'
+      WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND status IN ('QUEUED', 'RUNNING')`)
+  })
+
+  const finishedRows = Effect.fnUntraced(function*(sessionId: string, result: TestResult) {
+    const values = secrets.get(key(sessionId, result.id)) ?? []
+    yield* requireSession(sessionId)
+    yield* run(sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
+        request, priority, duration_ms, flakiness, kept_worktree)
+      VALUES (${sessionId}, ${result.id}, ${nextSeq(sessionId)}, ${result.name}, ${result.source},
+        ${result.ref}, '', ${result.status}, NULL, 0, ${result.durationMs}, ${result.flakiness ?? null},
+        ${result.keptWorktree ?? null})
+      ON CONFLICT (session_id, test_id) DO UPDATE SET
+        status = excluded.status, duration_ms = excluded.duration_ms, flakiness = excluded.flakiness,
+        kept_worktree = excluded.kept_worktree`)
+    for (const attempt of result.attempts) {
+      yield* upsertAttempt(attemptRow(sessionId, result.id, attempt, values))
+    }
+  })
+
   const writeOf = (sessionId: string, event: SessionEvent, meta?: RecordMeta): Effect.Effect<EventWrite, StoreError> => {
     switch (event._tag) {
       case "SessionStarted":
@@ -584,22 +645,7 @@ export const makeWith = (
           secrets.set(key(sessionId, test.id), secretValues(test, environment))
           return {
             what: `record that test ${test.id} of session ${sessionId} was queued`,
-            statements: Effect.gen(function*() {
-              yield* requireSession(sessionId)
-              const status = yield* executionStatus(sessionId, test.id)
-              if (Option.isSome(status) && isTerminal(status.value)) return
-              if (Option.isSome(status)) {
-                yield* run(sql`UPDATE executions SET status = 'QUEUED', name = ${test.name}, source = ${test.source},
-                    ref_name = ${event.refName}, sha = ${event.sha}, request = ${request},
-                    priority = ${test.priority}, expected_ms = ${event.expectedMs === undefined ? null : Math.round(event.expectedMs)}
-                  WHERE session_id = ${sessionId} AND test_id = ${test.id}`)
-              } else {
-                yield* run(sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
-                    request, priority, expected_ms)
-                  VALUES (${sessionId}, ${test.id}, ${nextSeq(sessionId)}, ${test.name}, ${test.source},
-                    ${event.refName}, ${event.sha}, 'QUEUED', ${request}, ${test.priority}, ${event.expectedMs === undefined ? null : Math.round(event.expectedMs)})`)
-              }
-            }),
+            statements: queuedRows(sessionId, event, request),
             committed: () => stored.add(key(sessionId, test.id))
           }
         })
@@ -607,18 +653,7 @@ export const makeWith = (
       case "AttemptStarted":
         return Effect.succeed({
           what: `record the start of attempt ${event.n} of test ${event.testId} of session ${sessionId}`,
-          statements: Effect.gen(function*() {
-            yield* requireTest(sessionId, event.testId)
-            yield* run(sql`INSERT INTO attempts (session_id, test_id, n, status, worker, worktree, started_at, log_path)
-              VALUES (${sessionId}, ${event.testId}, ${event.n}, 'RUNNING', ${event.worker}, ${event.worktree},
-                ${event.startedAt}, ${event.logPath})
-              ON CONFLICT (session_id, test_id, n) DO UPDATE SET
-                status = 'RUNNING', worker = excluded.worker, worktree = excluded.worktree,
-                started_at = excluded.started_at, log_path = excluded.log_path, exit_code = NULL, signal = NULL,
-                duration_ms = NULL, tail = NULL, message = NULL, pgid = NULL, process_start_time = NULL`)
-            yield* run(sql`UPDATE executions SET status = 'RUNNING'
-              WHERE session_id = ${sessionId} AND test_id = ${event.testId} AND status IN ('QUEUED', 'RUNNING')`)
-          })
+          statements: startedRows(sessionId, event)
         })
       case "Relocated":
         return Effect.succeed({
@@ -663,21 +698,7 @@ export const makeWith = (
         const result = event.result
         return Effect.succeed({
           what: `record the result of test ${result.id} of session ${sessionId}`,
-          statements: Effect.gen(function*() {
-            const values = secrets.get(key(sessionId, result.id)) ?? []
-            yield* requireSession(sessionId)
-            yield* run(sql`INSERT INTO executions (session_id, test_id, seq, name, source, ref_name, sha, status,
-                request, priority, duration_ms, flakiness, kept_worktree)
-              VALUES (${sessionId}, ${result.id}, ${nextSeq(sessionId)}, ${result.name}, ${result.source},
-                ${result.ref}, '', ${result.status}, NULL, 0, ${result.durationMs}, ${result.flakiness ?? null},
-                ${result.keptWorktree ?? null})
-              ON CONFLICT (session_id, test_id) DO UPDATE SET
-                status = excluded.status, duration_ms = excluded.duration_ms, flakiness = excluded.flakiness,
-                kept_worktree = excluded.kept_worktree`)
-            for (const attempt of result.attempts) {
-              yield* upsertAttempt(attemptRow(sessionId, result.id, attempt, values))
-            }
-          }),
+          statements: finishedRows(sessionId, result),
           committed: () => {
             secrets.delete(key(sessionId, result.id))
             stored.delete(key(sessionId, result.id))
@@ -714,36 +735,43 @@ export const makeWith = (
    * appended under `seq` (default: the log's next), in the same transaction. Its
    * payload is made first, with the secrets its test's TestQueued made known.
    */
-  const logged = (sessionId: string, event: SessionEvent, w: EventWrite, seq: number | undefined) =>
-    Effect.gen(function*() {
-      const testId = testIdOf(event)
-      const payload = yield* Effect.mapError(
-        eventPayload(event, testId === undefined ? [] : secrets.get(key(sessionId, testId)) ?? [], environment),
-        (cause) => new StoreError({ reason: "Query", detail: `${where}: could not encode a ${event._tag} event of session ${sessionId}: ${cause.message}`, cause })
-      )
-      const insert = (n: number) =>
-        run(sql`INSERT INTO events (session_id, seq, tag, payload) VALUES (${sessionId}, ${n}, ${event._tag}, ${payload})`)
-      return Effect.gen(function*() {
-        yield* w.statements
-        if (seq === undefined) {
-          const n = (yield* lastSeq(sessionId)) + 1
-          yield* insert(n)
-          return n
-        }
-        // the writer numbers its events in order: a number already in the log is one
-        // another writer took (the key refuses it), with no read per event
-        yield* insert(seq).pipe(
-          Effect.catchIf(
-            (e) => dialect.isUniqueViolation(e, "events"),
-            () => Effect.fail(seqTaken(sessionId, seq, where))
-          )
-        )
-        return seq
-      })
-    })
+  const logged = Effect.fnUntraced(function*(sessionId: string, event: SessionEvent, w: EventWrite, seq: number | undefined) {
+    const testId = testIdOf(event)
+    const payload = yield* Effect.mapError(
+      eventPayload(event, testId === undefined ? [] : secrets.get(key(sessionId, testId)) ?? [], environment),
+      (cause) => new StoreError({ reason: "Query", detail: `${where}: could not encode a ${event._tag} event of session ${sessionId}: ${cause.message}`, cause })
+    )
+    return loggedRows(sessionId, event._tag, payload, w.statements, seq)
+  })
 
-  const record = (sessionId: string, event: SessionEvent, options?: RecordOptions): Effect.Effect<number, StoreError> =>
-    Effect.gen(function*() {
+  const loggedRows = Effect.fnUntraced(function*(
+    sessionId: string,
+    tag: SessionEvent["_tag"],
+    payload: string,
+    statements: EventWrite["statements"],
+    seq: number | undefined
+  ) {
+    const insert = (n: number) =>
+      run(sql`INSERT INTO events (session_id, seq, tag, payload) VALUES (${sessionId}, ${n}, ${tag}, ${payload})`)
+    yield* statements
+    if (seq === undefined) {
+      const n = (yield* lastSeq(sessionId)) + 1
+      yield* insert(n)
+      return n
+    }
+    // the writer numbers its events in order: a number already in the log is one
+    // another writer took (the key refuses it), with no read per event
+    yield* insert(seq).pipe(
+      Effect.catchIf(
+        (e) => dialect.isUniqueViolation(e, "events"),
+        () => Effect.fail(seqTaken(sessionId, seq, where))
+      )
+    )
+    return seq
+  })
+
+  const record: (sessionId: string, event: SessionEvent, options?: RecordOptions) => Effect.Effect<number, StoreError> = Effect
+    .fnUntraced(function*(sessionId: string, event: SessionEvent, options?: RecordOptions) {
       const w = yield* writeOf(sessionId, event, options?.meta)
       const statements = yield* logged(sessionId, event, w, options?.seq)
       const seq = yield* write(sessionId, w.what, statements)
@@ -756,12 +784,12 @@ export const makeWith = (
    * fails, they are written one by one, so the error names the event it is about and
    * the events before it are kept.
    */
-  const recordAll = (
+  const recordAll: (
     sessionId: string,
     events: ReadonlyArray<SessionEvent>,
     options?: { readonly firstSeq?: number }
-  ): Effect.Effect<number, StoreError> =>
-    Effect.gen(function*() {
+  ) => Effect.Effect<number, StoreError> = Effect.fnUntraced(
+    function*(sessionId: string, events: ReadonlyArray<SessionEvent>, options?: { readonly firstSeq?: number }) {
       const first = options?.firstSeq ?? (yield* read(`read the event log of session ${sessionId}`, lastSeq(sessionId))) + 1
       const one = (e: SessionEvent, i: number) => record(sessionId, e, { seq: first + i })
       if (events.length <= 1) {
@@ -784,7 +812,8 @@ export const makeWith = (
         Effect.as(first + events.length - 1),
         Effect.catchAll(() => Effect.as(Effect.forEach(events, one, { discard: true }), first + events.length - 1))
       )
-    })
+    }
+  )
 
   const testsPage = (sessionId: string, options: TestsQuery) =>
     Effect.gen(function*() {
