@@ -285,11 +285,15 @@ export const parseStatus = (
 }
 
 /**
- * What `git worktree add` says when it lost a race with another one in the same
- * repository: it read that one's admin folder before it was complete
- * (`fatal: failed to read .git/worktrees/w14/commondir: Success`), or met its lock file.
+ * What `git worktree add` says when it lost a race with another git command in the same
+ * repository: it read another add's admin folder before it was complete
+ * (`fatal: failed to read .git/worktrees/w14/commondir: Success`), met its lock file,
+ * or a `git worktree remove` of the last worktree deleted the empty `.git/worktrees`
+ * under it (`fatal: Invalid path '/repo/.git/worktrees': No such file or directory`,
+ * seen with two grove runs in one repository).
  */
-const concurrentAdd = /failed to read \S*worktrees\/[^/\s]+\/(commondir|gitdir)|\.lock': File exists/
+const concurrentAdd =
+  /failed to read \S*worktrees\/[^/\s]+\/(commondir|gitdir)|\.lock': File exists|Invalid path '[^']*worktrees': No such file or directory/
 
 /**
  * Builds the Git service from its primitives. Every command gets hooks off and the

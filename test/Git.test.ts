@@ -67,7 +67,7 @@ describe("Git.parseStatus (git status --porcelain=v2 --branch -z)", () => {
   })
 })
 
-describe("Git.worktreeAdd racing another git worktree add", () => {
+describe("Git.worktreeAdd racing another git command", () => {
   const repo: Git.RepoInfo = { root: "/nowhere/repo", commonDir: "/nowhere/repo/.git", name: "repo" }
   const race = "Preparing worktree (detached HEAD 55372b0)\nfatal: failed to read .git/worktrees/w14/commondir: Success\n"
   /** git whose `worktree add` fails with `stderr` the first `failures` times */
@@ -95,6 +95,16 @@ describe("Git.worktreeAdd racing another git worktree add", () => {
       const g = flakyAdd(2, race)
       assert.isTrue(Exit.isSuccess(yield* add(g.git)))
       assert.strictEqual(g.adds(), 3)
+    }))
+
+  it.effect("tries again when a concurrent `worktree remove` deleted the empty .git/worktrees under it", () =>
+    Effect.gen(function*() {
+      // as git said it in the suite, with two grove runs in one repository
+      const removed = "Preparing worktree (detached HEAD 703e8d3)\n" +
+        "fatal: Invalid path '/nowhere/repo/.git/worktrees': No such file or directory\n"
+      const g = flakyAdd(1, removed)
+      assert.isTrue(Exit.isSuccess(yield* add(g.git)))
+      assert.strictEqual(g.adds(), 2)
     }))
 
   it.effect("makes the worktree with git's parallel checkout (what the first test waits for)", () =>

@@ -206,9 +206,22 @@ const running = (id: string, what: string) =>
     { within: "60 seconds" }
   )
 
-/** no process of the session is left, and the repository has no worktree but its own */
+/**
+ * no process of the session is left, and the repository has no worktree but its own. The
+ * session is recorded as ended before its worktrees are removed (SPEC §4: it is marked,
+ * then cleaned up), so this waits for the cleanup, on a busy machine a second or more
+ */
 const nothingLeft = (repo: EmptyRepo, id: string) =>
   Effect.gen(function*() {
+    yield* Cli.waitFor(
+      `session ${id} to leave no process and no worktree`,
+      Effect.zipWith(
+        Cli.processesWithEnv(`GROVE_SESSION=${id}`),
+        Cli.worktreePaths(repo.root),
+        (ps, paths) => ps.length === 0 && paths.length === 1
+      ),
+      { within: "30 seconds" }
+    ).pipe(Effect.catchAllDefect(() => Effect.void))
     assert.deepStrictEqual(yield* Cli.processesWithEnv(`GROVE_SESSION=${id}`), [], `processes of ${id} left`)
     assert.deepStrictEqual(yield* Cli.worktreePaths(repo.root), [repo.root], "worktrees left")
   })
@@ -257,6 +270,7 @@ layer(FixtureLive, { timeout: "180 seconds", excludeTestServices: true })("grove
         assert.include(done.totals, { total: 2, passed: 1, failed: 1 })
         const statuses = Object.fromEntries((yield* tests(fx, accepted.id)).map((t) => [t.id, t.status]))
         assert.deepStrictEqual(statuses, { a: "PASSED", b: "FAILED" })
+        yield* nothingLeft(fx.repo, accepted.id)
       })
     ))
 

@@ -770,8 +770,8 @@ export const makeWith = (
     return seq
   })
 
-  const record: (sessionId: string, event: SessionEvent, options?: RecordOptions) => Effect.Effect<number, StoreError> = Effect
-    .fnUntraced(function*(sessionId: string, event: SessionEvent, options?: RecordOptions) {
+  const record: (sessionId: string, event: SessionEvent, options?: RecordOptions) => Effect.Effect<number, StoreError> =
+    Effect.fnUntraced(function*(sessionId: string, event: SessionEvent, options?: RecordOptions) {
       const w = yield* writeOf(sessionId, event, options?.meta)
       const statements = yield* logged(sessionId, event, w, options?.seq)
       const seq = yield* write(sessionId, w.what, statements)
