@@ -165,20 +165,21 @@ describe("SessionState: the one fold", () => {
 describe("Report.render", () => {
   const report = Report.make(info, [ended("a", "PASSED"), ended("b", "FAILED")])
 
-  it.effect("JSON and JUnit stream, a chunk of tests at a time, the same text they render of the whole report", () =>
+  it.effect("JSON and JUnit stream, test by test, the same text they render of the whole report", () =>
     Effect.gen(function*() {
       const live = Report.make({ ...info, completedAt: null, status: "RUNNING" }, [result("q", "QUEUED", []), ended("p", "PASSED")])
-      for (const r of [report, Report.make(info, []), Fixture.report, live]) {
-        for (const size of [1, 2]) {
+      const many = Report.make(info, Array.from({ length: 40 }, (_, i) => ended(`t${i}`, i % 3 === 0 ? "FAILED" : "PASSED")))
+      for (const r of [report, Report.make(info, []), Fixture.report, live, many]) {
+        for (const size of [1, 7, 500]) {
           const tests = Stream.fromIterable(r.tests).pipe(Stream.rechunk(size))
-          // the head, one text per chunk of tests, the end
-          const pieces = 2 + Math.ceil(r.tests.length / size)
           const json = yield* Stream.runCollect(Json.renderStream(r, tests))
           assert.strictEqual(Chunk.join(json, ""), Json.render(r))
-          assert.strictEqual(Chunk.size(json), pieces)
           const junit = yield* Stream.runCollect(Junit.renderStream(r, tests))
           assert.strictEqual(Chunk.join(junit, ""), Junit.render(r))
-          assert.strictEqual(Chunk.size(junit), pieces)
+          // the head, a text per 16 tests however the store's pages come, the end
+          const pieces = 2 + Math.ceil(r.tests.length / 16)
+          assert.strictEqual(Chunk.size(json), pieces, `JSON of ${r.tests.length} tests in chunks of ${size}`)
+          assert.strictEqual(Chunk.size(junit), pieces, `JUnit of ${r.tests.length} tests in chunks of ${size}`)
         }
       }
     }))

@@ -7,14 +7,21 @@
  * @internal
  */
 import * as Chunk from "effect/Chunk"
+import * as Stream from "effect/Stream"
+
+/** how many tests' texts a streamed report joins into one piece */
+export const testsPerPiece = 16
 
 /**
- * A chunk of texts as one text. A report streamed test by test is written a chunk of
- * tests (a page read from the store) at a time: one buffer and one write for each,
- * not one per test.
+ * A report streamed test by test, in pieces of `testsPerPiece` tests: one buffer and one
+ * write for each piece, not one per test, and no piece so large (a page of 500 tests is
+ * ≈ 1 MB) that V8 and glibc map it on its own while the session's heap is at its largest.
  */
-export const joinChunk = (texts: Chunk.Chunk<string>): Chunk.Chunk<string> =>
-  Chunk.size(texts) <= 1 ? texts : Chunk.of(Chunk.join(texts, ""))
+export const inPieces = <E, R>(texts: Stream.Stream<string, E, R>): Stream.Stream<string, E, R> =>
+  texts.pipe(
+    Stream.rechunk(testsPerPiece),
+    Stream.mapChunks((piece) => Chunk.size(piece) <= 1 ? piece : Chunk.of(Chunk.join(piece, "")))
+  )
 
 /**
  * ANSI / ECMA-48 escape sequences:

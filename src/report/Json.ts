@@ -10,7 +10,7 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { Report, SessionInfo, TestResult, Totals } from "../Domain.js"
-import { joinChunk } from "../internal/text.js"
+import { inPieces } from "../internal/text.js"
 
 /**
  * What the JSON report of one shard (`grove run --shard I/N`, SPEC §10) records of
@@ -77,7 +77,7 @@ export const renderStream = <E, R>(
       const text = (first ? "\n    " : ",\n    ") + JSON.stringify(encodeTest(test), null, 2).replaceAll("\n", "\n    ")
       first = false
       return text
-    }).pipe(Stream.mapChunks(joinChunk))),
+    }).pipe(inPieces)),
     Stream.concat(Stream.suspend(() => Stream.make(first ? "]\n}\n" : "\n  ]\n}\n")))
   )
   })

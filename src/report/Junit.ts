@@ -18,7 +18,7 @@
 import * as DateTime from "effect/DateTime"
 import * as Stream from "effect/Stream"
 import type { Attempt, Report, SessionInfo, TestResult, TestStatus, Totals } from "../Domain.js"
-import { cleanOutput, escapeXmlAttribute, escapeXmlText, formatDuration, joinChunk, oneLine } from "../internal/text.js"
+import { cleanOutput, escapeXmlAttribute, escapeXmlText, formatDuration, inPieces, oneLine } from "../internal/text.js"
 
 /**
  * An XML element as this report writes it: attributes in order, and either
@@ -207,7 +207,7 @@ export const renderStream = <E, R>(
   tests: Stream.Stream<TestResult, E, R>
 ): Stream.Stream<string, E, R> =>
   Stream.make(head(report.session, report.totals)).pipe(
-    Stream.concat(Stream.map(tests, (test) => "\n" + testcase(test)).pipe(Stream.mapChunks(joinChunk))),
+    Stream.concat(inPieces(Stream.map(tests, (test) => "\n" + testcase(test)))),
     Stream.concat(Stream.make("\n</testsuite>\n"))
   )
 
