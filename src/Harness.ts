@@ -7,9 +7,11 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
@@ -229,23 +231,12 @@ const attemptWithin = Effect.fnUntraced(function*(harness: Harness["Type"], spec
   const deadlines = Option.isSome(provided) ? provided.value : yield* makeDeadlines
   const spawned = yield* harness.spawn(spec)
   const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
-  // what ends the wait first: the steps or the deadline (a latch of two closures, not a
-  // Deferred: what an attempt holds while it waits is what V8 promotes)
-  let first_: Ended | undefined
-  let wake: ((ended: Effect.Effect<Ended>) => void) | undefined
-  const end = (ended: Ended) => {
-    if (first_ !== undefined) return
-    first_ = ended
-    wake?.(Effect.succeed(ended))
-  }
+  const ended = Deferred.unsafeMake<Ended>(FiberId.none)
   // interruptible whatever the caller's region: the deadline interrupts it
   const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
-  steps.addObserver((exit) => end({ _tag: "Exited", exit }))
-  const cancel = yield* deadlines.at(at, () => end(deadlineReached))
-  const first = yield* Effect.async<Ended>((resume) => {
-    if (first_ !== undefined) resume(Effect.succeed(first_))
-    else wake = resume
-  }).pipe(
+  steps.addObserver((exit) => Deferred.unsafeDone(ended, Effect.succeed({ _tag: "Exited", exit })))
+  const cancel = yield* deadlines.at(at, () => Deferred.unsafeDone(ended, Effect.succeed(deadlineReached)))
+  const first = yield* Deferred.await(ended).pipe(
     Effect.onInterrupt(() => Fiber.interrupt(steps)),
     Effect.ensuring(Effect.sync(cancel))
   )
