@@ -49,7 +49,6 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -65,6 +64,7 @@ import * as Api from "./Api.js"
 import { type TestId, TestResult } from "./Domain.js"
 import * as Git from "./Git.js"
 import type { GitError, StoreError } from "./GroveError.js"
+import { inPieces } from "./internal/text.js"
 import * as Resume from "./Resume.js"
 import * as ReportModule from "./Report.js"
 import * as Actions from "./server/actions.js"
@@ -325,17 +325,18 @@ const ownerOf = (id: string) => Effect.catchTag(Resume.sessionOwner(id), "StoreE
 const encodeTestResult = Schema.encodeSync(TestResult)
 
 /**
- * Tests as one JSON array, written as they are read from the store (a page at a time):
- * grove serve holds a page of a session's tests, not all of them. A store failure after
+ * Tests as one JSON array, written as they are read from the store (a page at a time,
+ * sent 16 tests per write as the JSON report is): grove serve holds a page of a
+ * session's tests, not all of them. A store failure after
  * the first bytes ends the response early (its JSON unterminated) and is logged.
  */
 const testsStreamed = (tests: Stream.Stream<TestResult, StoreError>) =>
   HttpServerResponse.stream(
     Stream.make("[").pipe(
-      Stream.concat(Stream.mapChunks(
+      Stream.concat(inPieces(Stream.map(
         Stream.zipWithIndex(tests),
-        Chunk.map(([test, i]) => (i === 0 ? "" : ",") + JSON.stringify(encodeTestResult(test)))
-      )),
+        ([test, i]) => (i === 0 ? "" : ",") + JSON.stringify(encodeTestResult(test))
+      ))),
       Stream.concat(Stream.make("]")),
       Stream.tapErrorCause((cause) => Effect.logWarning(`grove serve: reading a session's tests: ${Cause.pretty(cause)}`)),
       Stream.encodeText

@@ -570,10 +570,8 @@ export const makeWith = (
     readonly committed?: () => void
   }
 
-  // What an event writes, one function each. Effect.fnUntraced, not an `Effect.gen` made
-  // per event: V8 gives every new generator function, on its first call, a prototype
-  // object and two maps of its own, in old space (≈ 425 bytes and 1.8 µs each), and a
-  // test wrote about 25 of them; these generator functions are made once per store.
+  // What an event writes, one function each, made once per store with Effect.fnUntraced
+  // rather than an `Effect.gen` per event (Runner.ts's attemptOnce says why).
   const queuedRows = Effect.fnUntraced(function*(sessionId: string, event: TestQueued, request: string) {
     const test = event.test
     yield* requireSession(sessionId)
