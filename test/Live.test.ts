@@ -46,6 +46,34 @@ const plain = { color: false, width: 80 }
 
 const known = (millis: number) => ({ millis, estimate: false })
 
+describe("SessionState: the waiting and the running", () => {
+  /** the nodes of a HashMap's trie, empty ones included (Effect's internals: `_root`, `children`) */
+  const trieNodes = (map: HashMap.HashMap<string, unknown>): number => {
+    const walk = (node: unknown): number =>
+      typeof node !== "object" || node === null
+        ? 0
+        : 1 + ("children" in node && Array.isArray(node.children) ? node.children.reduce((n: number, c) => n + walk(c), 0) : 0)
+    return walk((map as unknown as { readonly _root: unknown })._root)
+  }
+
+  it("tests passing through leave nothing behind in either map, however many there were", () => {
+    // 50 waiting at a time, 4 running: each test is queued, started and finished, and the
+    // fold removes it from the map it is not in too (TestQueued from the running ones,
+    // TestFinished from the waiting ones)
+    let state = fold(4, Array.from({ length: 50 }, (_, i) => queued(`t${i}`)))
+    for (let i = 0; i < 1000; i++) {
+      state = [queued(`t${i + 50}`), started(`t${i}`, 1 + (i % 4), t0 + i), finished(`t${i}`, "PASSED")].reduce(SessionState.applyEvent, state)
+    }
+    for (let i = 1000; i < 1050; i++) {
+      state = [started(`t${i}`, 1, t0 + i), finished(`t${i}`, "PASSED")].reduce(SessionState.applyEvent, state)
+    }
+    assert.strictEqual(state.counts.passed, 1050)
+    assert.strictEqual(HashMap.size(state.waiting) + HashMap.size(state.running), 0)
+    // an empty map is its root alone: no node left of the 1,050 keys that went through
+    assert.deepStrictEqual([trieNodes(state.waiting), trieNodes(state.running)], [1, 1])
+  })
+})
+
 describe("Live.render", () => {
   it("one line per worker slot (test, attempt, elapsed) and the bar with counts and ETA", () => {
     const state = fold(3, [queued("api/checkout", 10_000), queued("login", 20_000), queued("search", 30_000),
