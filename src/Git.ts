@@ -289,11 +289,13 @@ export const parseStatus = (
  * repository: it read another add's admin folder before it was complete
  * (`fatal: failed to read .git/worktrees/w14/commondir: Success`), met its lock file,
  * or a `git worktree remove` of the last worktree deleted the empty `.git/worktrees`
- * under it (`fatal: Invalid path '/repo/.git/worktrees': No such file or directory`,
- * seen with two grove runs in one repository).
+ * under it, before it made its folder there (`fatal: Invalid path
+ * '/repo/.git/worktrees': No such file or directory`) or after (`fatal: could not open
+ * '.git/worktrees/w1/gitdir' for writing: No such file or directory`) — both seen with
+ * two grove runs in one repository.
  */
 const concurrentAdd =
-  /failed to read \S*worktrees\/[^/\s]+\/(commondir|gitdir)|\.lock': File exists|Invalid path '[^']*worktrees': No such file or directory/
+  /failed to read \S*worktrees\/[^/\s]+\/(commondir|gitdir)|\.lock': File exists|Invalid path '[^']*worktrees': No such file or directory|could not open '[^']*worktrees\/[^/']+\/\w+' for writing: No such file or directory/
 
 /**
  * Builds the Git service from its primitives. Every command gets hooks off and the

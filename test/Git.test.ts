@@ -105,6 +105,12 @@ describe("Git.worktreeAdd racing another git command", () => {
       const g = flakyAdd(1, removed)
       assert.isTrue(Exit.isSuccess(yield* add(g.git)))
       assert.strictEqual(g.adds(), 2)
+      // the same remove, a moment later: after this add made its folder there
+      const later = "Preparing worktree (detached HEAD a6abab9)\n" +
+        "fatal: could not open '.git/worktrees/w1/gitdir' for writing: No such file or directory\n"
+      const h = flakyAdd(1, later)
+      assert.isTrue(Exit.isSuccess(yield* add(h.git)))
+      assert.strictEqual(h.adds(), 2)
     }))
 
   it.effect("makes the worktree with git's parallel checkout (what the first test waits for)", () =>
