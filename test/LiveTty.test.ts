@@ -144,8 +144,11 @@ describe("grove run on a terminal", () => {
       const fs = yield* FileSystem.FileSystem
       const db = NodePath.join(repo.dir, "grove.db")
       yield* fs.makeDirectory(NodePath.join(repo.root, "plans"))
-      // holds the store for longer than its busy timeout (10s): grove's next write of an event fails with a warning
-      const lock = `(echo '.timeout 5000'; echo 'BEGIN EXCLUSIVE;'; sleep 12; echo 'COMMIT;') | sqlite3 ${shellQuote(db)}`
+      // holds the store for longer than twice its busy timeout (10s): grove's next write of an event
+      // fails with a warning. Twice: a write of several events that fails is tried again one event at
+      // a time (so the error names its event), and with a lock of 12 s that second try, 10 s later,
+      // got through — no warning whenever the first write after the lock held two events
+      const lock = `(echo '.timeout 5000'; echo 'BEGIN EXCLUSIVE;'; sleep 25; echo 'COMMIT;') | sqlite3 ${shellQuote(db)}`
       const plans = {
         "holds-the-store-of-the-session-locked": lock,
         "passes-after-one-second-with-a-long-name": "sleep 1",
