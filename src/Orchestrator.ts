@@ -139,6 +139,21 @@ export class Orchestrator extends Context.Tag("grove/Orchestrator")<Orchestrator
 
 const decodeRequest = Schema.decodeUnknownEither(TestRequest)
 
+/**
+ * A call's events for the session's log, the number of the first, and (with group
+ * commit) the resume of the caller waiting for their write. A class, not an object
+ * literal: V8 learns to allocate a literal that a burst kept alive straight in old
+ * space (allocation-site pretenuring), and a batch there keeps its young events and its
+ * caller's fiber through every scavenge until the next full collection.
+ */
+class Batch {
+  constructor(
+    readonly events: ReadonlyArray<SessionEvent>,
+    readonly first: number,
+    readonly done: ((exit: Exit.Exit<void>) => void) | undefined
+  ) {}
+}
+
 /** TestQueued events written to the store per transaction */
 const queuedChunk = 500
 
@@ -243,10 +258,6 @@ export const make: Effect.Effect<
    * to share (`groupCommit: false`, the in-memory one) is written the same way by each
    * caller in turn, under a lock instead of through a queue and a writer fiber.
    */
-  interface Batch {
-    readonly events: ReadonlyArray<SessionEvent>
-    readonly first: number
-  }
   // (Effect.fnUntraced for what runs per test: one generator function, not a new one
   // per call, which V8 would give a prototype and maps of its own: Runner.ts)
   const writeBatches = Effect.fnUntraced(function*(batches: ReadonlyArray<Batch>) {
@@ -272,26 +283,45 @@ export const make: Effect.Effect<
   /** the log of a store with group commit: callers queue, one writer takes what waits */
   const groupCommitted = Effect.gen(function*() {
     // each caller waits on its own resume callback (Effect.async), not a Deferred: one
-    // object less per call, and what a caller holds while it waits is what V8 promotes
-    const pending = yield* Queue.unbounded<Batch & { readonly done: (exit: Exit.Exit<void>) => void }>()
+    // object less per call, and what a caller holds while it waits is what V8 promotes.
+    // The waiting batches are an array the writer splices from, not an Effect Queue: a
+    // Queue links its items in nodes of one object literal, which V8 learns to allocate
+    // straight in old space (allocation-site pretenuring) when a burst of them lives
+    // long; from then on every node held a young batch (its events, its caller's resume
+    // and so the caller's fiber) that scavenges had to keep and promote, dead or not
+    const pending: Array<Batch> = []
+    /** the writer's wake-up while it waits for a batch */
+    let wake: ((_: Effect.Effect<void>) => void) | undefined
+    const arrived = Effect.async<void>((resume) => {
+      // a batch may have come between the writer's look and this (a yield of its fiber)
+      if (pending.length > 0) return resume(Effect.void)
+      wake = resume
+      return Effect.sync(() => {
+        wake = undefined
+      })
+    })
     // forked before the session's finalizer is added, so it is interrupted after it: the
     // finalizer's SessionFinished still gets written
     yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
-      const batches = Chunk.toReadonlyArray(yield* Queue.takeBetween(pending, 1, groupLimit))
+      if (pending.length === 0) yield* arrived
+      const batches = pending.splice(0, groupLimit)
       const exit = yield* Effect.exit(writeBatches(batches))
-      for (const b of batches) b.done(exit)
+      for (const b of batches) b.done?.(exit)
     })))
     return (events: ReadonlyArray<SessionEvent>): Effect.Effect<void> =>
       events.length === 0 ? Effect.void : Effect.async<void>((resume) => {
         // numbered and queued in one step
-        pending.unsafeOffer({ ...numbered(events), done: resume })
+        pending.push(numbered(events, resume))
+        const writer = wake
+        wake = undefined
+        writer?.(Effect.void)
       })
   })
   /** numbers a call's events: the log's order is the order of the calls */
-  const numbered = (events: ReadonlyArray<SessionEvent>): Batch => {
+  const numbered = (events: ReadonlyArray<SessionEvent>, done?: (exit: Exit.Exit<void>) => void): Batch => {
     const first = seq + 1
     seq += events.length
-    return { events, first }
+    return new Batch(events, first, done)
   }
   const publishAll: (events: ReadonlyArray<SessionEvent>) => Effect.Effect<void> = store.groupCommit === false
     ? yield* Effect.map(Effect.makeSemaphore(1), (lock) => (events: ReadonlyArray<SessionEvent>) =>

@@ -794,19 +794,21 @@ export const makeWith = (
         yield* Effect.forEach(events, one, { discard: true })
         return first + events.length - 1
       }
-      return yield* Effect.forEach(events, (e, i) =>
-        Effect.flatMap(writeOf(sessionId, e), (w) =>
-          Effect.map(logged(sessionId, e, w, first + i), (statements) => ({ w, statements })))).pipe(
-        Effect.flatMap((ws) =>
-          Effect.tap(
-            write(
-              sessionId,
-              `record ${ws.length} events of session ${sessionId}`,
-              Effect.forEach(ws, ({ statements }) => statements, { discard: true })
-            ),
-            () => Effect.sync(() => ws.forEach(({ w }) => w.committed?.()))
-          )
-        ),
+      // each event's statements are made as the transaction comes to them, not all before
+      // it: what a write holds dies with its statements instead of living as long as the
+      // whole transaction (V8 pretenures the allocation sites of objects a burst keeps
+      // alive, and then allocates them in old space for every later event as well)
+      const committed: Array<() => void> = []
+      return yield* write(
+        sessionId,
+        `record ${events.length} events of session ${sessionId}`,
+        Effect.forEach(events, (e, i) =>
+          Effect.flatMap(writeOf(sessionId, e), (w) => {
+            if (w.committed !== undefined) committed.push(w.committed)
+            return Effect.flatten(logged(sessionId, e, w, first + i))
+          }), { discard: true })
+      ).pipe(
+        Effect.tap(() => Effect.sync(() => committed.forEach((f) => f()))),
         Effect.as(first + events.length - 1),
         Effect.catchAll(() => Effect.as(Effect.forEach(events, one, { discard: true }), first + events.length - 1))
       )
