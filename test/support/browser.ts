@@ -29,7 +29,9 @@ export const launch = (who: string): Effect.Effect<Browser, Error, FileSystem.Fi
         chromium.launch({
           executablePath: chromiumPath,
           headless: true,
-          timeout: 15_000,
+          // a start, not a measure: with the suite's other files busy on a 2-core machine
+          // Chromium once took longer than 15 s to come up
+          timeout: 60_000,
           args: [
             "--headless",
             "--no-sandbox",
