@@ -142,9 +142,9 @@ const decodeRequest = Schema.decodeUnknownEither(TestRequest)
 /**
  * A call's events for the session's log, the number of the first, and (with group
  * commit) the resume of the caller waiting for their write. A class, not an object
- * literal: V8 learns to allocate a literal that a burst kept alive straight in old
- * space (allocation-site pretenuring), and a batch there keeps its young events and its
- * caller's fiber through every scavenge until the next full collection.
+ * literal: V8 allocates a literal that a burst once kept alive straight in old space
+ * from then on (allocation-site pretenuring), and a batch there would keep its young
+ * events and its caller's fiber through every scavenge until the next full collection.
  */
 class Batch {
   constructor(
@@ -284,11 +284,9 @@ export const make: Effect.Effect<
   const groupCommitted = Effect.gen(function*() {
     // each caller waits on its own resume callback (Effect.async), not a Deferred: one
     // object less per call, and what a caller holds while it waits is what V8 promotes.
-    // The waiting batches are an array the writer splices from, not an Effect Queue: a
-    // Queue links its items in nodes of one object literal, which V8 learns to allocate
-    // straight in old space (allocation-site pretenuring) when a burst of them lives
-    // long; from then on every node held a young batch (its events, its caller's resume
-    // and so the caller's fiber) that scavenges had to keep and promote, dead or not
+    // The waiting batches are an array the writer splices from, not an Effect Queue: no
+    // node and no Chunk per batch, and no object literal per wait that V8 could learn to
+    // allocate in old space (see Batch)
     const pending: Array<Batch> = []
     /** the writer's wake-up while it waits for a batch */
     let wake: ((_: Effect.Effect<void>) => void) | undefined

@@ -139,8 +139,8 @@ const counted = (counts: Counts, status: TestStatus, joined: boolean): Counts =>
  * remove of an absent key (3.22) still copies the path to where the key would be and
  * leaves an empty node there, so the trie grows by a node with every such call; the
  * fold removes each test from the map it is not in (TestQueued from `running`,
- * TestFinished from `waiting`), and a session of 100,000 tests built tries of tens of
- * thousands of empty nodes, copied in part at every event.
+ * TestFinished from `waiting`): a 20,000-test session's waiting map held 9,500 empty
+ * nodes, copied in part at every event.
  */
 const without = <V>(map: HashMap.HashMap<string, V>, key: string): HashMap.HashMap<string, V> =>
   HashMap.has(map, key) ? HashMap.remove(map, key) : map
