@@ -159,6 +159,7 @@ const session = (count: number, label: string) =>
     const statementsBefore = statements()
     const perTest = () => store === "sqlite" ? { statementsPerTest: (statements() - statementsBefore) / count } : {}
     if (path === "cli") {
+      let reportsFrom = started
       const out = Fs.mkdtempSync(Path.join(Os.tmpdir(), "grove-b1-reports-"))
       const passed = yield* Effect.scoped(Effect.gen(function*() {
         const o = yield* Orchestrator.Orchestrator
@@ -169,6 +170,7 @@ const session = (count: number, label: string) =>
           Stream.runForEach((chunk) => o.submitBatch(chunk))
         )
         const state = yield* o.awaitIdle
+        reportsFrom = performance.now()
         const head = Report.fromState(state, [])
         const fs = yield* FileSystem.FileSystem
         for (const kind of ["json", "junit"] as const) {
@@ -187,7 +189,10 @@ const session = (count: number, label: string) =>
       Fs.rmSync(out, { recursive: true, force: true })
       const ms = performance.now() - started
       if (passed !== count) return yield* Effect.die(new Error(`expected ${count} passed, got ${passed}`))
-      return { ms, testsPerSecond: count / (ms / 1000), ...cpuOf(cpu, count), ...perTest() }
+      // when the reports began, in the process's time (performance.now(), as --trace-gc's ms):
+      // what a GC trace of the run phase and of the report phase needs to tell them apart
+      const phases = { startedAtMs: Math.round(started), reportsAtMs: Math.round(reportsFrom), reportsMs: Math.round(ms - (reportsFrom - started)) }
+      return { ms, testsPerSecond: count / (ms / 1000), ...cpuOf(cpu, count), ...perTest(), phases }
     }
     const batch = requests(count, label)
     const report = yield* Effect.scoped(Effect.flatMap(Orchestrator.Orchestrator, (o) => o.runTests(batch)).pipe(
@@ -209,7 +214,7 @@ const program = Effect.gen(function*() {
     yield* Effect.promise(() => import("../src/Cli.js"))
   }
   for (let i = 0; i < warmup; i++) yield* session(Math.min(tests, 2000), `warm${i}`)
-  const runs: Array<{ ms: number; testsPerSecond: number; cpuMs: number; cpuUsPerTest: number; statementsPerTest?: number }> = []
+  const runs: Array<{ ms: number; testsPerSecond: number; cpuMs: number; cpuUsPerTest: number; statementsPerTest?: number; phases?: object }> = []
   for (let i = 0; i < sessions; i++) runs.push(yield* session(tests, `s${i}`))
   // the heap after a forced collection: what stays live (no flag needed to get gc)
   V8.setFlagsFromString("--expose-gc")

@@ -7,11 +7,9 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
@@ -224,6 +222,26 @@ export const runWithin = (
   timeout: Duration.Duration
 ): Effect.Effect<AttemptOutcome, HarnessError> => Effect.scoped(attemptWithin(harness, spec, timeout))
 
+/** the first value given wins; `await` waits for it (one waiter: the attempt) */
+class Latch<A extends object> {
+  private value: A | undefined = undefined
+  private waiter: ((_: Effect.Effect<A>) => void) | undefined = undefined
+  done(a: A): void {
+    if (this.value !== undefined) return
+    this.value = a
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.(Effect.succeed(a))
+  }
+  readonly await: Effect.Effect<A> = Effect.async<A>((resume) => {
+    if (this.value !== undefined) return resume(Effect.succeed(this.value))
+    this.waiter = resume
+    return Effect.sync(() => {
+      this.waiter = undefined
+    })
+  })
+}
+
 // made once: a generator function made per call gets a prototype and maps of its own
 // from V8 on its first call (Runner.ts)
 const attemptWithin = Effect.fnUntraced(function*(harness: Harness["Type"], spec: AttemptSpec, timeout: Duration.Duration) {
@@ -231,12 +249,14 @@ const attemptWithin = Effect.fnUntraced(function*(harness: Harness["Type"], spec
   const deadlines = Option.isSome(provided) ? provided.value : yield* makeDeadlines
   const spawned = yield* harness.spawn(spec)
   const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
-  const ended = Deferred.unsafeMake<Ended>(FiberId.none)
+  // what came first, the exit or the deadline: a latch of its own, not a Deferred — V8 gave
+  // every Deferred of Effect 3.22 four maps of its own, in old space (docs/design.md)
+  const ended = new Latch<Ended>()
   // interruptible whatever the caller's region: the deadline interrupts it
   const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
-  steps.addObserver((exit) => Deferred.unsafeDone(ended, Effect.succeed({ _tag: "Exited", exit })))
-  const cancel = yield* deadlines.at(at, () => Deferred.unsafeDone(ended, Effect.succeed(deadlineReached)))
-  const first = yield* Deferred.await(ended).pipe(
+  steps.addObserver((exit) => ended.done({ _tag: "Exited", exit }))
+  const cancel = yield* deadlines.at(at, () => ended.done(deadlineReached))
+  const first = yield* ended.await.pipe(
     Effect.onInterrupt(() => Fiber.interrupt(steps)),
     Effect.ensuring(Effect.sync(cancel))
   )

@@ -329,12 +329,29 @@ export const make: Effect.Effect<
     : yield* groupCommitted
   const publish = (event: SessionEvent): Effect.Effect<void> => publishAll([event])
 
+  /**
+   * The result with its flakiness. Its fields are named, not spread from `ended`: V8 gave
+   * each spread copy of a TestResult a map of its own, in old space (docs/design.md).
+   * `ended` is a valid TestResult and flakiness a share: no need to validate it all again.
+   */
+  const withFlakiness = (ended: TestResult, flakiness: number): TestResult =>
+    new TestResult({
+      id: ended.id,
+      name: ended.name,
+      source: ended.source,
+      ref: ended.ref,
+      status: ended.status,
+      durationMs: ended.durationMs,
+      attempts: ended.attempts,
+      ...(ended.keptWorktree === undefined ? {} : { keptWorktree: ended.keptWorktree }),
+      flakiness
+    }, { disableValidation: true })
+
   const finish: (ran: TestResult) => Effect.Effect<void> = Effect.fnUntraced(function*(ran: TestResult) {
     const ended = withEarlier(ran)
     const flakiness = flakinessWith(histories.get(ended.id), ended.status)
     histories.delete(ended.id)
-    // ended is a valid TestResult and flakiness a share: no need to validate it all again
-    const result = flakiness === undefined ? ended : new TestResult({ ...ended, flakiness }, { disableValidation: true })
+    const result = flakiness === undefined ? ended : withFlakiness(ended, flakiness)
     yield* publish(Event.TestFinished({ result }))
     yield* STM.commit(TRef.update(outstanding, (n) => n - 1))
     if (!isSuccess(result.status) && result.status !== "CANCELLED") {

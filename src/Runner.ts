@@ -412,7 +412,7 @@ const attemptOnce = Effect.fnUntraced(function*(deps: Deps, held: Held, slot: nu
   const n = job.priorAttempts + job.attempts.length + 1
   const log = logPath(session, job.request.id, n)
   const startedAt = yield* Clock.currentTimeMillis
-  const attempt = (status: TestStatus, fields: Partial<Omit<Attempt, "n" | "status">> & { readonly end?: number }) =>
+  const attempt = (status: TestStatus, fields: AttemptFields) =>
     Effect.map(Clock.currentTimeMillis, (now) =>
       new Attempt({
         n,
@@ -432,6 +432,12 @@ const attemptOnce = Effect.fnUntraced(function*(deps: Deps, held: Held, slot: nu
   return yield* settle(deps, held, job, a, keep)
 })
 
+/** what an attempt's end says of it, besides its status (`end`: when it ended, default now) */
+type AttemptFields = Partial<Omit<Attempt, "n" | "status" | "message">> & {
+  readonly end?: number
+  readonly message?: string | undefined
+}
+
 /** what attemptOnce's attempt needs to know of it: its number, log, start, how it is built */
 interface AttemptContext {
   readonly n: number
@@ -439,7 +445,7 @@ interface AttemptContext {
   readonly startedAt: number
   readonly attempt: (
     status: TestStatus,
-    fields: Partial<Omit<Attempt, "n" | "status">> & { readonly end?: number }
+    fields: AttemptFields
   ) => Effect.Effect<Attempt>
 }
 
@@ -486,30 +492,32 @@ const attemptRun = Effect.fnUntraced(function*(deps: Deps, held: Held, slot: num
   if (ran?.relocated !== undefined) {
     yield* coordinator.publish(Event.Relocated({ testId: request.id, n, from: ran.relocated.from, to: ran.relocated.to }))
   }
-  const base = { worktree: ran?.worktree ?? worktree, end }
+  const at = ran?.worktree ?? worktree
+  // the fields as one literal of one shape, not spread from a shared `base`: V8 gave each
+  // spread copy here maps of its own (four per test, in old space: docs/design.md)
   return {
     keep,
     attempt: yield* Exit.match(outcome.value, {
       onFailure: (cause) =>
         attempt("ERROR", {
-          ...base,
+          worktree: at,
+          end,
           message: Cause.failureOption(cause).pipe(Option.map((e) => e.message), Option.getOrElse(() => describe(cause)))
         }),
       onSuccess: (o) =>
         attempt(o._tag === "TimedOut" ? "TIMED_OUT" : o.exitCode === 0 ? "PASSED" : "FAILED", {
-          ...base,
+          worktree: at,
+          end,
           exitCode: o.exitCode,
           signal: o.signal,
           tail: o.tail,
-          ...(o._tag === "TimedOut"
-            ? {
-              message: `timed out after ${Duration.format(job.timeout)}${
-                o.failedStep === undefined ? "" : ` in step ${o.failedStep + 1} of ${request.steps.length}`
-              }`
-            }
+          message: o._tag === "TimedOut"
+            ? `timed out after ${Duration.format(job.timeout)}${
+              o.failedStep === undefined ? "" : ` in step ${o.failedStep + 1} of ${request.steps.length}`
+            }`
             : o.failedStep !== undefined && o.exitCode !== 0
-            ? { message: `step ${o.failedStep + 1} of ${request.steps.length} exited with ${o.signal ?? o.exitCode}` }
-            : {})
+            ? `step ${o.failedStep + 1} of ${request.steps.length} exited with ${o.signal ?? o.exitCode}`
+            : undefined
         })
     })
   }
