@@ -57,6 +57,8 @@ const workers = numberArg(a, "workers", 4)
 const sessions = numberArg(a, "sessions", 3)
 const warmup = numberArg(a, "warmup", 1)
 const store = a.get("store") ?? "memory"
+/** the CLI path's tests per submission */
+const submission = 1000
 /**
  * `library` (default): one `runTests` of an array, the report returned whole.
  * `cli`: what `grove run` does — tests submitted as a stream in batches, the fold's
@@ -164,9 +166,11 @@ const session = (count: number, label: string) =>
       const passed = yield* Effect.scoped(Effect.gen(function*() {
         const o = yield* Orchestrator.Orchestrator
         const st = yield* Store.Store
-        yield* Stream.range(0, count - 1).pipe(
+        // made as they are submitted, 1,000 at a time: Stream.range's own chunks (4,096 by
+        // default) made 4,096 requests at once, three thousand of them waiting in the stream
+        yield* Stream.range(0, count - 1, submission).pipe(
           Stream.map((i) => request(label, i)),
-          Stream.grouped(1000),
+          Stream.grouped(submission),
           Stream.runForEach((chunk) => o.submitBatch(chunk))
         )
         const state = yield* o.awaitIdle

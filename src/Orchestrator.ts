@@ -154,8 +154,15 @@ class Batch {
   ) {}
 }
 
-/** TestQueued events written to the store per transaction */
-const queuedChunk = 500
+/**
+ * TestQueued events written to the store per transaction. Small enough that a
+ * transaction's own objects (payloads, statements, the folded state) die young: one of
+ * 500 outlived two scavenges, and V8 promoted them all at once — a burst of old space
+ * filling right before a full collection, which V8 then sized old space at four times
+ * what lived (B1's CLI path, docs/design.md). One per test was most of a large
+ * submission's time.
+ */
+const queuedChunk = 50
 
 const duplicateId = "duplicate id: ids are unique in a session"
 
