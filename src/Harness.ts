@@ -250,7 +250,8 @@ const attemptWithin = Effect.fnUntraced(function*(harness: Harness["Type"], spec
   const spawned = yield* harness.spawn(spec)
   const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
   // what came first, the exit or the deadline: a latch of its own, not a Deferred — V8 gave
-  // every Deferred of Effect 3.22 four maps of its own, in old space (docs/design.md)
+  // each Deferred made here (Effect 3.22 spreads a prototype into it) four maps of its own,
+  // in old space, every test (docs/design.md)
   const ended = new Latch<Ended>()
   // interruptible whatever the caller's region: the deadline interrupts it
   const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
