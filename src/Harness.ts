@@ -222,26 +222,6 @@ export const runWithin = (
   timeout: Duration.Duration
 ): Effect.Effect<AttemptOutcome, HarnessError> => Effect.scoped(attemptWithin(harness, spec, timeout))
 
-/** the first value given wins; `await` waits for it (one waiter: the attempt) */
-class Latch<A extends object> {
-  private value: A | undefined = undefined
-  private waiter: ((_: Effect.Effect<A>) => void) | undefined = undefined
-  done(a: A): void {
-    if (this.value !== undefined) return
-    this.value = a
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.(Effect.succeed(a))
-  }
-  readonly await: Effect.Effect<A> = Effect.async<A>((resume) => {
-    if (this.value !== undefined) return resume(Effect.succeed(this.value))
-    this.waiter = resume
-    return Effect.sync(() => {
-      this.waiter = undefined
-    })
-  })
-}
-
 // made once: a generator function made per call gets a prototype and maps of its own
 // from V8 on its first call (Runner.ts)
 const attemptWithin = Effect.fnUntraced(function*(harness: Harness["Type"], spec: AttemptSpec, timeout: Duration.Duration) {
@@ -249,19 +229,27 @@ const attemptWithin = Effect.fnUntraced(function*(harness: Harness["Type"], spec
   const deadlines = Option.isSome(provided) ? provided.value : yield* makeDeadlines
   const spawned = yield* harness.spawn(spec)
   const at = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
-  // what came first, the exit or the deadline: a latch of its own, not a Deferred — V8 gave
-  // each Deferred made here (Effect 3.22 spreads a prototype into it) four maps of its own,
-  // in old space, every test (docs/design.md)
-  const ended = new Latch<Ended>()
+  // what came first, the exit or the deadline: Effect's Latch and the value, not a Deferred —
+  // V8 gave each Deferred made here (Effect 3.22 spreads a prototype into it) four maps of
+  // its own, in old space, every test (docs/design.md)
+  let first: Ended | undefined
+  const ended = Effect.unsafeMakeLatch()
+  const end = (e: Ended) => {
+    if (first !== undefined) return
+    first = e
+    ended.unsafeOpen()
+  }
   // interruptible whatever the caller's region: the deadline interrupts it
   const steps = yield* Effect.fork(Effect.interruptible(spawned.exited))
-  steps.addObserver((exit) => ended.done({ _tag: "Exited", exit }))
-  const cancel = yield* deadlines.at(at, () => ended.done(deadlineReached))
-  const first = yield* ended.await.pipe(
+  steps.addObserver((exit) => end({ _tag: "Exited", exit }))
+  const cancel = yield* deadlines.at(at, () => end(deadlineReached))
+  const came = yield* ended.await.pipe(
+    // the latch opens only once `first` is set
+    Effect.map(() => first!),
     Effect.onInterrupt(() => Fiber.interrupt(steps)),
     Effect.ensuring(Effect.sync(cancel))
   )
-  if (first._tag === "Exited") return yield* first.exit
+  if (came._tag === "Exited") return yield* came.exit
   yield* Fiber.interrupt(steps)
   const seen = yield* spawned.stop
   return { ...seen, _tag: "TimedOut", exitCode: null } satisfies AttemptOutcome

@@ -293,22 +293,16 @@ export const make: Effect.Effect<
     // object less per call, and what a caller holds while it waits is what V8 promotes.
     // The waiting batches are an array the writer splices from, not an Effect Queue: no
     // node and no Chunk per batch, and no object literal per wait that V8 could learn to
-    // allocate in old space (see Batch)
+    // allocate in old space (see Batch). The latch is open while a batch waits.
     const pending: Array<Batch> = []
-    /** the writer's wake-up while it waits for a batch */
-    let wake: ((_: Effect.Effect<void>) => void) | undefined
-    const arrived = Effect.async<void>((resume) => {
-      // a batch may have come between the writer's look and this (a yield of its fiber)
-      if (pending.length > 0) return resume(Effect.void)
-      wake = resume
-      return Effect.sync(() => {
-        wake = undefined
-      })
-    })
+    const arrived = Effect.unsafeMakeLatch()
     // forked before the session's finalizer is added, so it is interrupted after it: the
     // finalizer's SessionFinished still gets written
     yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
-      if (pending.length === 0) yield* arrived
+      if (pending.length === 0) {
+        arrived.unsafeClose()
+        yield* arrived.await
+      }
       const batches = pending.splice(0, groupLimit)
       const exit = yield* Effect.exit(writeBatches(batches))
       for (const b of batches) b.done?.(exit)
@@ -317,9 +311,7 @@ export const make: Effect.Effect<
       events.length === 0 ? Effect.void : Effect.async<void>((resume) => {
         // numbered and queued in one step
         pending.push(numbered(events, resume))
-        const writer = wake
-        wake = undefined
-        writer?.(Effect.void)
+        arrived.unsafeOpen()
       })
   })
   /** numbers a call's events: the log's order is the order of the calls */
@@ -340,19 +332,23 @@ export const make: Effect.Effect<
    * The result with its flakiness. Its fields are named, not spread from `ended`: V8 gave
    * each spread copy of a TestResult a map of its own, in old space (docs/design.md).
    * `ended` is a valid TestResult and flakiness a share: no need to validate it all again.
+   * (`satisfies`: a field added to TestResult fails to compile until it is named here.)
    */
   const withFlakiness = (ended: TestResult, flakiness: number): TestResult =>
-    new TestResult({
-      id: ended.id,
-      name: ended.name,
-      source: ended.source,
-      ref: ended.ref,
-      status: ended.status,
-      durationMs: ended.durationMs,
-      attempts: ended.attempts,
-      ...(ended.keptWorktree === undefined ? {} : { keptWorktree: ended.keptWorktree }),
-      flakiness
-    }, { disableValidation: true })
+    new TestResult(
+      {
+        id: ended.id,
+        name: ended.name,
+        source: ended.source,
+        ref: ended.ref,
+        status: ended.status,
+        durationMs: ended.durationMs,
+        attempts: ended.attempts,
+        ...(ended.keptWorktree === undefined ? {} : { keptWorktree: ended.keptWorktree }),
+        flakiness
+      } satisfies Record<Exclude<keyof typeof TestResult.fields, "keptWorktree">, unknown>,
+      { disableValidation: true }
+    )
 
   const finish: (ran: TestResult) => Effect.Effect<void> = Effect.fnUntraced(function*(ran: TestResult) {
     const ended = withEarlier(ran)
